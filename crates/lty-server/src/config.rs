@@ -1,0 +1,822 @@
+//! Configuration: built-in defaults (embedded mode) → optional `lty.toml` →
+//! the legacy environment variable names → `LTY_*` variables
+//! (`LTY_HTTP__BODY_LIMIT` sets `http.body_limit`). Secrets never print.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use figment::providers::{Format, Serialized, Toml};
+use figment::value::{Dict, Map, Value};
+use figment::{Error as FigmentError, Figment, Metadata, Profile, Provider};
+use serde::{Deserialize, Serialize, Serializer};
+
+/// A secret value: usable by the code, `***` in every print and log.
+#[derive(Clone, Deserialize, PartialEq, Eq)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    /// Wraps a secret value.
+    pub fn new(value: impl Into<String>) -> Self {
+        Self(value.into())
+    }
+
+    /// The secret itself, for the one place that needs it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("***")
+    }
+}
+
+impl Serialize for Secret {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str("***")
+    }
+}
+
+/// How devices without a per-device secret may authenticate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum DeviceAuthMode {
+    /// MAC-only requests are accepted (the legacy fleet); warned at start.
+    #[default]
+    Legacy,
+    /// Every device must sign its requests.
+    Signed,
+}
+
+/// Log output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// JSON unless stdout is a terminal.
+    #[default]
+    Auto,
+    Json,
+    Pretty,
+}
+
+/// The whole configuration. Defaults are embedded mode.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Config {
+    /// Address `lty serve` listens on.
+    pub bind: String,
+    /// Public origin of this service (for URLs handed to devices and
+    /// vendors); defaults to `http://{bind}`.
+    pub public_base_url: Option<String>,
+    /// Directory for the embedded database and media.
+    pub data_dir: PathBuf,
+    /// The legacy Django `SECRET_KEY`; accepted, not used by lty.
+    pub secret_key: Option<Secret>,
+    /// The legacy `DEBUG` switch: debug-level logs.
+    pub debug: bool,
+    pub database: DatabaseConfig,
+    pub redis: RedisConfig,
+    pub http: HttpConfig,
+    pub log: LogConfig,
+    pub ws: WsConfig,
+    /// `legacy` or `signed` (see docs/device-auth.md).
+    pub device_auth: DeviceAuthMode,
+    pub llm: LlmConfig,
+    pub volcengine: VolcengineConfig,
+    pub audio: AudioConfig,
+    pub aliyun: AliyunConfig,
+    pub wechat: WechatConfig,
+}
+
+/// Database selection: `url`, else PostgreSQL parts, else SQLite in `data_dir`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct DatabaseConfig {
+    /// `postgres://...` or `sqlite://...` (`DATABASE_URL`).
+    pub url: Option<Secret>,
+    pub postgresql: PostgresParts,
+    /// Most pooled connections.
+    pub max_connections: u32,
+    /// Seconds a request waits for a pooled connection.
+    pub acquire_timeout_secs: u64,
+}
+
+/// The legacy `POSTGRESQL_DATABASE_*` variables.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct PostgresParts {
+    pub name: Option<String>,
+    pub user: Option<String>,
+    pub password: Option<Secret>,
+    pub host: Option<String>,
+    pub port: Option<u16>,
+}
+
+/// Redis: set `location` for production mode.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct RedisConfig {
+    /// `redis://host:port/db` (`REDIS_LOCATION`); unset means in-process.
+    pub location: Option<String>,
+    pub password: Option<Secret>,
+    /// Prepended to every key and channel (empty keeps legacy keys).
+    pub key_prefix: String,
+    /// Seconds allowed for connecting and for each command.
+    pub timeout_secs: u64,
+}
+
+/// HTTP server limits.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct HttpConfig {
+    /// Largest accepted request body, in bytes.
+    pub body_limit: usize,
+    /// Seconds in-flight requests get to finish on shutdown.
+    pub shutdown_grace_secs: u64,
+}
+
+/// Logging.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct LogConfig {
+    pub format: LogFormat,
+    /// A `tracing` filter such as `info` or `lty=debug,info` (`RUST_LOG` wins).
+    pub level: String,
+}
+
+/// Device WebSocket channel.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct WsConfig {
+    /// Seconds between server pings on an idle socket.
+    pub ping_interval_secs: u64,
+    /// Messages queued per socket before it counts as too slow.
+    pub queue_capacity: usize,
+    /// Largest accepted frame, in bytes.
+    pub max_frame_bytes: usize,
+}
+
+/// Kimi or any OpenAI-compatible chat API (`KIMI_*`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct LlmConfig {
+    pub api_key: Option<Secret>,
+    pub base_url: String,
+    pub model: String,
+}
+
+/// Volcengine RTC and voice agent (`VOLCENGINE_*`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct VolcengineConfig {
+    pub app_id: Option<String>,
+    pub app_key: Option<Secret>,
+    pub access_key: Option<String>,
+    pub secret_key: Option<Secret>,
+    pub api_base_url: String,
+    pub callback_secret: Option<Secret>,
+    pub custom_llm_api_key: Option<Secret>,
+    pub voice_chat_max_seconds: u64,
+}
+
+/// Speech providers (`AUDIO_SERVICE_*`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct AudioConfig {
+    /// `huoshan` (default), `aliyun`, `tencent` or `local`.
+    pub provider: String,
+    pub huoshan: HuoshanConfig,
+    pub tencent: TencentConfig,
+}
+
+/// Huoshan (Volcengine) speech.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct HuoshanConfig {
+    pub appid: Option<String>,
+    pub access_token: Option<Secret>,
+    pub cluster: String,
+    pub voice_type: Option<String>,
+    pub storage_dir: Option<String>,
+    pub base_url: String,
+    pub ws_url: String,
+    pub asr_resource_id: String,
+}
+
+/// Tencent Cloud speech.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct TencentConfig {
+    pub api_key: Option<String>,
+    pub api_secret: Option<Secret>,
+    pub tts_endpoint: String,
+    pub asr_endpoint: String,
+}
+
+/// Aliyun services (`ALIYUN_*`).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct AliyunConfig {
+    pub sms: AliyunSmsConfig,
+    pub nls: AliyunNlsConfig,
+    pub oss: AliyunOssConfig,
+    pub vi: AliyunViConfig,
+    pub log: AliyunLogConfig,
+}
+
+/// Aliyun SMS.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct AliyunSmsConfig {
+    pub access_key_id: Option<String>,
+    pub access_key_secret: Option<Secret>,
+    pub sign_name: Option<String>,
+    pub template_code: Option<String>,
+    pub endpoint: String,
+}
+
+/// Aliyun NLS speech.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct AliyunNlsConfig {
+    pub access_key_id: Option<String>,
+    pub access_key_secret: Option<Secret>,
+    pub app_id: Option<String>,
+    pub meta_endpoint: String,
+    pub gateway_url: String,
+}
+
+/// Aliyun OSS.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct AliyunOssConfig {
+    pub access_key_id: Option<String>,
+    pub access_key_secret: Option<Secret>,
+    pub bucket: Option<String>,
+    pub endpoint: Option<String>,
+    pub host: Option<String>,
+    pub audio_base_dir: Option<String>,
+}
+
+/// Aliyun Visual Intelligence.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct AliyunViConfig {
+    pub access_key_id: Option<String>,
+    pub access_key_secret: Option<Secret>,
+    pub endpoint: Option<String>,
+    pub region: Option<String>,
+}
+
+/// Aliyun Log Service.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct AliyunLogConfig {
+    pub project: Option<String>,
+    pub store: Option<String>,
+    pub endpoint: Option<String>,
+    pub access_key_id: Option<String>,
+    pub access_key_secret: Option<Secret>,
+}
+
+/// WeChat login (`WECHAT_*`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct WechatConfig {
+    pub app_id: Option<String>,
+    pub app_secret: Option<Secret>,
+    pub api_base_url: String,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            bind: "0.0.0.0:8000".into(),
+            public_base_url: None,
+            data_dir: PathBuf::from("./data"),
+            secret_key: None,
+            debug: false,
+            database: DatabaseConfig::default(),
+            redis: RedisConfig::default(),
+            http: HttpConfig::default(),
+            log: LogConfig::default(),
+            ws: WsConfig::default(),
+            device_auth: DeviceAuthMode::Legacy,
+            llm: LlmConfig::default(),
+            volcengine: VolcengineConfig::default(),
+            audio: AudioConfig::default(),
+            aliyun: AliyunConfig::default(),
+            wechat: WechatConfig::default(),
+        }
+    }
+}
+
+impl Default for DatabaseConfig {
+    fn default() -> Self {
+        Self {
+            url: None,
+            postgresql: PostgresParts::default(),
+            max_connections: 16,
+            acquire_timeout_secs: 5,
+        }
+    }
+}
+
+impl Default for RedisConfig {
+    fn default() -> Self {
+        Self {
+            location: None,
+            password: None,
+            key_prefix: String::new(),
+            timeout_secs: 3,
+        }
+    }
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        Self {
+            body_limit: 1024 * 1024,
+            shutdown_grace_secs: 20,
+        }
+    }
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        Self {
+            format: LogFormat::Auto,
+            level: "info".into(),
+        }
+    }
+}
+
+impl Default for WsConfig {
+    fn default() -> Self {
+        Self {
+            ping_interval_secs: 30,
+            queue_capacity: 256,
+            max_frame_bytes: 64 * 1024,
+        }
+    }
+}
+
+impl Default for LlmConfig {
+    fn default() -> Self {
+        Self {
+            api_key: None,
+            base_url: "https://api.moonshot.cn/v1".into(),
+            model: "moonshot-v1-8k".into(),
+        }
+    }
+}
+
+impl Default for VolcengineConfig {
+    fn default() -> Self {
+        Self {
+            app_id: None,
+            app_key: None,
+            access_key: None,
+            secret_key: None,
+            api_base_url: "https://rtc.volcengineapi.com".into(),
+            callback_secret: None,
+            custom_llm_api_key: None,
+            voice_chat_max_seconds: 1800,
+        }
+    }
+}
+
+impl Default for AudioConfig {
+    fn default() -> Self {
+        Self {
+            provider: "huoshan".into(),
+            huoshan: HuoshanConfig::default(),
+            tencent: TencentConfig::default(),
+        }
+    }
+}
+
+impl Default for HuoshanConfig {
+    fn default() -> Self {
+        Self {
+            appid: None,
+            access_token: None,
+            cluster: "volcano_tts".into(),
+            voice_type: None,
+            storage_dir: None,
+            base_url: "https://openspeech.bytedance.com".into(),
+            ws_url: "wss://openspeech.bytedance.com".into(),
+            asr_resource_id: "volc.bigasr.sauc.duration".into(),
+        }
+    }
+}
+
+impl Default for TencentConfig {
+    fn default() -> Self {
+        Self {
+            api_key: None,
+            api_secret: None,
+            tts_endpoint: "https://tts.tencentcloudapi.com".into(),
+            asr_endpoint: "https://asr.tencentcloudapi.com".into(),
+        }
+    }
+}
+
+impl Default for AliyunSmsConfig {
+    fn default() -> Self {
+        Self {
+            access_key_id: None,
+            access_key_secret: None,
+            sign_name: None,
+            template_code: None,
+            endpoint: "https://dysmsapi.aliyuncs.com".into(),
+        }
+    }
+}
+
+impl Default for AliyunNlsConfig {
+    fn default() -> Self {
+        Self {
+            access_key_id: None,
+            access_key_secret: None,
+            app_id: None,
+            meta_endpoint: "https://nls-meta.cn-shanghai.aliyuncs.com".into(),
+            gateway_url: "https://nls-gateway-cn-shanghai.aliyuncs.com".into(),
+        }
+    }
+}
+
+impl Default for WechatConfig {
+    fn default() -> Self {
+        Self {
+            app_id: None,
+            app_secret: None,
+            api_base_url: "https://api.weixin.qq.com".into(),
+        }
+    }
+}
+
+/// A legacy (or fixed-name) environment variable and the setting it feeds.
+#[derive(Debug, Clone, Copy)]
+pub struct EnvVar {
+    /// The variable's name, as the legacy deployment spells it.
+    pub name: &'static str,
+    /// The dotted config path it sets.
+    pub path: &'static str,
+    /// Whether this version of lty acts on it yet (otherwise it is accepted
+    /// and shown by `lty config print`).
+    pub used: bool,
+}
+
+const fn var(name: &'static str, path: &'static str, used: bool) -> EnvVar {
+    EnvVar { name, path, used }
+}
+
+/// Every fixed-name variable lty reads. `LTY_*` variables not listed here map
+/// by name: `LTY_A__B` sets `a.b`.
+pub const ENV_VARS: &[EnvVar] = &[
+    var("SECRET_KEY", "secret_key", false),
+    var("DEBUG", "debug", true),
+    var("DATABASE_URL", "database.url", true),
+    var("POSTGRESQL_DATABASE_NAME", "database.postgresql.name", true),
+    var("POSTGRESQL_DATABASE_USER", "database.postgresql.user", true),
+    var("POSTGRESQL_DATABASE_PASSWORD", "database.postgresql.password", true),
+    var("POSTGRESQL_DATABASE_HOST", "database.postgresql.host", true),
+    var("POSTGRESQL_DATABASE_PORT", "database.postgresql.port", true),
+    var("REDIS_LOCATION", "redis.location", true),
+    var("REDIS_PASSWORD", "redis.password", true),
+    var("KIMI_API_KEY", "llm.api_key", false),
+    var("KIMI_BASE_URL", "llm.base_url", false),
+    var("VOLCENGINE_APP_ID", "volcengine.app_id", false),
+    var("VOLCENGINE_APP_KEY", "volcengine.app_key", false),
+    var("VOLCENGINE_ACCESS_KEY", "volcengine.access_key", false),
+    var("VOLCENGINE_SECRET_KEY", "volcengine.secret_key", false),
+    var("VOLCENGINE_API_BASE_URL", "volcengine.api_base_url", false),
+    var("VOLCENGINE_CALLBACK_SECRET", "volcengine.callback_secret", false),
+    var("LTY_CUSTOM_LLM_API_KEY", "volcengine.custom_llm_api_key", false),
+    var("LTY_VOICE_CHAT_MAX_SECONDS", "volcengine.voice_chat_max_seconds", false),
+    var("AUDIO_SERVICE_PROVIDER", "audio.provider", false),
+    var("AUDIO_SERVICE_HUOSHAN_APPID", "audio.huoshan.appid", false),
+    var("AUDIO_SERVICE_HUOSHAN_ACCESS_TOKEN", "audio.huoshan.access_token", false),
+    var("AUDIO_SERVICE_HUOSHAN_CLUSTER", "audio.huoshan.cluster", false),
+    var("AUDIO_SERVICE_HUOSHAN_VOICE_TYPE", "audio.huoshan.voice_type", false),
+    var("AUDIO_SERVICE_HUOSHAN_STORAGE_DIR", "audio.huoshan.storage_dir", false),
+    var("AUDIO_SERVICE_HUOSHAN_BASE_URL", "audio.huoshan.base_url", false),
+    var("AUDIO_SERVICE_HUOSHAN_WS_URL", "audio.huoshan.ws_url", false),
+    var("LTY_HUOSHAN_ASR_RESOURCE_ID", "audio.huoshan.asr_resource_id", false),
+    var("AUDIO_SERVICE_TENCENT_API_KEY", "audio.tencent.api_key", false),
+    var("AUDIO_SERVICE_TENCENT_API_SECRET", "audio.tencent.api_secret", false),
+    var("AUDIO_SERVICE_TENCENT_TTS_ENDPOINT", "audio.tencent.tts_endpoint", false),
+    var("AUDIO_SERVICE_TENCENT_ASR_ENDPOINT", "audio.tencent.asr_endpoint", false),
+    var("ALIYUN_SMS_ACCESS_KEY_ID", "aliyun.sms.access_key_id", false),
+    var("ALIYUN_SMS_ACCESS_KEY_SECRET", "aliyun.sms.access_key_secret", false),
+    var("ALIYUN_SMS_SIGN_NAME", "aliyun.sms.sign_name", false),
+    var("ALIYUN_SMS_TEMPLATE_CODE", "aliyun.sms.template_code", false),
+    var("ALIYUN_SMS_ENDPOINT", "aliyun.sms.endpoint", false),
+    var("ALIYUN_NLS_ACCESS_KEY_ID", "aliyun.nls.access_key_id", false),
+    var("ALIYUN_NLS_ACCESS_KEY_SECRET", "aliyun.nls.access_key_secret", false),
+    var("ALIYUN_NLS_APP_ID", "aliyun.nls.app_id", false),
+    var("ALIYUN_NLS_META_ENDPOINT", "aliyun.nls.meta_endpoint", false),
+    var("ALIYUN_NLS_GATEWAY_URL", "aliyun.nls.gateway_url", false),
+    var("ALIYUN_OSS_ACCESS_KEY_ID", "aliyun.oss.access_key_id", false),
+    var("ALIYUN_OSS_ACCESS_KEY_SECRET", "aliyun.oss.access_key_secret", false),
+    var("ALIYUN_OSS_BUCKET", "aliyun.oss.bucket", false),
+    var("ALIYUN_OSS_ENDPOINT", "aliyun.oss.endpoint", false),
+    var("ALIYUN_OSS_HOST", "aliyun.oss.host", false),
+    var("ALIYUN_OSS_AUDIO_BASE_DIR", "aliyun.oss.audio_base_dir", false),
+    var("ALIYUN_VI_ACCESS_KEY_ID", "aliyun.vi.access_key_id", false),
+    var("ALIYUN_VI_ACCESS_KEY_SECRET", "aliyun.vi.access_key_secret", false),
+    var("ALIYUN_VI_ENDPOINT", "aliyun.vi.endpoint", false),
+    var("ALIYUN_VI_REGION", "aliyun.vi.region", false),
+    var("ALIYUN_LOG_PROJECT", "aliyun.log.project", false),
+    var("ALIYUN_LOG_STORE", "aliyun.log.store", false),
+    var("ALIYUN_LOG_ENDPOINT", "aliyun.log.endpoint", false),
+    var("ALIYUN_LOG_ACCESS_KEY_ID", "aliyun.log.access_key_id", false),
+    var("ALIYUN_LOG_ACCESS_KEY_SECRET", "aliyun.log.access_key_secret", false),
+    var("WECHAT_APP_ID", "wechat.app_id", false),
+    var("WECHAT_APP_SECRET", "wechat.app_secret", false),
+    var("WECHAT_API_BASE_URL", "wechat.api_base_url", false),
+];
+
+/// The environment variable that sets `path`: its fixed name, or `LTY_...`.
+pub fn env_name_for(path: &str) -> String {
+    ENV_VARS
+        .iter()
+        .find(|v| v.path == path)
+        .map(|v| v.name.to_owned())
+        .unwrap_or_else(|| format!("LTY_{}", path.replace('.', "__").to_ascii_uppercase()))
+}
+
+/// Reads configuration from environment variables: the fixed names of
+/// [`ENV_VARS`], then `LTY_*`. Every value is a string; numbers and
+/// booleans are coerced on extraction, so a numeric-looking secret stays a
+/// string.
+#[derive(Debug, Clone)]
+pub struct EnvProvider {
+    vars: Vec<(String, String)>,
+}
+
+impl EnvProvider {
+    /// Snapshot of the process environment.
+    pub fn from_process() -> Self {
+        Self::from_vars(std::env::vars())
+    }
+
+    /// Snapshot of the given variables (for tests and `lty config print`).
+    pub fn from_vars(vars: impl IntoIterator<Item = (String, String)>) -> Self {
+        Self {
+            vars: vars.into_iter().collect(),
+        }
+    }
+
+    fn path_of(name: &str) -> Option<String> {
+        if let Some(v) = ENV_VARS.iter().find(|v| v.name == name) {
+            return Some(v.path.to_owned());
+        }
+        let rest = name.strip_prefix("LTY_")?;
+        // LTY_CONFIG names the file; it is not a setting.
+        if rest.is_empty() || rest == "CONFIG" {
+            return None;
+        }
+        Some(rest.to_ascii_lowercase().replace("__", "."))
+    }
+
+    /// `(variable, path)` for every variable of this snapshot that lty reads.
+    pub fn recognised(&self) -> Vec<(String, String)> {
+        let mut out: Vec<_> = self
+            .vars
+            .iter()
+            .filter_map(|(k, _)| Self::path_of(k).map(|p| (k.clone(), p)))
+            .collect();
+        out.sort();
+        out
+    }
+}
+
+impl Provider for EnvProvider {
+    fn metadata(&self) -> Metadata {
+        Metadata::named("environment variable").interpolater(|_: &Profile, keys: &[&str]| {
+            env_name_for(&keys.join("."))
+        })
+    }
+
+    fn data(&self) -> Result<Map<Profile, Dict>, FigmentError> {
+        let mut dict = Dict::new();
+        // Fixed names first, then LTY_*, so LTY_ wins where both are set.
+        let mut vars: Vec<_> = self
+            .vars
+            .iter()
+            .filter_map(|(k, v)| Self::path_of(k).map(|p| (k.starts_with("LTY_"), p, v)))
+            .collect();
+        vars.sort_by_key(|(lty, _, _)| *lty);
+        for (_, path, value) in vars {
+            insert_path(&mut dict, &path, Value::from(value.clone()));
+        }
+        Ok(Profile::Default.collect(dict))
+    }
+}
+
+/// Sets `a.b.c` in `dict`, creating the intermediate tables.
+fn insert_path(dict: &mut Dict, path: &str, value: Value) {
+    match path.split_once('.') {
+        None => {
+            dict.insert(path.to_owned(), value);
+        }
+        Some((head, rest)) => {
+            let entry = dict
+                .entry(head.to_owned())
+                .or_insert_with(|| Value::from(Dict::new()));
+            if entry.as_dict().is_none() {
+                *entry = Value::from(Dict::new());
+            }
+            if let Value::Dict(_, inner) = entry {
+                insert_path(inner, rest, value);
+            }
+        }
+    }
+}
+
+/// A configuration error, naming the setting and the variable behind it.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{0}")]
+    Figment(#[from] Box<FigmentError>),
+    #[error("invalid value for {var} ({path}): {message}")]
+    Invalid {
+        path: &'static str,
+        var: String,
+        message: String,
+    },
+    #[error("cannot read config file {path}: {message}")]
+    File { path: PathBuf, message: String },
+}
+
+fn invalid(path: &'static str, message: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid {
+        path,
+        var: env_name_for(path),
+        message: message.into(),
+    }
+}
+
+impl Config {
+    /// Loads the configuration: defaults, then `file` (or `lty.toml` when it
+    /// exists), then the environment snapshot `env`.
+    pub fn load(file: Option<&Path>, env: EnvProvider) -> Result<Self, ConfigError> {
+        let mut figment = Figment::from(Serialized::defaults(Config::default()));
+        match file {
+            Some(path) => {
+                if !path.is_file() {
+                    return Err(ConfigError::File {
+                        path: path.to_owned(),
+                        message: "no such file".into(),
+                    });
+                }
+                figment = figment.merge(Toml::file(path));
+            }
+            None => figment = figment.merge(Toml::file("lty.toml")),
+        }
+        let config: Config = figment
+            .merge(env)
+            .extract_lossy()
+            .map_err(|e| ConfigError::Figment(Box::new(e)))?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Loads from the process environment, honouring `LTY_CONFIG`.
+    pub fn from_env(file: Option<&Path>) -> Result<Self, ConfigError> {
+        let from_var = std::env::var_os("LTY_CONFIG").map(PathBuf::from);
+        Self::load(file.or(from_var.as_deref()), EnvProvider::from_process())
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        self.bind_addr()?;
+        if let Some(base) = &self.public_base_url {
+            check_http_url("public_base_url", base)?;
+        }
+        if let Some(loc) = &self.redis.location {
+            let ok = url::Url::parse(loc)
+                .map(|u| matches!(u.scheme(), "redis" | "rediss" | "unix" | "redis+unix"))
+                .unwrap_or(false);
+            if !ok {
+                return Err(invalid(
+                    "redis.location",
+                    "must be a redis:// URL such as redis://127.0.0.1:6379/0",
+                ));
+            }
+        }
+        if let Some(url) = &self.database.url {
+            let u = url.expose();
+            if !(u.starts_with("postgres://")
+                || u.starts_with("postgresql://")
+                || u.starts_with("sqlite:"))
+            {
+                return Err(invalid(
+                    "database.url",
+                    "must start with postgres://, postgresql:// or sqlite:",
+                ));
+            }
+        }
+        if self.http.body_limit < 1024 {
+            return Err(invalid("http.body_limit", "must be at least 1024 bytes"));
+        }
+        if self.ws.queue_capacity == 0 {
+            return Err(invalid("ws.queue_capacity", "must be at least 1"));
+        }
+        if self.ws.ping_interval_secs == 0 {
+            return Err(invalid("ws.ping_interval_secs", "must be at least 1"));
+        }
+        if self.database.max_connections == 0 {
+            return Err(invalid("database.max_connections", "must be at least 1"));
+        }
+        if !["huoshan", "aliyun", "tencent", "local"].contains(&self.audio.provider.as_str()) {
+            return Err(invalid(
+                "audio.provider",
+                "must be one of huoshan, aliyun, tencent, local",
+            ));
+        }
+        for (path, url) in [
+            ("llm.base_url", &self.llm.base_url),
+            ("volcengine.api_base_url", &self.volcengine.api_base_url),
+            ("audio.huoshan.base_url", &self.audio.huoshan.base_url),
+            ("audio.tencent.tts_endpoint", &self.audio.tencent.tts_endpoint),
+            ("audio.tencent.asr_endpoint", &self.audio.tencent.asr_endpoint),
+            ("aliyun.sms.endpoint", &self.aliyun.sms.endpoint),
+            ("aliyun.nls.meta_endpoint", &self.aliyun.nls.meta_endpoint),
+            ("aliyun.nls.gateway_url", &self.aliyun.nls.gateway_url),
+            ("wechat.api_base_url", &self.wechat.api_base_url),
+        ] {
+            check_http_url(path, url)?;
+        }
+        Ok(())
+    }
+
+    /// The socket address to listen on.
+    pub fn bind_addr(&self) -> Result<SocketAddr, ConfigError> {
+        self.bind
+            .parse()
+            .map_err(|_| invalid("bind", "must be an address such as 0.0.0.0:8000"))
+    }
+
+    /// The database URL in effect: `database.url`, else one built from the
+    /// PostgreSQL parts, else the embedded SQLite file.
+    pub fn database_url(&self) -> String {
+        if let Some(url) = &self.database.url {
+            return url.expose().to_owned();
+        }
+        let pg = &self.database.postgresql;
+        if pg.name.is_some() || pg.host.is_some() {
+            // Built through `Url` so user names and passwords are escaped.
+            let mut url = url::Url::parse("postgres://localhost").unwrap_or_else(|_| unreachable!());
+            let _ = url.set_host(Some(pg.host.as_deref().unwrap_or("localhost")));
+            let _ = url.set_port(Some(pg.port.unwrap_or(5432)));
+            let _ = url.set_username(pg.user.as_deref().unwrap_or("postgres"));
+            if let Some(pw) = &pg.password {
+                let _ = url.set_password(Some(pw.expose()));
+            }
+            url.set_path(pg.name.as_deref().unwrap_or("postgres"));
+            return url.into();
+        }
+        format!("sqlite://{}", self.data_dir.join("lty.db").display())
+    }
+
+    /// Whether this configuration runs in production mode (external
+    /// database or Redis).
+    pub fn is_production(&self) -> bool {
+        self.redis.location.is_some() || !self.database_url().starts_with("sqlite:")
+    }
+
+    /// The public origin, without a trailing slash.
+    pub fn public_base(&self) -> String {
+        match &self.public_base_url {
+            Some(u) => u.trim_end_matches('/').to_owned(),
+            None => format!("http://{}", self.bind.replace("0.0.0.0", "127.0.0.1")),
+        }
+    }
+
+    /// Redis command and connect timeout.
+    pub fn redis_timeout(&self) -> Duration {
+        Duration::from_secs(self.redis.timeout_secs.max(1))
+    }
+
+    /// The configuration as TOML, secrets redacted.
+    pub fn to_redacted_toml(&self) -> String {
+        toml::to_string_pretty(self).unwrap_or_else(|e| format!("# cannot render: {e}\n"))
+    }
+}
+
+fn check_http_url(path: &'static str, value: &str) -> Result<(), ConfigError> {
+    let ok = url::Url::parse(value)
+        .map(|u| matches!(u.scheme(), "http" | "https" | "ws" | "wss") && u.has_host())
+        .unwrap_or(false);
+    if ok {
+        Ok(())
+    } else {
+        Err(invalid(path, format!("{value:?} is not an http(s) URL")))
+    }
+}

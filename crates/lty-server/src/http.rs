@@ -1,0 +1,80 @@
+//! The HTTP surface: one module per resource, each exporting `router()`,
+//! merged here with the cross-cutting layers (request ids, tracing, metrics,
+//! body limit, panic catching) and the JSON fallbacks for unknown routes and
+//! methods.
+
+pub mod docs;
+pub mod health;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::http::{HeaderName, Request, StatusCode};
+use axum::response::{IntoResponse, Response};
+use tower::ServiceBuilder;
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::request_id::{PropagateRequestIdLayer, RequestId, SetRequestIdLayer};
+use tower_http::trace::{DefaultOnResponse, TraceLayer};
+use tracing::Level;
+use utoipa::openapi::OpenApi;
+use utoipa_axum::router::OpenApiRouter;
+
+use crate::error::ApiError;
+use crate::state::AppState;
+use crate::telemetry::{RandomRequestId, track_metrics};
+
+const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+/// Every documented route, with its OpenAPI description.
+pub fn api_router() -> (Router<AppState>, OpenApi) {
+    OpenApiRouter::with_openapi(docs::base_openapi())
+        .merge(health::router())
+        .split_for_parts()
+}
+
+/// The complete OpenAPI document, as served at `/openapi.json`.
+pub fn openapi() -> OpenApi {
+    api_router().1
+}
+
+/// The application: routes, docs and layers, bound to `state`.
+pub fn router(state: AppState) -> Router {
+    let body_limit = state.config.http.body_limit;
+    let (api, openapi) = api_router();
+    api.route_layer(axum::middleware::from_fn(track_metrics))
+        .merge(docs::router(openapi))
+        .fallback(|| async { ApiError::route_not_found() })
+        .method_not_allowed_fallback(|| async { ApiError::method_not_allowed() })
+        .layer(
+            ServiceBuilder::new()
+                .layer(SetRequestIdLayer::new(X_REQUEST_ID, RandomRequestId))
+                .layer(
+                    TraceLayer::new_for_http()
+                        .make_span_with(|req: &Request<_>| {
+                            let id = req
+                                .extensions()
+                                .get::<RequestId>()
+                                .and_then(|id| id.header_value().to_str().ok())
+                                .unwrap_or("-");
+                            tracing::info_span!(
+                                "request",
+                                method = %req.method(),
+                                path = %req.uri().path(),
+                                request_id = %id,
+                            )
+                        })
+                        .on_request(())
+                        .on_response(DefaultOnResponse::new().level(Level::DEBUG)),
+                )
+                .layer(PropagateRequestIdLayer::new(X_REQUEST_ID))
+                .layer(CatchPanicLayer::custom(panic_response)),
+        )
+        .layer(DefaultBodyLimit::max(body_limit))
+        .with_state(state)
+}
+
+fn panic_response(_: Box<dyn std::any::Any + Send + 'static>) -> Response {
+    tracing::error!("handler panicked");
+    let mut res = ApiError::internal().into_response();
+    *res.status_mut() = StatusCode::INTERNAL_SERVER_ERROR;
+    res
+}

@@ -1,0 +1,74 @@
+//! Running the server: listening, and shutting down gracefully on SIGTERM
+//! or SIGINT (in-flight requests finish within the grace period; sockets get
+//! a going-away close).
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::DeviceAuthMode;
+use crate::http;
+use crate::state::AppState;
+
+/// Serves `state` on `listener` until `state.shutdown` is cancelled, then
+/// drains in-flight requests for at most the configured grace period.
+pub async fn serve(state: AppState, listener: TcpListener) -> anyhow::Result<()> {
+    let addr = listener.local_addr()?;
+    let grace = Duration::from_secs(state.config.http.shutdown_grace_secs);
+    let shutdown = state.shutdown.clone();
+    if state.config.device_auth == DeviceAuthMode::Legacy {
+        tracing::warn!(
+            "device_auth = legacy: devices without a secret may log in by MAC alone; \
+             set LTY_DEVICE_AUTH=signed once the fleet signs its requests"
+        );
+    }
+    tracing::info!(%addr, database = ?state.db.kind(), cache = ?state.cache_backend, "listening");
+    let app = http::router(state.clone());
+    let server = axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown({
+        let shutdown = shutdown.clone();
+        async move { shutdown.cancelled().await }
+    });
+    let server = std::pin::pin!(server.into_future());
+    tokio::select! {
+        res = server => res?,
+        () = async {
+            shutdown.cancelled().await;
+            tokio::time::sleep(grace).await;
+        } => {
+            tracing::warn!(grace_secs = grace.as_secs(), "in-flight requests did not finish in time");
+        }
+    }
+    state.db.clone().close().await;
+    tracing::info!("shutdown complete");
+    Ok(())
+}
+
+/// Cancels `token` on the first SIGTERM or SIGINT.
+pub async fn cancel_on_signal(token: CancellationToken) {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+    tracing::info!("shutdown signal received; draining");
+    token.cancel();
+}

@@ -1,0 +1,125 @@
+//! `AppState`: the ports and settings every handler needs, built once at
+//! start-up from configuration (embedded or production adapters).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use lty_core::ports::{BlobStore, Cache, PubSub};
+use lty_core::token::{CacheTokenStore, TOKEN_TTL, TokenStore};
+use lty_core::user::{DeviceRepo, UserRepo};
+use lty_store::cache::{MemoryCache, RedisCache, RedisSettings};
+use lty_store::pubsub::{Hub, MemoryPubSub, RedisPubSub};
+use lty_store::{Database, OpendalBlobStore, PoolOptions};
+use metrics_exporter_prometheus::PrometheusHandle;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::Config;
+use crate::telemetry;
+
+/// Which adapter backs the cache and pub/sub.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CacheBackend {
+    Memory,
+    Redis,
+}
+
+/// Shared application state; cloning is cheap.
+#[derive(Clone)]
+pub struct AppState {
+    pub config: Arc<Config>,
+    pub db: Database,
+    pub users: Arc<dyn UserRepo>,
+    pub devices: Arc<dyn DeviceRepo>,
+    pub cache: Arc<dyn Cache>,
+    pub cache_backend: CacheBackend,
+    pub tokens: Arc<dyn TokenStore>,
+    pub pubsub: Arc<dyn PubSub>,
+    /// The local fan-out hub behind `pubsub`, for metrics.
+    pub hub: Arc<Hub>,
+    pub blobs: Arc<dyn BlobStore>,
+    pub metrics: PrometheusHandle,
+    /// Cancelled when the server starts shutting down.
+    pub shutdown: CancellationToken,
+}
+
+impl std::fmt::Debug for AppState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AppState")
+            .field("db", &self.db.kind())
+            .field("cache", &self.cache_backend)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Connects to the configured database and migrates it.
+pub async fn connect_database(config: &Config) -> anyhow::Result<Database> {
+    let opts = PoolOptions {
+        max_connections: config.database.max_connections,
+        acquire_timeout: Duration::from_secs(config.database.acquire_timeout_secs.max(1)),
+    };
+    let db = Database::connect(&config.database_url(), &opts)
+        .await
+        .context("cannot connect to the database")?;
+    db.migrate().await.context("cannot migrate the database")?;
+    Ok(db)
+}
+
+impl AppState {
+    /// Connects every backend named by `config` and migrates the database.
+    pub async fn build(config: Config) -> anyhow::Result<Self> {
+        let metrics = telemetry::metrics_handle();
+        let db = connect_database(&config).await?;
+
+        let (cache, pubsub, hub, cache_backend): (Arc<dyn Cache>, Arc<dyn PubSub>, _, _) =
+            match &config.redis.location {
+                Some(url) => {
+                    let settings = RedisSettings {
+                        url: url.clone(),
+                        password: config.redis.password.as_ref().map(|p| p.expose().to_owned()),
+                        key_prefix: config.redis.key_prefix.clone(),
+                        timeout: config.redis_timeout(),
+                    };
+                    let cache = RedisCache::connect(&settings)
+                        .await
+                        .context("cannot connect to Redis (REDIS_LOCATION)")?;
+                    let pubsub = RedisPubSub::connect(&settings, &cache)
+                        .await
+                        .context("cannot subscribe on Redis (REDIS_LOCATION)")?;
+                    let hub = pubsub.hub().clone();
+                    (Arc::new(cache), Arc::new(pubsub), hub, CacheBackend::Redis)
+                }
+                None => {
+                    let pubsub = MemoryPubSub::new();
+                    let hub = pubsub.hub().clone();
+                    (
+                        Arc::new(MemoryCache::new()),
+                        Arc::new(pubsub),
+                        hub,
+                        CacheBackend::Memory,
+                    )
+                }
+            };
+
+        let media = config.data_dir.join("media");
+        let blobs = OpendalBlobStore::fs(&media, &format!("{}/media", config.public_base()))
+            .context("cannot open the media directory")?;
+        let tokens = CacheTokenStore::new(cache.clone(), TOKEN_TTL);
+        let repo = Arc::new(db.clone());
+
+        Ok(Self {
+            config: Arc::new(config),
+            users: repo.clone(),
+            devices: repo,
+            db,
+            cache,
+            cache_backend,
+            tokens: Arc::new(tokens),
+            pubsub,
+            hub,
+            blobs: Arc::new(blobs),
+            metrics,
+            shutdown: CancellationToken::new(),
+        })
+    }
+}

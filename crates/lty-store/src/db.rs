@@ -1,0 +1,224 @@
+//! The relational database: connecting (SQLite file or PostgreSQL), running
+//! migrations, and the repositories of `lty-core` implemented with SeaORM.
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::Utc;
+use lty_core::user::{DeviceBinding, DeviceRepo, NewUser, User, UserRepo};
+use lty_core::{BackendError, Error, MacAddress, Result};
+use sea_orm::sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sea_orm::sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous,
+};
+use sea_orm::{
+    ActiveModelTrait, ActiveValue::Set, ColumnTrait, DatabaseConnection, DbErr,
+    EntityTrait, QueryFilter, QueryOrder, SqlErr, SqlxPostgresConnector, SqlxSqliteConnector,
+};
+use sea_orm_migration::MigratorTrait;
+
+use crate::entity::{user, user_device};
+use crate::migration::Migrator;
+
+/// Which database engine a [`Database`] talks to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DatabaseKind {
+    Sqlite,
+    Postgres,
+}
+
+/// Pool settings.
+#[derive(Debug, Clone)]
+pub struct PoolOptions {
+    /// Most connections held open (PostgreSQL; SQLite uses a small fixed pool).
+    pub max_connections: u32,
+    /// How long a request waits for a free connection before failing.
+    pub acquire_timeout: Duration,
+}
+
+impl Default for PoolOptions {
+    fn default() -> Self {
+        Self {
+            max_connections: 16,
+            acquire_timeout: Duration::from_secs(5),
+        }
+    }
+}
+
+/// A connection pool to lty's database, with the repositories on top.
+#[derive(Debug, Clone)]
+pub struct Database {
+    conn: DatabaseConnection,
+    kind: DatabaseKind,
+}
+
+fn db_err(err: impl std::fmt::Display) -> Error {
+    Error::Backend(BackendError::new("database", err))
+}
+
+impl Database {
+    /// Connects to `url`: `sqlite://path` (the file is created when missing,
+    /// in WAL mode) or `postgres://...`.
+    pub async fn connect(url: &str, opts: &PoolOptions) -> Result<Self> {
+        if url.starts_with("sqlite:") {
+            let options = SqliteConnectOptions::from_str(url)
+                .map_err(db_err)?
+                .create_if_missing(true)
+                .journal_mode(SqliteJournalMode::Wal)
+                .synchronous(SqliteSynchronous::Normal)
+                .busy_timeout(Duration::from_secs(5))
+                .foreign_keys(true);
+            if let Some(dir) = options.get_filename().parent()
+                && !dir.as_os_str().is_empty()
+            {
+                std::fs::create_dir_all(dir).map_err(db_err)?;
+            }
+            let pool = SqlitePoolOptions::new()
+                .max_connections(opts.max_connections.clamp(1, 8))
+                .acquire_timeout(opts.acquire_timeout)
+                .connect_with(options)
+                .await
+                .map_err(db_err)?;
+            Ok(Self {
+                conn: SqlxSqliteConnector::from_sqlx_sqlite_pool(pool),
+                kind: DatabaseKind::Sqlite,
+            })
+        } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
+            let options = PgConnectOptions::from_str(url).map_err(db_err)?;
+            let pool = PgPoolOptions::new()
+                .max_connections(opts.max_connections.max(1))
+                .acquire_timeout(opts.acquire_timeout)
+                .connect_with(options)
+                .await
+                .map_err(db_err)?;
+            Ok(Self {
+                conn: SqlxPostgresConnector::from_sqlx_postgres_pool(pool),
+                kind: DatabaseKind::Postgres,
+            })
+        } else {
+            Err(Error::validation(
+                "database_url",
+                "must start with sqlite: or postgres:",
+            ))
+        }
+    }
+
+    /// Applies every pending migration.
+    pub async fn migrate(&self) -> Result<()> {
+        Migrator::up(&self.conn, None).await.map_err(db_err)
+    }
+
+    /// Names of the applied migrations, oldest first.
+    pub async fn applied_migrations(&self) -> Result<Vec<String>> {
+        let applied = Migrator::get_applied_migrations(&self.conn)
+            .await
+            .map_err(db_err)?;
+        Ok(applied.iter().map(|m| m.name().to_owned()).collect())
+    }
+
+    /// Checks that the database answers a trivial query.
+    pub async fn ping(&self) -> Result<()> {
+        self.conn.ping().await.map_err(db_err)
+    }
+
+    /// The engine behind this pool.
+    pub fn kind(&self) -> DatabaseKind {
+        self.kind
+    }
+
+    /// The SeaORM connection, for repositories in this crate.
+    pub fn conn(&self) -> &DatabaseConnection {
+        &self.conn
+    }
+
+    /// Closes every pooled connection.
+    pub async fn close(self) {
+        let _ = self.conn.close().await;
+    }
+}
+
+/// Maps a database error, turning unique-constraint violations into a
+/// `Conflict` with the given code and message.
+pub(crate) fn map_unique(err: DbErr, code: &'static str, message: &str) -> Error {
+    match err.sql_err() {
+        Some(SqlErr::UniqueConstraintViolation(_)) => Error::Conflict {
+            code,
+            message: message.to_owned(),
+        },
+        _ => db_err(err),
+    }
+}
+
+#[async_trait]
+impl UserRepo for Database {
+    async fn get(&self, id: i64) -> Result<Option<User>> {
+        let model = user::Entity::find_by_id(id)
+            .one(&self.conn)
+            .await
+            .map_err(db_err)?;
+        Ok(model.map(User::from))
+    }
+
+    async fn create(&self, new: NewUser) -> Result<User> {
+        let now = Utc::now();
+        let model = user::ActiveModel {
+            username: Set(new.username),
+            nickname: Set(new.nickname),
+            avatar_url: Set(None),
+            phone: Set(new.phone),
+            is_active: Set(true),
+            date_joined: Set(now),
+            updated_at: Set(now),
+            ..Default::default()
+        }
+        .insert(&self.conn)
+        .await
+        .map_err(|e| map_unique(e, "user_exists", "username or phone already taken"))?;
+        Ok(model.into())
+    }
+}
+
+fn binding_from(m: user_device::Model) -> Result<DeviceBinding> {
+    Ok(DeviceBinding {
+        id: m.id,
+        user_id: m.user_id,
+        mac_address: MacAddress::parse(&m.mac_address)?,
+        name: m.name,
+        bound_at: m.bound_at,
+    })
+}
+
+#[async_trait]
+impl DeviceRepo for Database {
+    async fn latest_binding(&self, mac: &MacAddress) -> Result<Option<DeviceBinding>> {
+        user_device::Entity::find()
+            .filter(user_device::Column::MacAddress.eq(mac.to_string()))
+            .order_by_desc(user_device::Column::BoundAt)
+            .order_by_desc(user_device::Column::Id)
+            .one(&self.conn)
+            .await
+            .map_err(db_err)?
+            .map(binding_from)
+            .transpose()
+    }
+
+    async fn bind(
+        &self,
+        user_id: i64,
+        mac: &MacAddress,
+        name: Option<&str>,
+    ) -> Result<DeviceBinding> {
+        let model = user_device::ActiveModel {
+            user_id: Set(user_id),
+            mac_address: Set(mac.to_string()),
+            name: Set(name.map(str::to_owned)),
+            bound_at: Set(Utc::now()),
+            ..Default::default()
+        }
+        .insert(&self.conn)
+        .await
+        .map_err(db_err)?;
+        binding_from(model)
+    }
+}

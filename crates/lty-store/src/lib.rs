@@ -1,0 +1,17 @@
+//! Persistence for lty: SeaORM entities and migrations (one set for SQLite
+//! and PostgreSQL), repositories, and the cache, pub/sub and blob adapters
+//! behind the ports of `lty-core`.
+#![forbid(unsafe_code)]
+
+pub mod blob;
+pub mod cache;
+pub mod db;
+pub mod entity;
+pub mod migration;
+pub mod pubsub;
+pub mod seed;
+
+pub use blob::OpendalBlobStore;
+pub use db::{Database, DatabaseKind, PoolOptions};
+
+pub(crate) use cache::redis_err as cache_redis_err;

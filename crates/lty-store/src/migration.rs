@@ -1,0 +1,17 @@
+//! Schema migrations, one module per step, run in order on SQLite and
+//! PostgreSQL alike. A later feature adds its tables with a new module here.
+
+use sea_orm_migration::prelude::*;
+
+mod m20261125_000001_users_and_devices;
+
+/// All of lty's migrations.
+#[derive(Debug)]
+pub struct Migrator;
+
+#[async_trait::async_trait]
+impl MigratorTrait for Migrator {
+    fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+        vec![Box::new(m20261125_000001_users_and_devices::Migration)]
+    }
+}

@@ -1,0 +1,115 @@
+//! Local fan-out: each member has a bounded queue; a member that falls
+//! behind is removed and flagged instead of silently missing messages.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Weak};
+
+use bytes::Bytes;
+use dashmap::DashMap;
+use lty_core::ports::Subscription;
+use tokio::sync::mpsc::{self, error::TrySendError};
+
+#[derive(Debug)]
+struct Member {
+    id: u64,
+    tx: mpsc::Sender<Bytes>,
+    overflowed: Arc<AtomicBool>,
+}
+
+/// Group → members of this instance.
+#[derive(Debug, Default)]
+pub struct Hub {
+    groups: DashMap<String, Vec<Member>>,
+    next_id: AtomicU64,
+    overflows: AtomicU64,
+}
+
+/// Removes a member from its group when its subscription is dropped.
+struct Membership {
+    hub: Weak<Hub>,
+    group: String,
+    id: u64,
+}
+
+impl Drop for Membership {
+    fn drop(&mut self) {
+        if let Some(hub) = self.hub.upgrade() {
+            hub.remove(&self.group, self.id);
+        }
+    }
+}
+
+impl Hub {
+    /// A new hub with no groups.
+    pub fn new() -> Arc<Self> {
+        Arc::new(Self::default())
+    }
+
+    /// Adds a member with a queue of `capacity` messages to `group`.
+    pub fn join(self: &Arc<Self>, group: &str, capacity: usize) -> Subscription {
+        let (tx, rx) = mpsc::channel(capacity.max(1));
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let overflowed = Arc::new(AtomicBool::new(false));
+        self.groups.entry(group.to_owned()).or_default().push(Member {
+            id,
+            tx,
+            overflowed: overflowed.clone(),
+        });
+        let membership = Membership {
+            hub: Arc::downgrade(self),
+            group: group.to_owned(),
+            id,
+        };
+        Subscription::new(rx, overflowed, Box::new(membership))
+    }
+
+    /// Queues `message` for every member of `group`; returns how many
+    /// members it was queued for. Members whose queue is full are removed
+    /// (their subscription ends with `overflowed() == true`).
+    pub fn deliver(&self, group: &str, message: &Bytes) -> usize {
+        let Some(mut members) = self.groups.get_mut(group) else {
+            return 0;
+        };
+        let mut delivered = 0;
+        members.retain(|m| match m.tx.try_send(message.clone()) {
+            Ok(()) => {
+                delivered += 1;
+                true
+            }
+            Err(TrySendError::Full(_)) => {
+                m.overflowed.store(true, Ordering::Release);
+                self.overflows.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(group, member = m.id, "member queue full; removing it");
+                false
+            }
+            Err(TrySendError::Closed(_)) => false,
+        });
+        let empty = members.is_empty();
+        drop(members);
+        if empty {
+            self.groups.remove_if(group, |_, v| v.is_empty());
+        }
+        delivered
+    }
+
+    /// Number of members of `group`.
+    pub fn members(&self, group: &str) -> usize {
+        self.groups.get(group).map_or(0, |m| m.len())
+    }
+
+    /// How many members were removed for falling behind, ever.
+    pub fn overflow_count(&self) -> u64 {
+        self.overflows.load(Ordering::Relaxed)
+    }
+
+    fn remove(&self, group: &str, id: u64) {
+        if let Some(mut members) = self.groups.get_mut(group) {
+            members.retain(|m| m.id != id);
+            let empty = members.is_empty();
+            drop(members);
+            if empty {
+                self.groups.remove_if(group, |_, v| v.is_empty());
+            }
+        }
+    }
+}
