@@ -44,6 +44,8 @@ pub trait UserRepo: Send + Sync {
     async fn get(&self, id: i64) -> Result<Option<User>>;
     /// Creates a user; a taken username or phone is a `Conflict`.
     async fn create(&self, user: NewUser) -> Result<User>;
+    /// Applies `patch` to user `id`; `None` when there is no such user.
+    async fn update_profile(&self, id: i64, patch: ProfilePatch) -> Result<Option<User>>;
 }
 
 /// Persistence of device bindings.
@@ -58,4 +60,37 @@ pub trait DeviceRepo: Send + Sync {
         mac: &MacAddress,
         name: Option<&str>,
     ) -> Result<DeviceBinding>;
+}
+
+/// Changes to a user's own profile; `None` leaves a field as it is,
+/// `Some(None)` clears it.
+#[derive(Debug, Clone, Default)]
+pub struct ProfilePatch {
+    pub nickname: Option<Option<String>>,
+    pub avatar_url: Option<Option<String>>,
+}
+
+/// Masks a phone number for display: `138****5678`.
+pub fn mask_phone(phone: &str) -> String {
+    let chars: Vec<char> = phone.chars().collect();
+    if chars.len() < 7 {
+        return "*".repeat(chars.len());
+    }
+    let keep_tail = 4;
+    let keep_head = chars.len().saturating_sub(keep_tail + 4).min(3);
+    let head: String = chars[..keep_head].iter().collect();
+    let tail: String = chars[chars.len() - keep_tail..].iter().collect();
+    format!("{head}{}{tail}", "*".repeat(chars.len() - keep_head - keep_tail))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::mask_phone;
+
+    #[test]
+    fn phones_are_masked_keeping_prefix_and_last_four() {
+        assert_eq!(mask_phone("13812345678"), "138****5678");
+        assert_eq!(mask_phone("+8613812345678"), "+86*******5678");
+        assert_eq!(mask_phone("12345"), "*****");
+    }
 }

@@ -5,6 +5,7 @@
 
 pub mod docs;
 pub mod health;
+pub mod users;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
@@ -28,6 +29,7 @@ const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 pub fn api_router() -> (Router<AppState>, OpenApi) {
     OpenApiRouter::with_openapi(docs::base_openapi())
         .merge(health::router())
+        .merge(users::router())
         .split_for_parts()
 }
 

@@ -2,6 +2,7 @@
 //! telemetry and the `lty` command line. `main.rs` only calls [`cli::main`].
 #![forbid(unsafe_code)]
 
+pub mod auth;
 pub mod cli;
 pub mod config;
 pub mod error;

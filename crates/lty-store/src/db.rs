@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::Utc;
-use lty_core::user::{DeviceBinding, DeviceRepo, NewUser, User, UserRepo};
+use lty_core::user::{DeviceBinding, DeviceRepo, NewUser, ProfilePatch, User, UserRepo};
 use lty_core::{BackendError, Error, MacAddress, Result};
 use sea_orm::sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sea_orm::sqlx::sqlite::{
@@ -176,6 +176,26 @@ impl UserRepo for Database {
         .await
         .map_err(|e| map_unique(e, "user_exists", "username or phone already taken"))?;
         Ok(model.into())
+    }
+
+    async fn update_profile(&self, id: i64, patch: ProfilePatch) -> Result<Option<User>> {
+        let Some(model) = user::Entity::find_by_id(id)
+            .one(&self.conn)
+            .await
+            .map_err(db_err)?
+        else {
+            return Ok(None);
+        };
+        let mut active: user::ActiveModel = model.into();
+        if let Some(nickname) = patch.nickname {
+            active.nickname = Set(nickname);
+        }
+        if let Some(avatar_url) = patch.avatar_url {
+            active.avatar_url = Set(avatar_url);
+        }
+        active.updated_at = Set(Utc::now());
+        let model = active.update(&self.conn).await.map_err(db_err)?;
+        Ok(Some(model.into()))
     }
 }
 

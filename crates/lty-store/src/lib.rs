@@ -8,6 +8,7 @@ pub mod cache;
 pub mod db;
 pub mod entity;
 pub mod migration;
+pub mod provision;
 pub mod pubsub;
 pub mod seed;
 

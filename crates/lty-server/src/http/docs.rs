@@ -20,6 +20,7 @@ use crate::state::AppState;
     ),
     tags(
         (name = "health", description = "Liveness, readiness and metrics"),
+        (name = "user", description = "Accounts: device login, profile, logout"),
     ),
     components(schemas(crate::error::ErrorBody)),
 )]

@@ -1,0 +1,118 @@
+//! Liveness, readiness, metrics and request ids.
+
+use serde_json::Value;
+
+use crate::helpers::{
+    CuttableProxy, assert_error, socket_of, spawn_app, spawn_app_with, test_database_url,
+    test_redis_url,
+};
+
+#[tokio::test]
+async fn healthz_answers_ok_with_the_version() {
+    let app = spawn_app().await;
+    let res = app.get("/healthz").await;
+    assert_eq!(res.status(), 200);
+    let body: Value = res.json().await.unwrap();
+    assert_eq!(body["status"], "ok");
+    assert_eq!(body["version"], env!("CARGO_PKG_VERSION"));
+}
+
+#[tokio::test]
+async fn readyz_reports_each_configured_backend_ok() {
+    let app = spawn_app().await;
+    let res = app.get("/readyz").await;
+    assert_eq!(res.status(), 200);
+    let body: Value = res.json().await.unwrap();
+    assert_eq!(body["status"], "ready");
+    assert_eq!(body["checks"]["database"], "ok");
+    if test_redis_url().is_some() {
+        assert_eq!(body["checks"]["redis"], "ok");
+    } else {
+        assert!(body["checks"].get("redis").is_none());
+    }
+}
+
+#[tokio::test]
+async fn readyz_fails_naming_redis_when_redis_is_unreachable() {
+    let Some(redis) = test_redis_url() else {
+        eprintln!("skipped: TEST_REDIS_URL not set");
+        return;
+    };
+    let proxy = CuttableProxy::start(socket_of(&redis)).await;
+    let app = spawn_app_with(|c| {
+        c.redis.location = Some(format!("redis://{}/0", proxy.addr));
+        c.redis.timeout_secs = 1;
+    })
+    .await;
+    assert_eq!(app.get("/readyz").await.status(), 200);
+    proxy.cut();
+    let body = assert_error(app.get("/readyz").await, 503, "not_ready").await;
+    assert_eq!(body["details"]["down"], serde_json::json!(["redis"]));
+    assert_eq!(body["details"]["checks"]["database"], "ok");
+}
+
+#[tokio::test]
+async fn readyz_fails_naming_the_database_when_postgres_is_unreachable() {
+    let Some(admin) = test_database_url() else {
+        eprintln!("skipped: TEST_DATABASE_URL not set");
+        return;
+    };
+    let proxy = CuttableProxy::start(socket_of(&admin)).await;
+    let app = spawn_app_with(|c| {
+        let real = c.database.url.as_ref().unwrap().expose().to_owned();
+        let mut url = url::Url::parse(&real).unwrap();
+        url.set_host(Some("127.0.0.1")).unwrap();
+        url.set_port(Some(proxy.addr.port())).unwrap();
+        c.database.url = Some(lty_server::config::Secret::new(String::from(url)));
+        c.database.acquire_timeout_secs = 1;
+    })
+    .await;
+    assert_eq!(app.get("/readyz").await.status(), 200);
+    proxy.cut();
+    let body = assert_error(app.get("/readyz").await, 503, "not_ready").await;
+    assert_eq!(body["details"]["down"][0], "database");
+}
+
+#[tokio::test]
+async fn metrics_count_requests_by_route_and_status() {
+    let app = spawn_app().await;
+    app.get("/healthz").await;
+    app.get("/api/user/profile/").await; // 401
+    let res = app.get("/metrics").await;
+    assert_eq!(res.status(), 200);
+    assert!(
+        res.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/plain")
+    );
+    let text = res.text().await.unwrap();
+    assert!(
+        text.contains(r#"lty_http_requests_total{method="GET",route="/healthz",status="200"}"#),
+        "{text}"
+    );
+    assert!(text.contains(
+        r#"lty_http_requests_total{method="GET",route="/api/user/profile/",status="401"}"#
+    ));
+    assert!(text.contains("lty_http_request_duration_seconds_bucket"));
+    assert!(text.contains(r#"lty_build_info{version=""#));
+    assert!(text.contains("lty_ws_open_connections"));
+}
+
+#[tokio::test]
+async fn every_response_carries_a_request_id_and_a_supplied_one_is_kept() {
+    let app = spawn_app().await;
+    let res = app.get("/healthz").await;
+    let id = res.headers()["x-request-id"].to_str().unwrap().to_owned();
+    assert_eq!(id.len(), 32);
+    let other = app.get("/nope").await;
+    assert_ne!(other.headers()["x-request-id"].to_str().unwrap(), id);
+    let res = app
+        .client
+        .get(app.url("/healthz"))
+        .header("x-request-id", "from-the-client-42")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.headers()["x-request-id"], "from-the-client-42");
+}

@@ -1,0 +1,274 @@
+//! `spawn_app()` and friends.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use lty_server::config::Config;
+use lty_server::state::AppState;
+use rand::RngCore;
+use serde_json::Value;
+use tokio::net::{TcpListener, TcpStream};
+
+/// A running application and what it needs to be torn down.
+pub struct TestApp {
+    pub addr: SocketAddr,
+    pub client: reqwest::Client,
+    pub state: AppState,
+    pub config: Config,
+    _dir: tempfile::TempDir,
+    pg: Option<(String, String)>,
+    task: Option<tokio::task::JoinHandle<()>>,
+}
+
+pub fn random_hex(bytes: usize) -> String {
+    let mut raw = vec![0u8; bytes];
+    rand::rng().fill_bytes(&mut raw);
+    raw.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The PostgreSQL server to test against, if any.
+pub fn test_database_url() -> Option<String> {
+    std::env::var("TEST_DATABASE_URL").ok().filter(|s| !s.is_empty())
+}
+
+/// The Redis server to test against, if any.
+pub fn test_redis_url() -> Option<String> {
+    std::env::var("TEST_REDIS_URL").ok().filter(|s| !s.is_empty())
+}
+
+/// A configuration for one test: a temp data dir, and PostgreSQL/Redis
+/// when the environment names them (a fresh database is created).
+pub async fn test_config() -> (Config, tempfile::TempDir, Option<(String, String)>) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut config = Config::default();
+    config.bind = "127.0.0.1:0".into();
+    config.data_dir = dir.path().to_owned();
+    config.database.max_connections = 4;
+    config.http.shutdown_grace_secs = 5;
+    let mut pg = None;
+    if let Some(admin) = test_database_url() {
+        let name = format!("lty_test_{}", random_hex(8));
+        lty_store::provision::create_postgres_database(&admin, &name)
+            .await
+            .expect("create test database");
+        let url = lty_store::provision::with_database(&admin, &name).expect("db url");
+        config.database.url = Some(lty_server::config::Secret::new(url));
+        pg = Some((admin, name));
+    }
+    if let Some(redis) = test_redis_url() {
+        config.redis.location = Some(redis);
+        config.redis.key_prefix = format!("test:{}:", random_hex(8));
+    }
+    (config, dir, pg)
+}
+
+/// Starts the app with the test configuration.
+pub async fn spawn_app() -> TestApp {
+    spawn_app_with(|_| {}).await
+}
+
+/// Starts the app after letting `tweak` change the configuration.
+pub async fn spawn_app_with(tweak: impl FnOnce(&mut Config)) -> TestApp {
+    let (mut config, dir, pg) = test_config().await;
+    tweak(&mut config);
+    let state = AppState::build(config.clone()).await.expect("build state");
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let server_state = state.clone();
+    let task = tokio::spawn(async move {
+        lty_server::server::serve(server_state, listener)
+            .await
+            .expect("server");
+    });
+    TestApp {
+        addr,
+        client: reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .expect("client"),
+        state,
+        config,
+        _dir: dir,
+        pg,
+        task: Some(task),
+    }
+}
+
+impl TestApp {
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.addr, path)
+    }
+
+    pub async fn get(&self, path: &str) -> reqwest::Response {
+        self.client.get(self.url(path)).send().await.expect("GET")
+    }
+
+    pub async fn post_json(&self, path: &str, body: &Value) -> reqwest::Response {
+        self.client
+            .post(self.url(path))
+            .json(body)
+            .send()
+            .await
+            .expect("POST")
+    }
+
+    /// Creates a user bound to `mac` and returns its id.
+    pub async fn user_with_device(&self, username: &str, mac: &str) -> i64 {
+        let user = self
+            .state
+            .users
+            .create(lty_core::user::NewUser {
+                username: username.into(),
+                nickname: None,
+                phone: None,
+            })
+            .await
+            .expect("create user");
+        let mac = lty_core::MacAddress::parse(mac).expect("mac");
+        self.state
+            .devices
+            .bind(user.id, &mac, None)
+            .await
+            .expect("bind");
+        user.id
+    }
+
+    /// Logs in by MAC and returns the token.
+    pub async fn mac_login(&self, mac: &str) -> String {
+        let res = self
+            .post_json("/api/user/mac-login/", &serde_json::json!({ "mac_address": mac }))
+            .await;
+        assert_eq!(res.status(), 200, "mac-login failed");
+        let body: Value = res.json().await.expect("json");
+        body["token"].as_str().expect("token").to_owned()
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        self.state.shutdown.cancel();
+        if let Some(task) = self.task.take() {
+            task.abort();
+        }
+        let pg = self.pg.take();
+        let redis = self
+            .config
+            .redis
+            .location
+            .clone()
+            .map(|url| (url, self.config.redis.key_prefix.clone()));
+        // Async clean-up cannot run in Drop on the test's runtime: use a
+        // short-lived runtime on another thread.
+        let _ = std::thread::spawn(move || {
+            let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            else {
+                return;
+            };
+            rt.block_on(async move {
+                if let Some((admin, name)) = pg {
+                    let _ = lty_store::provision::drop_postgres_database(&admin, &name).await;
+                }
+                if let Some((url, prefix)) = redis {
+                    delete_prefix(&url, &prefix).await;
+                }
+            });
+        })
+        .join();
+    }
+}
+
+async fn delete_prefix(url: &str, prefix: &str) {
+    if prefix.is_empty() {
+        return;
+    }
+    let Ok(client) = redis::Client::open(url) else {
+        return;
+    };
+    let Ok(mut conn) = client.get_multiplexed_async_connection().await else {
+        return;
+    };
+    let keys: Vec<String> = redis::cmd("KEYS")
+        .arg(format!("{prefix}*"))
+        .query_async(&mut conn)
+        .await
+        .unwrap_or_default();
+    if !keys.is_empty() {
+        let _: Result<i64, _> = redis::cmd("DEL").arg(keys).query_async(&mut conn).await;
+    }
+}
+
+/// A TCP forwarder in front of a real service that a test can cut, to see
+/// what lty does when PostgreSQL or Redis goes away.
+pub struct CuttableProxy {
+    pub addr: SocketAddr,
+    cut: Arc<AtomicBool>,
+    conns: Arc<std::sync::Mutex<Vec<tokio::task::AbortHandle>>>,
+}
+
+impl CuttableProxy {
+    pub async fn start(target: SocketAddr) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind proxy");
+        let addr = listener.local_addr().expect("proxy addr");
+        let cut = Arc::new(AtomicBool::new(false));
+        let conns: Arc<std::sync::Mutex<Vec<tokio::task::AbortHandle>>> = Arc::default();
+        let (cut2, conns2) = (cut.clone(), conns.clone());
+        tokio::spawn(async move {
+            while let Ok((mut inbound, _)) = listener.accept().await {
+                if cut2.load(Ordering::SeqCst) {
+                    drop(inbound);
+                    continue;
+                }
+                let task = tokio::spawn(async move {
+                    if let Ok(mut outbound) = TcpStream::connect(target).await {
+                        let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+                    }
+                });
+                conns2.lock().expect("lock").push(task.abort_handle());
+            }
+        });
+        Self { addr, cut, conns }
+    }
+
+    /// Drops every open connection and refuses new ones.
+    pub fn cut(&self) {
+        self.cut.store(true, Ordering::SeqCst);
+        for c in self.conns.lock().expect("lock").drain(..) {
+            c.abort();
+        }
+    }
+}
+
+/// `host:port` of a URL, resolved.
+pub fn socket_of(url: &str) -> SocketAddr {
+    let u = url::Url::parse(url).expect("url");
+    let host = u.host_str().expect("host");
+    let port = u.port_or_known_default().unwrap_or(match u.scheme() {
+        "redis" => 6379,
+        _ => 5432,
+    });
+    use std::net::ToSocketAddrs;
+    (host, port)
+        .to_socket_addrs()
+        .expect("resolve")
+        .next()
+        .expect("an address")
+}
+
+/// Asserts the error shape `{"code","message",...}` and returns the body.
+pub async fn assert_error(res: reqwest::Response, status: u16, code: &str) -> Value {
+    assert_eq!(res.status().as_u16(), status, "unexpected status");
+    let ct = res
+        .headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_owned();
+    assert!(ct.starts_with("application/json"), "content-type {ct}");
+    let body: Value = res.json().await.expect("json body");
+    assert_eq!(body["code"], code, "body: {body}");
+    assert!(body["message"].is_string(), "body: {body}");
+    body
+}

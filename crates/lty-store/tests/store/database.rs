@@ -1,0 +1,239 @@
+//! Connecting, migrating, provisioning, and the user and device
+//! repositories on both engines.
+
+use lty_core::user::{DeviceRepo, NewUser, UserRepo};
+use lty_core::{Error, MacAddress};
+use lty_store::migration::Migrator;
+use lty_store::provision::{create_postgres_database, drop_postgres_database, with_database};
+use lty_store::{Database, PoolOptions};
+use sea_orm_migration::{MigrationName, MigratorTrait};
+
+use crate::helpers::{Backend, each_database, each_empty_database};
+
+fn user_named(username: &str) -> NewUser {
+    NewUser {
+        username: username.to_owned(),
+        nickname: None,
+        phone: None,
+    }
+}
+
+fn mac(s: &str) -> MacAddress {
+    MacAddress::parse(s).expect("a valid MAC")
+}
+
+#[tokio::test]
+async fn migrations_apply_to_a_fresh_database_and_are_listed_as_applied() {
+    let all: Vec<String> = Migrator::migrations()
+        .iter()
+        .map(|m| m.name().to_owned())
+        .collect();
+    assert_eq!(
+        all.first().map(String::as_str),
+        Some("m20261125_000001_users_and_devices")
+    );
+    each_empty_database(async |t| {
+        assert_eq!(
+            t.db.kind(),
+            t.kind,
+            "{} connected to the wrong engine",
+            t.name()
+        );
+        t.db.ping().await.unwrap();
+        assert!(t.db.applied_migrations().await.unwrap().is_empty());
+        t.db.migrate().await.unwrap();
+        assert_eq!(t.db.applied_migrations().await.unwrap(), all);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn running_migrations_again_changes_nothing() {
+    each_database(async |t| {
+        let before = t.db.applied_migrations().await.unwrap();
+        let alice = t.db.create(user_named("alice")).await.unwrap();
+
+        t.db.migrate().await.unwrap();
+
+        assert_eq!(t.db.applied_migrations().await.unwrap(), before);
+        assert_eq!(t.db.get(alice.id).await.unwrap(), Some(alice));
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn the_tables_accept_a_user_and_a_device_binding() {
+    each_database(async |t| {
+        let alice = t
+            .db
+            .create(NewUser {
+                username: "alice".to_owned(),
+                nickname: Some("Alice".to_owned()),
+                phone: Some("13812345678".to_owned()),
+            })
+            .await
+            .unwrap();
+        assert!(alice.id > 0);
+        assert_eq!(alice.username, "alice");
+        assert_eq!(alice.nickname.as_deref(), Some("Alice"));
+        assert_eq!(alice.phone.as_deref(), Some("13812345678"));
+        assert!(alice.is_active);
+        assert_eq!(t.db.get(alice.id).await.unwrap().as_ref(), Some(&alice));
+        assert_eq!(t.db.get(alice.id + 1000).await.unwrap(), None);
+
+        // Parsed from upper case with dashes; stored and found normalised.
+        let binding = t
+            .db
+            .bind(alice.id, &mac("02-00-AA-BB-CC-DD"), Some("kitchen"))
+            .await
+            .unwrap();
+        assert_eq!(binding.user_id, alice.id);
+        assert_eq!(binding.mac_address.to_string(), "02:00:aa:bb:cc:dd");
+        assert_eq!(binding.name.as_deref(), Some("kitchen"));
+        assert_eq!(
+            t.db.latest_binding(&mac("02:00:aa:bb:cc:dd")).await.unwrap(),
+            Some(binding)
+        );
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn latest_binding_follows_a_mac_rebound_to_another_user() {
+    each_database(async |t| {
+        let alice = t.db.create(user_named("alice")).await.unwrap();
+        let bob = t.db.create(user_named("bob")).await.unwrap();
+        let speaker = mac("02:00:00:00:00:07");
+        let other = mac("02:00:00:00:00:08");
+
+        t.db.bind(alice.id, &speaker, None).await.unwrap();
+        t.db.bind(alice.id, &other, None).await.unwrap();
+        let rebound = t.db.bind(bob.id, &speaker, None).await.unwrap();
+
+        let latest = t.db.latest_binding(&speaker).await.unwrap().unwrap();
+        assert_eq!(latest, rebound);
+        assert_eq!(latest.user_id, bob.id);
+        let other_latest = t.db.latest_binding(&other).await.unwrap().unwrap();
+        assert_eq!(other_latest.user_id, alice.id);
+
+        t.db.bind(alice.id, &speaker, None).await.unwrap();
+        let latest = t.db.latest_binding(&speaker).await.unwrap().unwrap();
+        assert_eq!(latest.user_id, alice.id, "bound back to alice");
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_mac_that_was_never_bound_has_no_binding() {
+    each_database(async |t| {
+        let alice = t.db.create(user_named("alice")).await.unwrap();
+        t.db.bind(alice.id, &mac("02:00:00:00:00:01"), None)
+            .await
+            .unwrap();
+        assert_eq!(
+            t.db.latest_binding(&mac("02:ff:ff:ff:ff:ff")).await.unwrap(),
+            None
+        );
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_taken_username_or_phone_is_a_conflict() {
+    each_database(async |t| {
+        t.db.create(NewUser {
+            username: "alice".to_owned(),
+            nickname: None,
+            phone: Some("13812345678".to_owned()),
+        })
+        .await
+        .unwrap();
+
+        let same_name = t.db.create(user_named("alice")).await.unwrap_err();
+        assert!(
+            matches!(same_name, Error::Conflict { code: "user_exists", .. }),
+            "{same_name:?}"
+        );
+        let same_phone = t
+            .db
+            .create(NewUser {
+                username: "alice2".to_owned(),
+                nickname: None,
+                phone: Some("13812345678".to_owned()),
+            })
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(same_phone, Error::Conflict { code: "user_exists", .. }),
+            "{same_phone:?}"
+        );
+
+        // Users without a phone never conflict with each other.
+        t.db.create(user_named("bob")).await.unwrap();
+        t.db.create(user_named("carol")).await.unwrap();
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_binding_to_a_user_that_does_not_exist_is_refused() {
+    each_database(async |t| {
+        let speaker = mac("02:00:00:00:00:09");
+        assert!(t.db.bind(424_242, &speaker, None).await.is_err());
+        assert_eq!(t.db.latest_binding(&speaker).await.unwrap(), None);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_database_url_of_another_scheme_is_refused() {
+    let err = Database::connect("mysql://127.0.0.1/lty", &PoolOptions::default())
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            Error::Validation {
+                field: "database_url",
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+}
+
+#[tokio::test]
+async fn provisioning_refuses_database_names_that_are_not_plain_identifiers() {
+    // Nothing listens on port 1: a name that got as far as connecting would
+    // fail with a backend error instead of a validation error.
+    let admin_url = "postgres://postgres@127.0.0.1:1/postgres";
+    let long = "a".repeat(64);
+    for name in ["", "Lty", "lty-test", "x\"; DROP DATABASE postgres; --", &long] {
+        let created = create_postgres_database(admin_url, name).await;
+        assert!(
+            matches!(created, Err(Error::Validation { .. })),
+            "create {name:?}: {created:?}"
+        );
+        let dropped = drop_postgres_database(admin_url, name).await;
+        assert!(
+            matches!(dropped, Err(Error::Validation { .. })),
+            "drop {name:?}: {dropped:?}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn with_database_replaces_only_the_database_name() {
+    assert_eq!(
+        with_database(
+            "postgres://lty:secret@db.internal:5433/postgres?sslmode=disable",
+            "lty_test_1"
+        )
+        .unwrap(),
+        "postgres://lty:secret@db.internal:5433/lty_test_1?sslmode=disable"
+    );
+    assert_eq!(
+        with_database("postgres://postgres@127.0.0.1:5432/postgres", "lty").unwrap(),
+        "postgres://postgres@127.0.0.1:5432/lty"
+    );
+}
