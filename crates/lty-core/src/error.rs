@@ -39,7 +39,10 @@ pub enum Error {
     },
     /// The addressed thing does not exist (or is not visible to the caller).
     #[error("{what} not found")]
-    NotFound { what: &'static str, code: &'static str },
+    NotFound {
+        what: &'static str,
+        code: &'static str,
+    },
     /// No or invalid credentials.
     #[error("{message}")]
     Unauthenticated { message: &'static str },

@@ -124,7 +124,10 @@ mod tests {
             "020000001387",
             " 02:00:00:00:13:87 ",
         ] {
-            assert_eq!(MacAddress::parse(s).unwrap().to_string(), "02:00:00:00:13:87");
+            assert_eq!(
+                MacAddress::parse(s).unwrap().to_string(),
+                "02:00:00:00:13:87"
+            );
         }
         assert_eq!(
             MacAddress::parse("AA:BB:CC:DD:EE:FF").unwrap().to_string(),

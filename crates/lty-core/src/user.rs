@@ -80,7 +80,10 @@ pub fn mask_phone(phone: &str) -> String {
     let keep_head = chars.len().saturating_sub(keep_tail + 4).min(3);
     let head: String = chars[..keep_head].iter().collect();
     let tail: String = chars[chars.len() - keep_tail..].iter().collect();
-    format!("{head}{}{tail}", "*".repeat(chars.len() - keep_head - keep_tail))
+    format!(
+        "{head}{}{tail}",
+        "*".repeat(chars.len() - keep_head - keep_tail)
+    )
 }
 
 #[cfg(test)]

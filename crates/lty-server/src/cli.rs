@@ -66,7 +66,10 @@ pub fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(err) => {
             eprintln!("error: cannot start the runtime: {err}");
@@ -108,7 +111,10 @@ async fn run(command: Option<Command>, mut config: Config) -> anyhow::Result<()>
             command: ConfigCommand::Print,
         } => {
             print!("{}", config.to_redacted_toml());
-            println!("\n# database in effect: {}", redact_url(&config.database_url()));
+            println!(
+                "\n# database in effect: {}",
+                redact_url(&config.database_url())
+            );
             println!(
                 "# mode: {}",
                 if config.is_production() {

@@ -484,7 +484,11 @@ pub const ENV_VARS: &[EnvVar] = &[
     var("DATABASE_URL", "database.url", true),
     var("POSTGRESQL_DATABASE_NAME", "database.postgresql.name", true),
     var("POSTGRESQL_DATABASE_USER", "database.postgresql.user", true),
-    var("POSTGRESQL_DATABASE_PASSWORD", "database.postgresql.password", true),
+    var(
+        "POSTGRESQL_DATABASE_PASSWORD",
+        "database.postgresql.password",
+        true,
+    ),
     var("POSTGRESQL_DATABASE_HOST", "database.postgresql.host", true),
     var("POSTGRESQL_DATABASE_PORT", "database.postgresql.port", true),
     var("REDIS_LOCATION", "redis.location", true),
@@ -496,47 +500,151 @@ pub const ENV_VARS: &[EnvVar] = &[
     var("VOLCENGINE_ACCESS_KEY", "volcengine.access_key", false),
     var("VOLCENGINE_SECRET_KEY", "volcengine.secret_key", false),
     var("VOLCENGINE_API_BASE_URL", "volcengine.api_base_url", false),
-    var("VOLCENGINE_CALLBACK_SECRET", "volcengine.callback_secret", false),
-    var("LTY_CUSTOM_LLM_API_KEY", "volcengine.custom_llm_api_key", false),
-    var("LTY_VOICE_CHAT_MAX_SECONDS", "volcengine.voice_chat_max_seconds", false),
+    var(
+        "VOLCENGINE_CALLBACK_SECRET",
+        "volcengine.callback_secret",
+        false,
+    ),
+    var(
+        "LTY_CUSTOM_LLM_API_KEY",
+        "volcengine.custom_llm_api_key",
+        false,
+    ),
+    var(
+        "LTY_VOICE_CHAT_MAX_SECONDS",
+        "volcengine.voice_chat_max_seconds",
+        false,
+    ),
     var("AUDIO_SERVICE_PROVIDER", "audio.provider", false),
     var("AUDIO_SERVICE_HUOSHAN_APPID", "audio.huoshan.appid", false),
-    var("AUDIO_SERVICE_HUOSHAN_ACCESS_TOKEN", "audio.huoshan.access_token", false),
-    var("AUDIO_SERVICE_HUOSHAN_CLUSTER", "audio.huoshan.cluster", false),
-    var("AUDIO_SERVICE_HUOSHAN_VOICE_TYPE", "audio.huoshan.voice_type", false),
-    var("AUDIO_SERVICE_HUOSHAN_STORAGE_DIR", "audio.huoshan.storage_dir", false),
-    var("AUDIO_SERVICE_HUOSHAN_BASE_URL", "audio.huoshan.base_url", false),
-    var("AUDIO_SERVICE_HUOSHAN_WS_URL", "audio.huoshan.ws_url", false),
-    var("LTY_HUOSHAN_ASR_RESOURCE_ID", "audio.huoshan.asr_resource_id", false),
-    var("AUDIO_SERVICE_TENCENT_API_KEY", "audio.tencent.api_key", false),
-    var("AUDIO_SERVICE_TENCENT_API_SECRET", "audio.tencent.api_secret", false),
-    var("AUDIO_SERVICE_TENCENT_TTS_ENDPOINT", "audio.tencent.tts_endpoint", false),
-    var("AUDIO_SERVICE_TENCENT_ASR_ENDPOINT", "audio.tencent.asr_endpoint", false),
-    var("ALIYUN_SMS_ACCESS_KEY_ID", "aliyun.sms.access_key_id", false),
-    var("ALIYUN_SMS_ACCESS_KEY_SECRET", "aliyun.sms.access_key_secret", false),
+    var(
+        "AUDIO_SERVICE_HUOSHAN_ACCESS_TOKEN",
+        "audio.huoshan.access_token",
+        false,
+    ),
+    var(
+        "AUDIO_SERVICE_HUOSHAN_CLUSTER",
+        "audio.huoshan.cluster",
+        false,
+    ),
+    var(
+        "AUDIO_SERVICE_HUOSHAN_VOICE_TYPE",
+        "audio.huoshan.voice_type",
+        false,
+    ),
+    var(
+        "AUDIO_SERVICE_HUOSHAN_STORAGE_DIR",
+        "audio.huoshan.storage_dir",
+        false,
+    ),
+    var(
+        "AUDIO_SERVICE_HUOSHAN_BASE_URL",
+        "audio.huoshan.base_url",
+        false,
+    ),
+    var(
+        "AUDIO_SERVICE_HUOSHAN_WS_URL",
+        "audio.huoshan.ws_url",
+        false,
+    ),
+    var(
+        "LTY_HUOSHAN_ASR_RESOURCE_ID",
+        "audio.huoshan.asr_resource_id",
+        false,
+    ),
+    var(
+        "AUDIO_SERVICE_TENCENT_API_KEY",
+        "audio.tencent.api_key",
+        false,
+    ),
+    var(
+        "AUDIO_SERVICE_TENCENT_API_SECRET",
+        "audio.tencent.api_secret",
+        false,
+    ),
+    var(
+        "AUDIO_SERVICE_TENCENT_TTS_ENDPOINT",
+        "audio.tencent.tts_endpoint",
+        false,
+    ),
+    var(
+        "AUDIO_SERVICE_TENCENT_ASR_ENDPOINT",
+        "audio.tencent.asr_endpoint",
+        false,
+    ),
+    var(
+        "ALIYUN_SMS_ACCESS_KEY_ID",
+        "aliyun.sms.access_key_id",
+        false,
+    ),
+    var(
+        "ALIYUN_SMS_ACCESS_KEY_SECRET",
+        "aliyun.sms.access_key_secret",
+        false,
+    ),
     var("ALIYUN_SMS_SIGN_NAME", "aliyun.sms.sign_name", false),
-    var("ALIYUN_SMS_TEMPLATE_CODE", "aliyun.sms.template_code", false),
+    var(
+        "ALIYUN_SMS_TEMPLATE_CODE",
+        "aliyun.sms.template_code",
+        false,
+    ),
     var("ALIYUN_SMS_ENDPOINT", "aliyun.sms.endpoint", false),
-    var("ALIYUN_NLS_ACCESS_KEY_ID", "aliyun.nls.access_key_id", false),
-    var("ALIYUN_NLS_ACCESS_KEY_SECRET", "aliyun.nls.access_key_secret", false),
+    var(
+        "ALIYUN_NLS_ACCESS_KEY_ID",
+        "aliyun.nls.access_key_id",
+        false,
+    ),
+    var(
+        "ALIYUN_NLS_ACCESS_KEY_SECRET",
+        "aliyun.nls.access_key_secret",
+        false,
+    ),
     var("ALIYUN_NLS_APP_ID", "aliyun.nls.app_id", false),
-    var("ALIYUN_NLS_META_ENDPOINT", "aliyun.nls.meta_endpoint", false),
+    var(
+        "ALIYUN_NLS_META_ENDPOINT",
+        "aliyun.nls.meta_endpoint",
+        false,
+    ),
     var("ALIYUN_NLS_GATEWAY_URL", "aliyun.nls.gateway_url", false),
-    var("ALIYUN_OSS_ACCESS_KEY_ID", "aliyun.oss.access_key_id", false),
-    var("ALIYUN_OSS_ACCESS_KEY_SECRET", "aliyun.oss.access_key_secret", false),
+    var(
+        "ALIYUN_OSS_ACCESS_KEY_ID",
+        "aliyun.oss.access_key_id",
+        false,
+    ),
+    var(
+        "ALIYUN_OSS_ACCESS_KEY_SECRET",
+        "aliyun.oss.access_key_secret",
+        false,
+    ),
     var("ALIYUN_OSS_BUCKET", "aliyun.oss.bucket", false),
     var("ALIYUN_OSS_ENDPOINT", "aliyun.oss.endpoint", false),
     var("ALIYUN_OSS_HOST", "aliyun.oss.host", false),
-    var("ALIYUN_OSS_AUDIO_BASE_DIR", "aliyun.oss.audio_base_dir", false),
+    var(
+        "ALIYUN_OSS_AUDIO_BASE_DIR",
+        "aliyun.oss.audio_base_dir",
+        false,
+    ),
     var("ALIYUN_VI_ACCESS_KEY_ID", "aliyun.vi.access_key_id", false),
-    var("ALIYUN_VI_ACCESS_KEY_SECRET", "aliyun.vi.access_key_secret", false),
+    var(
+        "ALIYUN_VI_ACCESS_KEY_SECRET",
+        "aliyun.vi.access_key_secret",
+        false,
+    ),
     var("ALIYUN_VI_ENDPOINT", "aliyun.vi.endpoint", false),
     var("ALIYUN_VI_REGION", "aliyun.vi.region", false),
     var("ALIYUN_LOG_PROJECT", "aliyun.log.project", false),
     var("ALIYUN_LOG_STORE", "aliyun.log.store", false),
     var("ALIYUN_LOG_ENDPOINT", "aliyun.log.endpoint", false),
-    var("ALIYUN_LOG_ACCESS_KEY_ID", "aliyun.log.access_key_id", false),
-    var("ALIYUN_LOG_ACCESS_KEY_SECRET", "aliyun.log.access_key_secret", false),
+    var(
+        "ALIYUN_LOG_ACCESS_KEY_ID",
+        "aliyun.log.access_key_id",
+        false,
+    ),
+    var(
+        "ALIYUN_LOG_ACCESS_KEY_SECRET",
+        "aliyun.log.access_key_secret",
+        false,
+    ),
     var("WECHAT_APP_ID", "wechat.app_id", false),
     var("WECHAT_APP_SECRET", "wechat.app_secret", false),
     var("WECHAT_API_BASE_URL", "wechat.api_base_url", false),
@@ -599,9 +707,8 @@ impl EnvProvider {
 
 impl Provider for EnvProvider {
     fn metadata(&self) -> Metadata {
-        Metadata::named("environment variable").interpolater(|_: &Profile, keys: &[&str]| {
-            env_name_for(&keys.join("."))
-        })
+        Metadata::named("environment variable")
+            .interpolater(|_: &Profile, keys: &[&str]| env_name_for(&keys.join(".")))
     }
 
     fn data(&self) -> Result<Map<Profile, Dict>, FigmentError> {
@@ -744,8 +851,14 @@ impl Config {
             ("llm.base_url", &self.llm.base_url),
             ("volcengine.api_base_url", &self.volcengine.api_base_url),
             ("audio.huoshan.base_url", &self.audio.huoshan.base_url),
-            ("audio.tencent.tts_endpoint", &self.audio.tencent.tts_endpoint),
-            ("audio.tencent.asr_endpoint", &self.audio.tencent.asr_endpoint),
+            (
+                "audio.tencent.tts_endpoint",
+                &self.audio.tencent.tts_endpoint,
+            ),
+            (
+                "audio.tencent.asr_endpoint",
+                &self.audio.tencent.asr_endpoint,
+            ),
             ("aliyun.sms.endpoint", &self.aliyun.sms.endpoint),
             ("aliyun.nls.meta_endpoint", &self.aliyun.nls.meta_endpoint),
             ("aliyun.nls.gateway_url", &self.aliyun.nls.gateway_url),
@@ -772,7 +885,8 @@ impl Config {
         let pg = &self.database.postgresql;
         if pg.name.is_some() || pg.host.is_some() {
             // Built through `Url` so user names and passwords are escaped.
-            let mut url = url::Url::parse("postgres://localhost").unwrap_or_else(|_| unreachable!());
+            let mut url =
+                url::Url::parse("postgres://localhost").unwrap_or_else(|_| unreachable!());
             let _ = url.set_host(Some(pg.host.as_deref().unwrap_or("localhost")));
             let _ = url.set_port(Some(pg.port.unwrap_or(5432)));
             let _ = url.set_username(pg.user.as_deref().unwrap_or("postgres"));

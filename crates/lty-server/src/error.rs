@@ -145,10 +145,8 @@ impl IntoResponse for ApiError {
                 .insert(header::RETRY_AFTER, HeaderValue::from(secs));
         }
         if self.status == StatusCode::UNAUTHORIZED {
-            res.headers_mut().insert(
-                header::WWW_AUTHENTICATE,
-                HeaderValue::from_static("Bearer"),
-            );
+            res.headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
         }
         res
     }
@@ -167,11 +165,9 @@ impl From<JsonRejection> for ApiError {
                 "malformed_json",
                 format!("the body is not valid JSON: {}", e.body_text()),
             ),
-            JsonRejection::JsonDataError(e) => Self::new(
-                StatusCode::BAD_REQUEST,
-                "invalid_body",
-                e.body_text(),
-            ),
+            JsonRejection::JsonDataError(e) => {
+                Self::new(StatusCode::BAD_REQUEST, "invalid_body", e.body_text())
+            }
             JsonRejection::BytesRejection(e) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => {
                 Self::new(
                     StatusCode::PAYLOAD_TOO_LARGE,
@@ -196,7 +192,11 @@ impl From<QueryRejection> for ApiError {
 
 impl From<PathRejection> for ApiError {
     fn from(rejection: PathRejection) -> Self {
-        Self::new(StatusCode::BAD_REQUEST, "invalid_path", rejection.body_text())
+        Self::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_path",
+            rejection.body_text(),
+        )
     }
 }
 

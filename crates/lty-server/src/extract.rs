@@ -50,9 +50,7 @@ where
         if is_form {
             let axum::Form(value) = axum::Form::<T>::from_request(req, state)
                 .await
-                .map_err(|e| {
-                    ApiError::new(e.status(), "invalid_body", e.body_text())
-                })?;
+                .map_err(|e| ApiError::new(e.status(), "invalid_body", e.body_text()))?;
             Ok(Self(value))
         } else {
             let Json(value) = Json::<T>::from_request(req, state).await?;

@@ -76,7 +76,11 @@ impl AppState {
                 Some(url) => {
                     let settings = RedisSettings {
                         url: url.clone(),
-                        password: config.redis.password.as_ref().map(|p| p.expose().to_owned()),
+                        password: config
+                            .redis
+                            .password
+                            .as_ref()
+                            .map(|p| p.expose().to_owned()),
                         key_prefix: config.redis.key_prefix.clone(),
                         timeout: config.redis_timeout(),
                     };

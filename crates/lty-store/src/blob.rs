@@ -24,7 +24,9 @@ impl OpendalBlobStore {
     /// `{public_base}/{key}` (e.g. `http://host:8000/media`).
     pub fn fs(root: &std::path::Path, public_base: &str) -> Result<Self> {
         std::fs::create_dir_all(root).map_err(blob_err)?;
-        let root = root.to_str().ok_or_else(|| blob_err("media path is not UTF-8"))?;
+        let root = root
+            .to_str()
+            .ok_or_else(|| blob_err("media path is not UTF-8"))?;
         let builder = opendal::services::Fs::default().root(root);
         let op = Operator::new(builder).map_err(blob_err)?;
         Ok(Self {

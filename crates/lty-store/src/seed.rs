@@ -132,14 +132,25 @@ async fn seed_chunk(db: &Database, start: u32, end: u32) -> Result<SeedReport> {
     })
 }
 
-/// Number of bench users (`bench_%`) in the database.
+/// Whether `name` is a bench username: `bench_` and a decimal index.
+fn is_bench_username(name: &str) -> bool {
+    name.strip_prefix("bench_")
+        .is_some_and(|i| !i.is_empty() && i.bytes().all(|b| b.is_ascii_digit()))
+}
+
+/// Number of bench users (`bench_{i}`) in the database.
 pub async fn count_bench_users(db: &Database) -> Result<u64> {
-    use sea_orm::PaginatorTrait;
-    user::Entity::find()
+    // LIKE is only a pre-filter: `_` is a wildcard, and SQLite's LIKE
+    // ignores case; the exact rule is applied to the candidates.
+    let names: Vec<String> = user::Entity::find()
+        .select_only()
+        .column(user::Column::Username)
         .filter(user::Column::Username.starts_with("bench_"))
-        .count(db.conn())
+        .into_tuple::<String>()
+        .all(db.conn())
         .await
-        .map_err(db_err)
+        .map_err(db_err)?;
+    Ok(names.iter().filter(|n| is_bench_username(n)).count() as u64)
 }
 
 #[cfg(test)]

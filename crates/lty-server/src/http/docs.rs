@@ -45,7 +45,9 @@ pub fn base_openapi() -> utoipa::openapi::OpenApi {
         SecurityScheme::Http(
             HttpBuilder::new()
                 .scheme(HttpAuthScheme::Bearer)
-                .description(Some("`Authorization: Bearer {admin_token}` from /api/v1/admin/login/"))
+                .description(Some(
+                    "`Authorization: Bearer {admin_token}` from /api/v1/admin/login/",
+                ))
                 .build(),
         ),
     );
@@ -80,7 +82,10 @@ pub fn router(openapi: utoipa::openapi::OpenApi) -> Router<AppState> {
             get(|| async {
                 (
                     [
-                        (header::CONTENT_TYPE, "application/javascript; charset=utf-8"),
+                        (
+                            header::CONTENT_TYPE,
+                            "application/javascript; charset=utf-8",
+                        ),
                         (header::CACHE_CONTROL, "public, max-age=86400"),
                     ],
                     REDOC_JS,

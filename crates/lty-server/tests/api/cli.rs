@@ -60,7 +60,12 @@ fn config_print_reads_legacy_names_and_redacts_secrets() {
     assert!(text.contains("# mode: production"));
     // A numeric-looking id stays a string.
     assert!(text.contains(r#"app_id = "123456789012345678901234""#));
-    for secret in ["pg-pass-123", "redis-pass-456", "sk-kimi-789", "sms-secret-000"] {
+    for secret in [
+        "pg-pass-123",
+        "redis-pass-456",
+        "sk-kimi-789",
+        "sms-secret-000",
+    ] {
         assert!(!text.contains(secret), "{secret} leaked:\n{text}");
     }
     assert!(text.contains("#   KIMI_API_KEY -> llm.api_key (accepted"));
@@ -72,7 +77,10 @@ fn defaults_are_the_embedded_mode() {
     let out = lty(&["config", "print"], &[]);
     assert!(out.status.success());
     let text = stdout(&out);
-    assert!(text.contains("# database in effect: sqlite://./data/lty.db"), "{text}");
+    assert!(
+        text.contains("# database in effect: sqlite://./data/lty.db"),
+        "{text}"
+    );
     assert!(text.contains("# mode: embedded"));
     assert!(text.contains(r#"bind = "0.0.0.0:8000""#));
     assert!(text.contains("body_limit = 1048576"));
@@ -154,7 +162,10 @@ impl CliDb {
         let mut pg = None;
         if let Some(admin) = test_database_url() {
             let name = format!("lty_test_{}", random_hex(8));
-            block_on(lty_store::provision::create_postgres_database(&admin, &name)).unwrap();
+            block_on(lty_store::provision::create_postgres_database(
+                &admin, &name,
+            ))
+            .unwrap();
             let url = lty_store::provision::with_database(&admin, &name).unwrap();
             vars.push(("DATABASE_URL".to_owned(), url));
             pg = Some((admin, name));
@@ -245,7 +256,8 @@ fn sigterm_lets_an_in_flight_request_finish_then_exits_cleanly() {
     // Start a request and stop half-way through its body.
     let body = r#"{"mac_address": "02:ff:ff:ff:ff:ff"}"#;
     let mut conn = std::net::TcpStream::connect(&addr).unwrap();
-    conn.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    conn.set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
     write!(
         conn,
         "POST /api/user/mac-login/ HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{}",
@@ -275,10 +287,16 @@ fn sigterm_lets_an_in_flight_request_finish_then_exits_cleanly() {
         if let Some(s) = child.try_wait().unwrap() {
             break s;
         }
-        assert!(started.elapsed() < Duration::from_secs(15), "server did not exit");
+        assert!(
+            started.elapsed() < Duration::from_secs(15),
+            "server did not exit"
+        );
         std::thread::sleep(Duration::from_millis(50));
     };
     assert!(exit.success(), "{exit:?}");
     let rest: Vec<String> = lines.map_while(Result::ok).collect();
-    assert!(rest.iter().any(|l| l.contains("shutdown complete")), "{rest:?}");
+    assert!(
+        rest.iter().any(|l| l.contains("shutdown complete")),
+        "{rest:?}"
+    );
 }

@@ -81,7 +81,11 @@ async fn assert_page_is_self_contained(app: &crate::helpers::TestApp, page: &str
             format!("{page}{}", r.trim_start_matches("./"))
         };
         let res = app.get(&url).await;
-        assert_eq!(res.status(), 200, "{page} references {url}, which is not served");
+        assert_eq!(
+            res.status(),
+            200,
+            "{page} references {url}, which is not served"
+        );
     }
 }
 
@@ -89,7 +93,12 @@ async fn assert_page_is_self_contained(app: &crate::helpers::TestApp, page: &str
 async fn swagger_ui_is_served_from_the_binary() {
     let app = spawn_app().await;
     assert_page_is_self_contained(&app, "/swagger/").await;
-    let init = app.get("/swagger/swagger-initializer.js").await.text().await.unwrap();
+    let init = app
+        .get("/swagger/swagger-initializer.js")
+        .await
+        .text()
+        .await
+        .unwrap();
     assert!(init.contains("/openapi.json"), "{init}");
 }
 

@@ -35,7 +35,10 @@ async fn malformed_json_gives_a_400_with_its_own_code() {
 async fn a_body_of_the_wrong_shape_gives_a_400() {
     let app = spawn_app().await;
     let res = app
-        .post_json("/api/user/mac-login/", &serde_json::json!({"mac_address": 42}))
+        .post_json(
+            "/api/user/mac-login/",
+            &serde_json::json!({"mac_address": 42}),
+        )
         .await;
     assert_error(res, 400, "invalid_body").await;
 }
@@ -80,7 +83,10 @@ async fn an_oversized_body_gives_a_413() {
     assert_error(res, 413, "payload_too_large").await;
     // Just under the limit is parsed (and rejected for its content).
     let res = app
-        .post_json("/api/user/mac-login/", &serde_json::json!({"mac_address": "x"}))
+        .post_json(
+            "/api/user/mac-login/",
+            &serde_json::json!({"mac_address": "x"}),
+        )
         .await;
     assert_error(res, 400, "validation_error").await;
 }

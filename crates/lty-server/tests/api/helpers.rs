@@ -29,12 +29,16 @@ pub fn random_hex(bytes: usize) -> String {
 
 /// The PostgreSQL server to test against, if any.
 pub fn test_database_url() -> Option<String> {
-    std::env::var("TEST_DATABASE_URL").ok().filter(|s| !s.is_empty())
+    std::env::var("TEST_DATABASE_URL")
+        .ok()
+        .filter(|s| !s.is_empty())
 }
 
 /// The Redis server to test against, if any.
 pub fn test_redis_url() -> Option<String> {
-    std::env::var("TEST_REDIS_URL").ok().filter(|s| !s.is_empty())
+    std::env::var("TEST_REDIS_URL")
+        .ok()
+        .filter(|s| !s.is_empty())
 }
 
 /// A configuration for one test: a temp data dir, and PostgreSQL/Redis
@@ -137,7 +141,10 @@ impl TestApp {
     /// Logs in by MAC and returns the token.
     pub async fn mac_login(&self, mac: &str) -> String {
         let res = self
-            .post_json("/api/user/mac-login/", &serde_json::json!({ "mac_address": mac }))
+            .post_json(
+                "/api/user/mac-login/",
+                &serde_json::json!({ "mac_address": mac }),
+            )
             .await;
         assert_eq!(res.status(), 200, "mac-login failed");
         let body: Value = res.json().await.expect("json");

@@ -12,18 +12,28 @@ async fn mac_login_returns_a_new_token_for_the_latest_binding() {
     let app = spawn_app().await;
     let first = app.user_with_device("first", "02:00:00:00:00:05").await;
     let res = app
-        .post_json("/api/user/mac-login/", &json!({"mac_address": "02:00:00:00:00:05"}))
+        .post_json(
+            "/api/user/mac-login/",
+            &json!({"mac_address": "02:00:00:00:00:05"}),
+        )
         .await;
     assert_eq!(res.status(), 200);
     let body: Value = res.json().await.unwrap();
     assert_eq!(body["user_id"], first);
     let token = body["token"].as_str().unwrap().to_owned();
     assert_eq!(token.len(), 40);
-    assert!(token.bytes().all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase()));
+    assert!(
+        token
+            .bytes()
+            .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
+    );
 
     // The token is stored under the legacy key with a 30-day expiry.
     let key = format!("token:{token}");
-    assert_eq!(app.state.cache.get(&key).await.unwrap(), Some(first.to_string()));
+    assert_eq!(
+        app.state.cache.get(&key).await.unwrap(),
+        Some(first.to_string())
+    );
     let ttl = app.state.cache.ttl(&key).await.unwrap().unwrap();
     assert!(ttl <= TOKEN_TTL && ttl > TOKEN_TTL - Duration::from_secs(60));
 
@@ -34,7 +44,10 @@ async fn mac_login_returns_a_new_token_for_the_latest_binding() {
     tokio::time::sleep(Duration::from_millis(5)).await;
     let second = app.user_with_device("second", "02:00:00:00:00:05").await;
     let res = app
-        .post_json("/api/user/mac-login/", &json!({"mac_address": "02:00:00:00:00:05"}))
+        .post_json(
+            "/api/user/mac-login/",
+            &json!({"mac_address": "02:00:00:00:00:05"}),
+        )
         .await;
     let body: Value = res.json().await.unwrap();
     assert_eq!(body["user_id"], second);
@@ -75,7 +88,10 @@ async fn mac_login_accepts_a_form_encoded_body() {
 async fn mac_login_returns_404_for_an_unbound_mac() {
     let app = spawn_app().await;
     let res = app
-        .post_json("/api/user/mac-login/", &json!({"mac_address": "02:ff:ff:ff:ff:ff"}))
+        .post_json(
+            "/api/user/mac-login/",
+            &json!({"mac_address": "02:ff:ff:ff:ff:ff"}),
+        )
         .await;
     assert_error(res, 404, "device_not_bound").await;
 }
@@ -113,7 +129,10 @@ async fn profile_returns_the_contract_fields_for_the_token_user() {
     assert_eq!(body["id"], id);
     assert_eq!(body["username"], "kid");
     let joined = body["date_joined"].as_str().unwrap();
-    assert!(chrono::DateTime::parse_from_rfc3339(joined).is_ok(), "{joined}");
+    assert!(
+        chrono::DateTime::parse_from_rfc3339(joined).is_ok(),
+        "{joined}"
+    );
 }
 
 #[tokio::test]
@@ -173,7 +192,12 @@ async fn profile_can_be_edited_validated_and_cleared() {
         let err = assert_error(patch(bad).await.unwrap(), 400, "validation_error").await;
         assert_eq!(err["details"]["field"], field);
     }
-    assert_error(patch(json!({"is_staff": true})).await.unwrap(), 400, "invalid_body").await;
+    assert_error(
+        patch(json!({"is_staff": true})).await.unwrap(),
+        400,
+        "invalid_body",
+    )
+    .await;
 
     let res = patch(json!({"avatar_url": null})).await.unwrap();
     let body: Value = res.json().await.unwrap();

@@ -121,13 +121,13 @@ impl Cache for MemoryCache {
                 expires: Some(now + window),
             };
         }
+        // A counter written without expiry gets a window, as the Redis
+        // adapter's script does, so it cannot count forever.
+        let expires = *entry.expires.get_or_insert(now + window);
         // A non-numeric value restarts the count, as Redis would refuse it.
         let n = entry.value.parse::<i64>().unwrap_or(0).saturating_add(1);
         entry.value = n.to_string();
-        let left = entry
-            .expires
-            .map_or(Duration::MAX, |at| at.saturating_duration_since(now));
-        Ok((n, left))
+        Ok((n, expires.saturating_duration_since(now)))
     }
 
     async fn ttl(&self, key: &str) -> Result<Option<Duration>> {

@@ -51,7 +51,12 @@ impl MigrationTrait for Migration {
                     )
                     .col(ColumnDef::new(Users::Nickname).string_len(64).null())
                     .col(ColumnDef::new(Users::AvatarUrl).string_len(1024).null())
-                    .col(ColumnDef::new(Users::Phone).string_len(20).null().unique_key())
+                    .col(
+                        ColumnDef::new(Users::Phone)
+                            .string_len(20)
+                            .null()
+                            .unique_key(),
+                    )
                     .col(
                         ColumnDef::new(Users::IsActive)
                             .boolean()

@@ -50,11 +50,14 @@ impl Hub {
         let (tx, rx) = mpsc::channel(capacity.max(1));
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let overflowed = Arc::new(AtomicBool::new(false));
-        self.groups.entry(group.to_owned()).or_default().push(Member {
-            id,
-            tx,
-            overflowed: overflowed.clone(),
-        });
+        self.groups
+            .entry(group.to_owned())
+            .or_default()
+            .push(Member {
+                id,
+                tx,
+                overflowed: overflowed.clone(),
+            });
         let membership = Membership {
             hub: Arc::downgrade(self),
             group: group.to_owned(),

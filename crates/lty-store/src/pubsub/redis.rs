@@ -16,8 +16,8 @@ use redis::aio::ConnectionManager;
 use tokio::sync::watch;
 
 use super::Hub;
-use crate::cache::{RedisSettings, redis_client};
 use crate::cache::RedisCache;
+use crate::cache::{RedisSettings, redis_client};
 
 /// Production pub/sub over Redis.
 #[derive(Clone)]

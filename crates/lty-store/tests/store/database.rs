@@ -6,7 +6,7 @@ use lty_core::{Error, MacAddress};
 use lty_store::migration::Migrator;
 use lty_store::provision::{create_postgres_database, drop_postgres_database, with_database};
 use lty_store::{Database, PoolOptions};
-use sea_orm_migration::{MigrationName, MigratorTrait};
+use sea_orm_migration::MigratorTrait;
 
 use crate::helpers::{Backend, each_database, each_empty_database};
 
@@ -64,9 +64,8 @@ async fn running_migrations_again_changes_nothing() {
 #[tokio::test]
 async fn the_tables_accept_a_user_and_a_device_binding() {
     each_database(async |t| {
-        let alice = t
-            .db
-            .create(NewUser {
+        let alice =
+            t.db.create(NewUser {
                 username: "alice".to_owned(),
                 nickname: Some("Alice".to_owned()),
                 phone: Some("13812345678".to_owned()),
@@ -82,16 +81,17 @@ async fn the_tables_accept_a_user_and_a_device_binding() {
         assert_eq!(t.db.get(alice.id + 1000).await.unwrap(), None);
 
         // Parsed from upper case with dashes; stored and found normalised.
-        let binding = t
-            .db
-            .bind(alice.id, &mac("02-00-AA-BB-CC-DD"), Some("kitchen"))
-            .await
-            .unwrap();
+        let binding =
+            t.db.bind(alice.id, &mac("02-00-AA-BB-CC-DD"), Some("kitchen"))
+                .await
+                .unwrap();
         assert_eq!(binding.user_id, alice.id);
         assert_eq!(binding.mac_address.to_string(), "02:00:aa:bb:cc:dd");
         assert_eq!(binding.name.as_deref(), Some("kitchen"));
         assert_eq!(
-            t.db.latest_binding(&mac("02:00:aa:bb:cc:dd")).await.unwrap(),
+            t.db.latest_binding(&mac("02:00:aa:bb:cc:dd"))
+                .await
+                .unwrap(),
             Some(binding)
         );
     })
@@ -131,7 +131,9 @@ async fn a_mac_that_was_never_bound_has_no_binding() {
             .await
             .unwrap();
         assert_eq!(
-            t.db.latest_binding(&mac("02:ff:ff:ff:ff:ff")).await.unwrap(),
+            t.db.latest_binding(&mac("02:ff:ff:ff:ff:ff"))
+                .await
+                .unwrap(),
             None
         );
     })
@@ -151,12 +153,17 @@ async fn a_taken_username_or_phone_is_a_conflict() {
 
         let same_name = t.db.create(user_named("alice")).await.unwrap_err();
         assert!(
-            matches!(same_name, Error::Conflict { code: "user_exists", .. }),
+            matches!(
+                same_name,
+                Error::Conflict {
+                    code: "user_exists",
+                    ..
+                }
+            ),
             "{same_name:?}"
         );
-        let same_phone = t
-            .db
-            .create(NewUser {
+        let same_phone =
+            t.db.create(NewUser {
                 username: "alice2".to_owned(),
                 nickname: None,
                 phone: Some("13812345678".to_owned()),
@@ -164,7 +171,13 @@ async fn a_taken_username_or_phone_is_a_conflict() {
             .await
             .unwrap_err();
         assert!(
-            matches!(same_phone, Error::Conflict { code: "user_exists", .. }),
+            matches!(
+                same_phone,
+                Error::Conflict {
+                    code: "user_exists",
+                    ..
+                }
+            ),
             "{same_phone:?}"
         );
 
@@ -208,7 +221,13 @@ async fn provisioning_refuses_database_names_that_are_not_plain_identifiers() {
     // fail with a backend error instead of a validation error.
     let admin_url = "postgres://postgres@127.0.0.1:1/postgres";
     let long = "a".repeat(64);
-    for name in ["", "Lty", "lty-test", "x\"; DROP DATABASE postgres; --", &long] {
+    for name in [
+        "",
+        "Lty",
+        "lty-test",
+        "x\"; DROP DATABASE postgres; --",
+        &long,
+    ] {
         let created = create_postgres_database(admin_url, name).await;
         assert!(
             matches!(created, Err(Error::Validation { .. })),

@@ -2,6 +2,10 @@
 //! backends, and against PostgreSQL and Redis when `TEST_DATABASE_URL` and
 //! `TEST_REDIS_URL` are set (see `helpers`).
 
+// clippy.toml allows these in `#[test]` functions only; the helpers are
+// test code too, where a failed unwrap is a failed test.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod blob;
 mod cache;
 mod database;

@@ -1,0 +1,110 @@
+//! The file-system blob store: round trips, missing objects, and keys that
+//! must never leave the store's root.
+
+use bytes::Bytes;
+use lty_core::Error;
+use lty_core::ports::BlobStore;
+use lty_store::OpendalBlobStore;
+
+use crate::helpers::TempDir;
+
+fn store(dir: &TempDir) -> OpendalBlobStore {
+    OpendalBlobStore::fs(&dir.path().join("media"), "http://127.0.0.1:8000/media/")
+        .expect("a blob store on a temporary directory")
+}
+
+#[tokio::test]
+async fn an_object_round_trips_through_put_get_and_delete() {
+    let dir = TempDir::new();
+    let blobs = store(&dir);
+    blobs.ping().await.unwrap();
+    let key = "audio/permanent/20261125/a.mp3";
+    let data = Bytes::from_static(b"ID3\x04\x00fake mp3");
+
+    blobs.put(key, data.clone(), "audio/mpeg").await.unwrap();
+
+    assert_eq!(blobs.get(key).await.unwrap(), Some(data.clone()));
+    let on_disk = dir.path().join("media").join(key);
+    assert_eq!(std::fs::read(&on_disk).unwrap(), data.to_vec());
+
+    blobs.delete(key).await.unwrap();
+    assert_eq!(blobs.get(key).await.unwrap(), None);
+    assert!(!on_disk.exists());
+}
+
+#[tokio::test]
+async fn put_replaces_an_existing_object() {
+    let dir = TempDir::new();
+    let blobs = store(&dir);
+    blobs
+        .put(
+            "qr/1.png",
+            Bytes::from_static(b"old, longer content"),
+            "image/png",
+        )
+        .await
+        .unwrap();
+    blobs
+        .put("qr/1.png", Bytes::from_static(b"new"), "image/png")
+        .await
+        .unwrap();
+    assert_eq!(
+        blobs.get("qr/1.png").await.unwrap(),
+        Some(Bytes::from_static(b"new"))
+    );
+}
+
+#[tokio::test]
+async fn a_missing_object_reads_as_none_and_deletes_without_error() {
+    let dir = TempDir::new();
+    let blobs = store(&dir);
+    assert_eq!(blobs.get("audio/none.mp3").await.unwrap(), None);
+    blobs.delete("audio/none.mp3").await.unwrap();
+}
+
+#[tokio::test]
+async fn keys_that_could_leave_the_root_are_rejected() {
+    let dir = TempDir::new();
+    let blobs = store(&dir);
+    let outside = dir.path().join("escape.txt");
+    std::fs::write(&outside, b"outside").unwrap();
+
+    for key in [
+        "../escape.txt",
+        "audio/../../escape.txt",
+        "..",
+        "/etc/passwd",
+        "/escape.txt",
+        "",
+        "audio//a.mp3",
+        "./a.mp3",
+        "a\\..\\escape.txt",
+    ] {
+        let put = blobs.put(key, Bytes::from_static(b"x"), "text/plain").await;
+        assert!(
+            matches!(put, Err(Error::Validation { .. })),
+            "put {key:?}: {put:?}"
+        );
+        let got = blobs.get(key).await;
+        assert!(
+            matches!(got, Err(Error::Validation { .. })),
+            "get {key:?}: {got:?}"
+        );
+        let deleted = blobs.delete(key).await;
+        assert!(
+            matches!(deleted, Err(Error::Validation { .. })),
+            "delete {key:?}: {deleted:?}"
+        );
+    }
+    assert_eq!(std::fs::read(&outside).unwrap(), b"outside");
+}
+
+#[tokio::test]
+async fn an_object_url_joins_the_public_base_and_the_key() {
+    let dir = TempDir::new();
+    let blobs = store(&dir);
+    assert_eq!(
+        blobs.url("audio/a.mp3"),
+        "http://127.0.0.1:8000/media/audio/a.mp3"
+    );
+}
