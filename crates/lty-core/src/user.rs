@@ -35,6 +35,8 @@ pub struct DeviceBinding {
     pub mac_address: MacAddress,
     pub name: Option<String>,
     pub bound_at: DateTime<Utc>,
+    /// When the binding was ended, if it was.
+    pub unbound_at: Option<DateTime<Utc>>,
 }
 
 /// Persistence of users.
@@ -51,7 +53,8 @@ pub trait UserRepo: Send + Sync {
 /// Persistence of device bindings.
 #[async_trait]
 pub trait DeviceRepo: Send + Sync {
-    /// The binding in force for `mac`: the one with the latest `bound_at`.
+    /// The binding in force for `mac`: the one with the latest `bound_at`,
+    /// unless it was unbound.
     async fn latest_binding(&self, mac: &MacAddress) -> Result<Option<DeviceBinding>>;
     /// Records a new binding of `mac` to `user_id`, now.
     async fn bind(
@@ -60,6 +63,14 @@ pub trait DeviceRepo: Send + Sync {
         mac: &MacAddress,
         name: Option<&str>,
     ) -> Result<DeviceBinding>;
+    /// Ends binding `id`; `false` when it was already ended or is unknown.
+    async fn unbind(&self, id: i64) -> Result<bool>;
+    /// The bindings in force of `user_id`, oldest first.
+    async fn bindings_of_user(&self, user_id: i64) -> Result<Vec<DeviceBinding>>;
+    /// Renames binding `id`.
+    async fn rename(&self, id: i64, name: Option<&str>) -> Result<Option<DeviceBinding>>;
+    /// Every binding ever made of `mac`, newest first (history).
+    async fn history(&self, mac: &MacAddress) -> Result<Vec<DeviceBinding>>;
 }
 
 /// Changes to a user's own profile; `None` leaves a field as it is,

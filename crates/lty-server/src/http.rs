@@ -3,6 +3,7 @@
 //! body limit, panic catching) and the JSON fallbacks for unknown routes and
 //! methods.
 
+pub mod devices;
 pub mod docs;
 pub mod health;
 pub mod users;
@@ -29,6 +30,7 @@ const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 pub fn api_router() -> (Router<AppState>, OpenApi) {
     OpenApiRouter::with_openapi(docs::base_openapi())
         .merge(health::router())
+        .merge(devices::router())
         .merge(users::router())
         .split_for_parts()
 }
@@ -44,6 +46,7 @@ pub fn router(state: AppState) -> Router {
     let (api, openapi) = api_router();
     api.route_layer(axum::middleware::from_fn(track_metrics))
         .merge(docs::router(openapi))
+        .merge(crate::ws::router())
         .fallback(|| async { ApiError::route_not_found() })
         .method_not_allowed_fallback(|| async { ApiError::method_not_allowed() })
         .layer(

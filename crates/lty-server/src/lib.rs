@@ -11,3 +11,4 @@ pub mod http;
 pub mod server;
 pub mod state;
 pub mod telemetry;
+pub mod ws;

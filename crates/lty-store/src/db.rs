@@ -206,6 +206,7 @@ fn binding_from(m: user_device::Model) -> Result<DeviceBinding> {
         mac_address: MacAddress::parse(&m.mac_address)?,
         name: m.name,
         bound_at: m.bound_at,
+        unbound_at: m.unbound_at,
     })
 }
 
@@ -219,6 +220,7 @@ impl DeviceRepo for Database {
             .one(&self.conn)
             .await
             .map_err(db_err)?
+            .filter(|m| m.unbound_at.is_none())
             .map(binding_from)
             .transpose()
     }
@@ -234,11 +236,77 @@ impl DeviceRepo for Database {
             mac_address: Set(mac.to_string()),
             name: Set(name.map(str::to_owned)),
             bound_at: Set(Utc::now()),
+            unbound_at: Set(None),
             ..Default::default()
         }
         .insert(&self.conn)
         .await
         .map_err(db_err)?;
         binding_from(model)
+    }
+
+    async fn unbind(&self, id: i64) -> Result<bool> {
+        let res = user_device::Entity::update_many()
+            .col_expr(
+                user_device::Column::UnboundAt,
+                sea_orm::sea_query::Expr::value(Utc::now()),
+            )
+            .filter(user_device::Column::Id.eq(id))
+            .filter(user_device::Column::UnboundAt.is_null())
+            .exec(&self.conn)
+            .await
+            .map_err(db_err)?;
+        Ok(res.rows_affected > 0)
+    }
+
+    async fn bindings_of_user(&self, user_id: i64) -> Result<Vec<DeviceBinding>> {
+        let rows = user_device::Entity::find()
+            .filter(user_device::Column::UserId.eq(user_id))
+            .filter(user_device::Column::UnboundAt.is_null())
+            .order_by_asc(user_device::Column::BoundAt)
+            .all(&self.conn)
+            .await
+            .map_err(db_err)?;
+        // A family has a handful of devices: checking each MAC's binding in
+        // force is cheaper than a correlated subquery on both engines.
+        let mut out = Vec::with_capacity(rows.len());
+        for row in rows {
+            let binding = binding_from(row)?;
+            if self
+                .latest_binding(&binding.mac_address)
+                .await?
+                .is_some_and(|b| b.id == binding.id)
+            {
+                out.push(binding);
+            }
+        }
+        Ok(out)
+    }
+
+    async fn rename(&self, id: i64, name: Option<&str>) -> Result<Option<DeviceBinding>> {
+        let Some(model) = user_device::Entity::find_by_id(id)
+            .one(&self.conn)
+            .await
+            .map_err(db_err)?
+        else {
+            return Ok(None);
+        };
+        let mut active: user_device::ActiveModel = model.into();
+        active.name = Set(name.map(str::to_owned));
+        let model = active.update(&self.conn).await.map_err(db_err)?;
+        binding_from(model).map(Some)
+    }
+
+    async fn history(&self, mac: &MacAddress) -> Result<Vec<DeviceBinding>> {
+        user_device::Entity::find()
+            .filter(user_device::Column::MacAddress.eq(mac.to_string()))
+            .order_by_desc(user_device::Column::BoundAt)
+            .order_by_desc(user_device::Column::Id)
+            .all(&self.conn)
+            .await
+            .map_err(db_err)?
+            .into_iter()
+            .map(binding_from)
+            .collect()
     }
 }

@@ -4,6 +4,7 @@
 use sea_orm_migration::prelude::*;
 
 mod m20261125_000001_users_and_devices;
+mod m20261125_000002_binding_unbound_at;
 
 /// All of lty's migrations.
 #[derive(Debug)]
@@ -12,6 +13,9 @@ pub struct Migrator;
 #[async_trait::async_trait]
 impl MigratorTrait for Migrator {
     fn migrations() -> Vec<Box<dyn MigrationTrait>> {
-        vec![Box::new(m20261125_000001_users_and_devices::Migration)]
+        vec![
+            Box::new(m20261125_000001_users_and_devices::Migration),
+            Box::new(m20261125_000002_binding_unbound_at::Migration),
+        ]
     }
 }

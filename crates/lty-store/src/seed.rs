@@ -114,6 +114,7 @@ async fn seed_chunk(db: &Database, start: u32, end: u32) -> Result<SeedReport> {
                 mac_address: Set(mac.clone()),
                 name: Set(None),
                 bound_at: Set(now),
+                unbound_at: Set(None),
                 ..Default::default()
             })
         })

@@ -21,6 +21,7 @@ use crate::state::AppState;
     tags(
         (name = "health", description = "Liveness, readiness and metrics"),
         (name = "user", description = "Accounts: device login, profile, logout"),
+        (name = "device", description = "Device bindings, pushes and online status"),
     ),
     components(schemas(crate::error::ErrorBody)),
 )]

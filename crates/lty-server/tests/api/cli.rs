@@ -275,7 +275,7 @@ fn sigterm_lets_an_in_flight_request_finish_then_exits_cleanly() {
     std::thread::sleep(Duration::from_millis(200));
 
     // The request in flight still gets its answer.
-    conn.write_all(body[10..].as_bytes()).unwrap();
+    conn.write_all(&body.as_bytes()[10..]).unwrap();
     let mut response = String::new();
     let _ = conn.read_to_string(&mut response);
     assert!(response.starts_with("HTTP/1.1 404"), "{response}");

@@ -45,9 +45,11 @@ pub fn test_redis_url() -> Option<String> {
 /// when the environment names them (a fresh database is created).
 pub async fn test_config() -> (Config, tempfile::TempDir, Option<(String, String)>) {
     let dir = tempfile::tempdir().expect("temp dir");
-    let mut config = Config::default();
-    config.bind = "127.0.0.1:0".into();
-    config.data_dir = dir.path().to_owned();
+    let mut config = Config {
+        bind: "127.0.0.1:0".into(),
+        data_dir: dir.path().to_owned(),
+        ..Config::default()
+    };
     config.database.max_connections = 4;
     config.http.shutdown_grace_secs = 5;
     let mut pg = None;
@@ -278,4 +280,88 @@ pub async fn assert_error(res: reqwest::Response, status: u16, code: &str) -> Va
     assert_eq!(body["code"], code, "body: {body}");
     assert!(body["message"].is_string(), "body: {body}");
     body
+}
+
+/// A device socket for tests.
+pub type Socket =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+impl TestApp {
+    /// Opens `/ws/device/token/{token}/` with an optional `?mac=`.
+    pub async fn ws_connect(&self, token: &str, mac: Option<&str>) -> Socket {
+        let url = match mac {
+            Some(m) => format!("ws://{}/ws/device/token/{token}/?mac={m}", self.addr),
+            None => format!("ws://{}/ws/device/token/{token}/", self.addr),
+        };
+        let (socket, res) = tokio_tungstenite::connect_async(url)
+            .await
+            .expect("websocket handshake");
+        assert_eq!(res.status(), 101);
+        socket
+    }
+
+    /// Sends a JSON object to the family of `token` through the push API.
+    pub async fn push(&self, token: &str, body: &Value) -> Value {
+        let res = self
+            .client
+            .post(self.url("/api/device/send/"))
+            .bearer_auth(token)
+            .json(body)
+            .send()
+            .await
+            .expect("send");
+        assert_eq!(res.status(), 200);
+        res.json().await.expect("json")
+    }
+}
+
+/// The next text frame as JSON, failing after 5 s.
+pub async fn next_json(socket: &mut Socket) -> Value {
+    use futures_util::StreamExt;
+    use tokio_tungstenite::tungstenite::Message;
+    loop {
+        let msg = tokio::time::timeout(std::time::Duration::from_secs(5), socket.next())
+            .await
+            .expect("no message within 5 s")
+            .expect("socket closed")
+            .expect("socket error");
+        match msg {
+            Message::Text(t) => return serde_json::from_str(t.as_str()).expect("JSON text"),
+            Message::Ping(_) | Message::Pong(_) => continue,
+            other => panic!("unexpected frame {other:?}"),
+        }
+    }
+}
+
+/// The close code the server sends next (skipping other frames), failing
+/// after 5 s.
+pub async fn next_close(socket: &mut Socket) -> u16 {
+    use futures_util::StreamExt;
+    use tokio_tungstenite::tungstenite::Message;
+    loop {
+        let msg = tokio::time::timeout(std::time::Duration::from_secs(5), socket.next())
+            .await
+            .expect("no close within 5 s");
+        match msg {
+            Some(Ok(Message::Close(Some(frame)))) => return frame.code.into(),
+            Some(Ok(Message::Close(None))) | None => return 1005,
+            Some(Ok(_)) => continue,
+            Some(Err(e)) => panic!("socket error before close: {e}"),
+        }
+    }
+}
+
+/// Asserts that no text frame arrives within `ms` milliseconds.
+pub async fn assert_silent(socket: &mut Socket, ms: u64) {
+    use futures_util::StreamExt;
+    use tokio_tungstenite::tungstenite::Message;
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_millis(ms);
+    loop {
+        match tokio::time::timeout_at(deadline, socket.next()).await {
+            Err(_) => return,
+            Ok(Some(Ok(Message::Text(t)))) => panic!("unexpected message {t}"),
+            Ok(Some(Ok(_))) => continue,
+            Ok(other) => panic!("socket ended: {other:?}"),
+        }
+    }
 }

@@ -3,9 +3,13 @@
 //! gets a fresh SQLite database, or a fresh PostgreSQL database and a unique
 //! Redis key prefix when `TEST_DATABASE_URL` / `TEST_REDIS_URL` are set.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod cli;
+mod devices;
 mod docs;
 mod errors;
 mod health;
 mod helpers;
 mod users;
+mod ws;

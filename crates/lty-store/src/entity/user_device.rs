@@ -13,6 +13,9 @@ pub struct Model {
     pub mac_address: String,
     pub name: Option<String>,
     pub bound_at: DateTimeUtc,
+    /// Set when the binding was ended; the MAC is then unbound unless a
+    /// newer binding exists.
+    pub unbound_at: Option<DateTimeUtc>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

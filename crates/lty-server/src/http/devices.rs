@@ -1,0 +1,392 @@
+//! `/api/device/`: bindings, pushes to a family's devices, online status.
+
+use axum::extract::State;
+use bytes::Bytes;
+use chrono::{DateTime, TimeZone, Utc};
+use lty_core::MacAddress;
+use lty_core::user::DeviceBinding;
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use crate::auth::{AuthUser, bearer_token, resolve_user};
+use crate::error::{ApiError, ApiResult, ErrorBody};
+use crate::extract::{Json, JsonOrForm, Path, Query};
+use crate::state::AppState;
+use crate::ws::protocol::{device_group, kick_group, last_seen_key};
+
+/// Device routes.
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(bind))
+        .routes(routes!(unbind))
+        .routes(routes!(list))
+        .routes(routes!(binding_status))
+        .routes(routes!(rename))
+        .routes(routes!(send))
+        .routes(routes!(status))
+}
+
+const NAME_MAX: usize = 64;
+
+fn not_bound() -> lty_core::Error {
+    lty_core::Error::NotFound {
+        what: "device binding",
+        code: "device_not_bound",
+    }
+}
+
+fn validate_name(name: Option<String>) -> Result<Option<String>, lty_core::Error> {
+    match name.map(|n| n.trim().to_owned()) {
+        None => Ok(None),
+        Some(n) if n.is_empty() => Ok(None),
+        Some(n) if n.chars().count() > NAME_MAX || n.chars().any(char::is_control) => Err(
+            lty_core::Error::validation("name", "must be at most 64 printable characters"),
+        ),
+        Some(n) => Ok(Some(n)),
+    }
+}
+
+/// Online state of a device, from `device:last_seen:{mac}` (5-minute TTL).
+async fn online_state(
+    state: &AppState,
+    mac: &MacAddress,
+) -> ApiResult<(bool, Option<DateTime<Utc>>)> {
+    let seen = state.cache.get(&last_seen_key(mac)).await?;
+    let at = seen
+        .and_then(|s| s.trim().parse::<i64>().ok())
+        .and_then(|secs| Utc.timestamp_opt(secs, 0).single());
+    Ok((at.is_some(), at))
+}
+
+/// Closes the sockets of `mac` (wherever they are connected).
+async fn kick(state: &AppState, mac: &MacAddress) {
+    if let Err(err) = state
+        .pubsub
+        .publish(&kick_group(mac), Bytes::from_static(b"{}"))
+        .await
+    {
+        tracing::warn!(%err, %mac, "cannot close the sockets of a re-bound device");
+    }
+}
+
+/// A device bound to the caller.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct DeviceOut {
+    /// Binding id (used by `PATCH /api/device/{id}/`).
+    pub id: i64,
+    #[schema(value_type = String, example = "02:00:00:00:00:05")]
+    pub mac_address: MacAddress,
+    pub name: Option<String>,
+    pub bound_at: DateTime<Utc>,
+    /// Seen within the last 5 minutes.
+    pub online: bool,
+    pub last_seen: Option<DateTime<Utc>>,
+}
+
+async fn device_out(state: &AppState, b: DeviceBinding) -> ApiResult<DeviceOut> {
+    let (online, last_seen) = online_state(state, &b.mac_address).await?;
+    Ok(DeviceOut {
+        id: b.id,
+        mac_address: b.mac_address,
+        name: b.name,
+        bound_at: b.bound_at,
+        online,
+        last_seen,
+    })
+}
+
+/// Bind request.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct BindIn {
+    /// The device's MAC address.
+    pub mac_address: Option<String>,
+    /// A display name, at most 64 characters.
+    pub name: Option<String>,
+}
+
+/// Binds a device to the caller. Binding a MAC that another family holds
+/// moves it (the latest binding wins) and disconnects that family's
+/// sockets of the device. Binding a device the caller already holds is a
+/// no-op that returns the binding (a new name is applied).
+#[utoipa::path(post, path = "/api/device/bind/", tag = "device",
+    security(("bearer" = [])),
+    request_body = BindIn,
+    responses(
+        (status = 200, description = "already bound to the caller", body = DeviceOut),
+        (status = 201, description = "bound", body = DeviceOut),
+        (status = 400, body = ErrorBody),
+        (status = 401, body = ErrorBody),
+    ))]
+pub async fn bind(
+    State(state): State<AppState>,
+    auth: AuthUser,
+    JsonOrForm(body): JsonOrForm<BindIn>,
+) -> ApiResult<(axum::http::StatusCode, Json<DeviceOut>)> {
+    let mac = MacAddress::parse(body.mac_address.as_deref().unwrap_or(""))?;
+    let name = validate_name(body.name)?;
+    if let Some(current) = state.devices.latest_binding(&mac).await? {
+        if current.user_id == auth.user.id {
+            let current = match name {
+                Some(n) if current.name.as_deref() != Some(n.as_str()) => state
+                    .devices
+                    .rename(current.id, Some(&n))
+                    .await?
+                    .unwrap_or(current),
+                _ => current,
+            };
+            return Ok((
+                axum::http::StatusCode::OK,
+                Json(device_out(&state, current).await?),
+            ));
+        }
+        kick(&state, &mac).await;
+        tracing::info!(%mac, from = current.user_id, to = auth.user.id, "device re-bound");
+    }
+    let binding = state
+        .devices
+        .bind(auth.user.id, &mac, name.as_deref())
+        .await?;
+    Ok((
+        axum::http::StatusCode::CREATED,
+        Json(device_out(&state, binding).await?),
+    ))
+}
+
+/// Unbind request.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct UnbindIn {
+    pub mac_address: Option<String>,
+}
+
+/// Unbind answer.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct UnbindOut {
+    pub unbound: bool,
+    #[schema(value_type = String)]
+    pub mac_address: MacAddress,
+}
+
+/// Unbinds one of the caller's devices and disconnects its sockets.
+#[utoipa::path(post, path = "/api/device/unbind/", tag = "device",
+    security(("bearer" = [])),
+    request_body = UnbindIn,
+    responses(
+        (status = 200, body = UnbindOut),
+        (status = 400, body = ErrorBody),
+        (status = 401, body = ErrorBody),
+        (status = 404, description = "not bound to the caller", body = ErrorBody),
+    ))]
+pub async fn unbind(
+    State(state): State<AppState>,
+    auth: AuthUser,
+    JsonOrForm(body): JsonOrForm<UnbindIn>,
+) -> ApiResult<Json<UnbindOut>> {
+    let mac = MacAddress::parse(body.mac_address.as_deref().unwrap_or(""))?;
+    let binding = state
+        .devices
+        .latest_binding(&mac)
+        .await?
+        .filter(|b| b.user_id == auth.user.id)
+        .ok_or_else(not_bound)?;
+    state.devices.unbind(binding.id).await?;
+    kick(&state, &mac).await;
+    Ok(Json(UnbindOut {
+        unbound: true,
+        mac_address: mac,
+    }))
+}
+
+/// The caller's devices.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct DeviceListOut {
+    pub devices: Vec<DeviceOut>,
+}
+
+/// Lists the caller's bound devices with their online state.
+#[utoipa::path(get, path = "/api/device/list/", tag = "device",
+    security(("bearer" = [])),
+    responses((status = 200, body = DeviceListOut), (status = 401, body = ErrorBody)))]
+pub async fn list(State(state): State<AppState>, auth: AuthUser) -> ApiResult<Json<DeviceListOut>> {
+    let bindings = state.devices.bindings_of_user(auth.user.id).await?;
+    let mut devices = Vec::with_capacity(bindings.len());
+    for b in bindings {
+        devices.push(device_out(&state, b).await?);
+    }
+    Ok(Json(DeviceListOut { devices }))
+}
+
+/// `?mac_address=`.
+#[derive(Debug, Deserialize, IntoParams)]
+pub struct MacQuery {
+    /// The device's MAC address.
+    pub mac_address: Option<String>,
+}
+
+/// Whether a MAC is bound.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct BindingStatusOut {
+    #[schema(value_type = String)]
+    pub mac_address: MacAddress,
+    pub bound: bool,
+    /// Whether it is bound to the caller (false without a token).
+    pub bound_to_you: bool,
+    /// The owning user, shown to the owner only.
+    pub user_id: Option<i64>,
+    /// Binding details, shown to the owner only.
+    pub name: Option<String>,
+    pub bound_at: Option<DateTime<Utc>>,
+}
+
+/// Whether a MAC is bound, and to whom only for its owner. A token is
+/// optional; an invalid one is refused.
+#[utoipa::path(get, path = "/api/device/binding-status/", tag = "device",
+    params(MacQuery),
+    responses((status = 200, body = BindingStatusOut), (status = 400, body = ErrorBody),
+              (status = 401, body = ErrorBody)))]
+pub async fn binding_status(
+    State(state): State<AppState>,
+    Query(query): Query<MacQuery>,
+    parts: axum::http::request::Parts,
+) -> ApiResult<Json<BindingStatusOut>> {
+    let mac = MacAddress::parse(query.mac_address.as_deref().unwrap_or(""))?;
+    let caller = if parts
+        .headers
+        .contains_key(axum::http::header::AUTHORIZATION)
+    {
+        Some(resolve_user(&state, bearer_token(&parts)?).await?.id)
+    } else {
+        None
+    };
+    let binding = state.devices.latest_binding(&mac).await?;
+    let mine = binding.as_ref().filter(|b| Some(b.user_id) == caller);
+    Ok(Json(BindingStatusOut {
+        mac_address: mac,
+        bound: binding.is_some(),
+        bound_to_you: mine.is_some(),
+        user_id: mine.map(|b| b.user_id),
+        name: mine.and_then(|b| b.name.clone()),
+        bound_at: mine.map(|b| b.bound_at),
+    }))
+}
+
+/// Changes to a binding.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DevicePatch {
+    /// New display name; empty or null clears it.
+    pub name: Option<String>,
+}
+
+/// Renames one of the caller's devices.
+#[utoipa::path(patch, path = "/api/device/{id}/", tag = "device",
+    security(("bearer" = [])),
+    params(("id" = i64, Path, description = "binding id")),
+    request_body = DevicePatch,
+    responses((status = 200, body = DeviceOut), (status = 400, body = ErrorBody),
+              (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub async fn rename(
+    State(state): State<AppState>,
+    auth: AuthUser,
+    Path(id): Path<i64>,
+    Json(body): Json<DevicePatch>,
+) -> ApiResult<Json<DeviceOut>> {
+    let name = validate_name(body.name)?;
+    let owned = state
+        .devices
+        .bindings_of_user(auth.user.id)
+        .await?
+        .into_iter()
+        .any(|b| b.id == id);
+    if !owned {
+        return Err(not_bound().into());
+    }
+    let binding = state
+        .devices
+        .rename(id, name.as_deref())
+        .await?
+        .ok_or_else(not_bound)?;
+    Ok(Json(device_out(&state, binding).await?))
+}
+
+/// Push answer.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SendOut {
+    /// True once the message is published to the family's group.
+    pub delivered: bool,
+    /// Sockets of the family on this instance that the message was queued
+    /// for; absent when the count spans instances and is unknown.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sockets: Option<usize>,
+    /// lty instances the message reached (Redis mode).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub instances: Option<usize>,
+}
+
+/// Pushes a JSON object to every device socket of the caller's family (the
+/// group `device_{user_id}`), on every instance.
+#[utoipa::path(post, path = "/api/device/send/", tag = "device",
+    security(("bearer" = [])),
+    request_body(content = Object, description = "any JSON object"),
+    responses((status = 200, body = SendOut), (status = 400, body = ErrorBody),
+              (status = 401, body = ErrorBody)))]
+pub async fn send(
+    State(state): State<AppState>,
+    auth: AuthUser,
+    Json(body): Json<serde_json::Value>,
+) -> ApiResult<Json<SendOut>> {
+    if !body.is_object() {
+        return Err(lty_core::Error::validation("body", "must be a JSON object").into());
+    }
+    let payload = serde_json::to_vec(&body).map_err(|_| ApiError::internal())?;
+    let started = std::time::Instant::now();
+    let delivery = state
+        .pubsub
+        .publish(&device_group(auth.user.id), Bytes::from(payload))
+        .await?;
+    metrics::histogram!("lty_pubsub_publish_duration_seconds")
+        .record(started.elapsed().as_secs_f64());
+    Ok(Json(SendOut {
+        delivered: true,
+        sockets: delivery.instances.is_none().then_some(delivery.local),
+        instances: delivery.instances,
+    }))
+}
+
+/// Online state.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct StatusOut {
+    #[schema(value_type = String)]
+    pub mac_address: MacAddress,
+    /// Seen within the last 5 minutes.
+    pub online: bool,
+    /// Last message or pong from the device.
+    pub last_seen: Option<DateTime<Utc>>,
+}
+
+/// Whether one of the caller's devices is online.
+#[utoipa::path(get, path = "/api/device/status/", tag = "device",
+    security(("bearer" = [])),
+    params(MacQuery),
+    responses((status = 200, body = StatusOut), (status = 400, body = ErrorBody),
+              (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub async fn status(
+    State(state): State<AppState>,
+    auth: AuthUser,
+    Query(query): Query<MacQuery>,
+) -> ApiResult<Json<StatusOut>> {
+    let mac = MacAddress::parse(query.mac_address.as_deref().unwrap_or(""))?;
+    state
+        .devices
+        .latest_binding(&mac)
+        .await?
+        .filter(|b| b.user_id == auth.user.id)
+        .ok_or_else(not_bound)?;
+    let (online, last_seen) = online_state(&state, &mac).await?;
+    Ok(Json(StatusOut {
+        mac_address: mac,
+        online,
+        last_seen,
+    }))
+}

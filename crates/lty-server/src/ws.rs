@@ -1,0 +1,96 @@
+//! The device WebSocket channel: `/ws/device/` (Bearer header) and
+//! `/ws/device/token/{token}/` (token in the path), both with an optional
+//! `?mac=`. A socket joins the group `device_{user_id}`; text it sends is
+//! published to that group (itself included), and group messages come back
+//! to it as text frames. See docs/realtime.md for the delivery guarantee and
+//! close codes.
+
+pub mod protocol;
+pub mod session;
+
+use axum::Router;
+use axum::extract::ws::WebSocketUpgrade;
+use axum::extract::{FromRequestParts, State};
+use axum::http::request::Parts;
+use axum::response::Response;
+use axum::routing::get;
+use lty_core::MacAddress;
+use serde::Deserialize;
+
+use crate::auth::{bearer_token, resolve_user};
+use crate::error::ApiError;
+use crate::extract::{Path, Query};
+use crate::state::AppState;
+
+/// WebSocket routes (not in OpenAPI, which cannot describe them; see
+/// docs/realtime.md).
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/ws/device/", get(connect_with_header))
+        .route("/ws/device/token/{token}/", get(connect_with_path_token))
+}
+
+/// `?mac=` on the upgrade request.
+#[derive(Debug, Deserialize)]
+pub struct WsQuery {
+    pub mac: Option<String>,
+}
+
+fn parse_mac(query: &WsQuery) -> Result<Option<MacAddress>, ApiError> {
+    match query.mac.as_deref().map(str::trim) {
+        None | Some("") => Ok(None),
+        Some(m) => Ok(Some(MacAddress::parse(m)?)),
+    }
+}
+
+async fn connect_with_header(
+    State(state): State<AppState>,
+    Query(query): Query<WsQuery>,
+    parts: HeaderToken,
+    upgrade: WebSocketUpgrade,
+) -> Result<Response, ApiError> {
+    accept(state, &parts.0, &query, upgrade).await
+}
+
+async fn connect_with_path_token(
+    State(state): State<AppState>,
+    Path(token): Path<String>,
+    Query(query): Query<WsQuery>,
+    upgrade: WebSocketUpgrade,
+) -> Result<Response, ApiError> {
+    accept(state, &token, &query, upgrade).await
+}
+
+/// Authenticates before upgrading: a bad token gets a 401 JSON answer and
+/// no socket.
+async fn accept(
+    state: AppState,
+    token: &str,
+    query: &WsQuery,
+    upgrade: WebSocketUpgrade,
+) -> Result<Response, ApiError> {
+    let mac = parse_mac(query)?;
+    let user = resolve_user(&state, token).await?;
+    let ws = &state.config.ws;
+    // tungstenite allocates its read buffer up front: keep it small so an
+    // idle socket costs a few KB; frames larger than the buffer still work.
+    let max = ws.max_frame_bytes;
+    Ok(upgrade
+        .read_buffer_size(4 * 1024)
+        .write_buffer_size(0)
+        .max_write_buffer_size(max.saturating_mul(4).max(64 * 1024))
+        .max_frame_size(max.saturating_mul(2))
+        .max_message_size(max.saturating_mul(2))
+        .on_upgrade(move |socket| session::run(socket, state, user.id, mac)))
+}
+
+/// The Bearer token of the upgrade request.
+struct HeaderToken(String);
+
+impl FromRequestParts<AppState> for HeaderToken {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &AppState) -> Result<Self, ApiError> {
+        bearer_token(parts).map(|t| Self(t.to_owned()))
+    }
+}

@@ -1,0 +1,61 @@
+//! What travels on a device socket besides group messages: close codes and
+//! error frames. Documented for firmware authors in docs/realtime.md.
+
+use serde::Serialize;
+
+/// The server is shutting down; reconnect (to another instance).
+pub const CLOSE_GOING_AWAY: u16 = 1001;
+/// A text frame was not valid UTF-8.
+pub const CLOSE_INVALID_PAYLOAD: u16 = 1007;
+/// A frame was larger than the configured limit.
+pub const CLOSE_TOO_BIG: u16 = 1009;
+/// The device's binding changed (unbound or bound to another family).
+pub const CLOSE_UNBOUND: u16 = 4003;
+/// The socket fell too far behind its group's messages; reconnect.
+pub const CLOSE_TOO_SLOW: u16 = 4008;
+/// No pong arrived for a server ping within one ping interval.
+pub const CLOSE_PING_TIMEOUT: u16 = 4010;
+
+/// The group of a family's sockets (legacy channel group name).
+pub fn device_group(user_id: i64) -> String {
+    format!("device_{user_id}")
+}
+
+/// The control group that closes the sockets of one device.
+pub fn kick_group(mac: &lty_core::MacAddress) -> String {
+    format!("kick:{mac}")
+}
+
+/// The cache key holding a device's last-seen unix time (legacy format).
+pub fn last_seen_key(mac: &lty_core::MacAddress) -> String {
+    format!("device:last_seen:{mac}")
+}
+
+/// How long a device counts as online after it was last seen.
+pub const LAST_SEEN_TTL_SECS: u64 = 300;
+
+/// An error reported to the device without closing the socket.
+#[derive(Debug, Serialize)]
+pub struct ErrorFrame<'a> {
+    /// Always `error`.
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    pub code: &'a str,
+    pub message: &'a str,
+}
+
+impl<'a> ErrorFrame<'a> {
+    /// An error frame with `code` and `message`.
+    pub fn new(code: &'a str, message: &'a str) -> Self {
+        Self {
+            kind: "error",
+            code,
+            message,
+        }
+    }
+
+    /// The frame as JSON text.
+    pub fn to_json(&self) -> String {
+        serde_json::to_string(self).unwrap_or_default()
+    }
+}

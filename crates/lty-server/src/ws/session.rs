@@ -1,0 +1,192 @@
+//! One device socket: a single task that multiplexes the socket, the
+//! family's group queue, the device's kick group, pings and shutdown.
+
+use std::time::{Duration, Instant};
+
+use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
+use bytes::Bytes;
+use lty_core::MacAddress;
+use lty_core::ports::Subscription;
+use tracing::Instrument;
+
+use super::protocol::{
+    CLOSE_GOING_AWAY, CLOSE_INVALID_PAYLOAD, CLOSE_PING_TIMEOUT, CLOSE_TOO_BIG, CLOSE_TOO_SLOW,
+    CLOSE_UNBOUND, ErrorFrame, LAST_SEEN_TTL_SECS, device_group, kick_group, last_seen_key,
+};
+use crate::state::AppState;
+
+/// Keeps the open-socket gauge right however the session ends.
+struct OpenGauge;
+
+impl OpenGauge {
+    fn open() -> Self {
+        metrics::gauge!("lty_ws_open_connections").increment(1.0);
+        Self
+    }
+}
+
+impl Drop for OpenGauge {
+    fn drop(&mut self) {
+        metrics::gauge!("lty_ws_open_connections").decrement(1.0);
+    }
+}
+
+/// Refreshes `device:last_seen:{mac}`, at most once a second per socket (the
+/// value has one-second resolution).
+struct LastSeen {
+    key: String,
+    written: Option<Instant>,
+}
+
+impl LastSeen {
+    async fn touch(&mut self, state: &AppState) {
+        if self
+            .written
+            .is_some_and(|at| at.elapsed() < Duration::from_secs(1))
+        {
+            return;
+        }
+        let now = chrono::Utc::now().timestamp().to_string();
+        let ttl = Some(Duration::from_secs(LAST_SEEN_TTL_SECS));
+        match state.cache.set(&self.key, &now, ttl).await {
+            Ok(()) => self.written = Some(Instant::now()),
+            Err(err) => tracing::warn!(%err, key = %self.key, "cannot record last seen"),
+        }
+    }
+}
+
+async fn next_kick(kick: &mut Option<Subscription>) -> Option<Bytes> {
+    match kick {
+        Some(sub) => sub.recv().await,
+        None => std::future::pending().await,
+    }
+}
+
+async fn close(socket: &mut WebSocket, code: u16, reason: &'static str) {
+    let _ = socket
+        .send(Message::Close(Some(CloseFrame {
+            code,
+            reason: Utf8Bytes::from_static(reason),
+        })))
+        .await;
+}
+
+/// Runs the socket until it closes.
+pub async fn run(socket: WebSocket, state: AppState, user_id: i64, mac: Option<MacAddress>) {
+    let span = tracing::debug_span!("ws", user_id, mac = ?mac.map(|m| m.to_string()));
+    session(socket, state, user_id, mac).instrument(span).await;
+}
+
+async fn session(mut socket: WebSocket, state: AppState, user_id: i64, mac: Option<MacAddress>) {
+    let _gauge = OpenGauge::open();
+    let ws = state.config.ws.clone();
+    let group = device_group(user_id);
+    let mut sub = state.pubsub.subscribe(&group, ws.queue_capacity);
+    let mut kick = mac.map(|m| state.pubsub.subscribe(&kick_group(&m), 1));
+    let mut last_seen = mac.map(|m| LastSeen {
+        key: last_seen_key(&m),
+        written: None,
+    });
+    if let Some(seen) = last_seen.as_mut() {
+        seen.touch(&state).await;
+    }
+    tracing::debug!("device socket open");
+
+    let period = Duration::from_secs(ws.ping_interval_secs);
+    let mut ping = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
+    ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut awaiting_pong = false;
+    let shutdown = state.shutdown.clone();
+
+    loop {
+        tokio::select! {
+            () = shutdown.cancelled() => {
+                close(&mut socket, CLOSE_GOING_AWAY, "server shutting down").await;
+                break;
+            }
+            incoming = socket.recv() => match incoming {
+                None | Some(Ok(Message::Close(_))) => break,
+                Some(Err(err)) => {
+                    // tungstenite reports invalid UTF-8 and protocol errors here.
+                    tracing::debug!(%err, "device socket error");
+                    close(&mut socket, CLOSE_INVALID_PAYLOAD, "invalid frame").await;
+                    break;
+                }
+                Some(Ok(Message::Text(text))) => {
+                    awaiting_pong = false;
+                    if text.len() > ws.max_frame_bytes {
+                        close(&mut socket, CLOSE_TOO_BIG, "message too big").await;
+                        break;
+                    }
+                    metrics::counter!("lty_ws_messages_in_total").increment(1);
+                    if let Some(seen) = last_seen.as_mut() {
+                        seen.touch(&state).await;
+                    }
+                    let started = Instant::now();
+                    let published = state.pubsub.publish(&group, Bytes::from(text)).await;
+                    metrics::histogram!("lty_pubsub_publish_duration_seconds")
+                        .record(started.elapsed().as_secs_f64());
+                    if let Err(err) = published {
+                        tracing::warn!(%err, "publish from device socket failed");
+                        let frame = ErrorFrame::new("publish_failed", "message not delivered; retry");
+                        if socket.send(Message::Text(frame.to_json().into())).await.is_err() {
+                            break;
+                        }
+                    }
+                }
+                Some(Ok(Message::Binary(_))) => {
+                    let frame = ErrorFrame::new(
+                        "binary_not_supported",
+                        "send JSON text frames on this channel",
+                    );
+                    if socket.send(Message::Text(frame.to_json().into())).await.is_err() {
+                        break;
+                    }
+                }
+                Some(Ok(Message::Pong(_))) => {
+                    awaiting_pong = false;
+                    if let Some(seen) = last_seen.as_mut() {
+                        seen.touch(&state).await;
+                    }
+                }
+                // Pings are answered by the WebSocket layer itself.
+                Some(Ok(Message::Ping(_))) => awaiting_pong = false,
+            },
+            message = sub.recv() => match message {
+                Some(payload) => {
+                    let Ok(text) = Utf8Bytes::try_from(payload) else {
+                        continue;
+                    };
+                    if socket.send(Message::Text(text)).await.is_err() {
+                        break;
+                    }
+                    metrics::counter!("lty_ws_messages_out_total").increment(1);
+                }
+                None => {
+                    if sub.overflowed() {
+                        metrics::counter!("lty_ws_closed_slow_total").increment(1);
+                        tracing::warn!("device socket too slow; closing it");
+                        close(&mut socket, CLOSE_TOO_SLOW, "too slow; reconnect").await;
+                    }
+                    break;
+                }
+            },
+            _ = next_kick(&mut kick) => {
+                close(&mut socket, CLOSE_UNBOUND, "device binding changed").await;
+                break;
+            }
+            _ = ping.tick() => {
+                if awaiting_pong {
+                    metrics::counter!("lty_ws_ping_timeouts_total").increment(1);
+                    close(&mut socket, CLOSE_PING_TIMEOUT, "ping timeout").await;
+                    break;
+                }
+                if socket.send(Message::Ping(Bytes::new())).await.is_err() {
+                    break;
+                }
+                awaiting_pong = true;
+            }
+        }
+    }
+    tracing::debug!("device socket closed");
+}

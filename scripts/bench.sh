@@ -1,0 +1,62 @@
+#!/usr/bin/env bash
+# Builds lty in release mode, runs it in production mode (PostgreSQL +
+# Redis on this machine) and measures it with shared/bench/run.py, the
+# harness the legacy numbers in shared/bench/BASELINE.md come from.
+#
+# Usage: scripts/bench.sh [extra run.py options...]
+#   BENCH_USERS=5000 (default)   BENCH_PORT=18080 (default)
+#   BENCH_MODE=production|embedded (default production)
+# Writes bench-results/lty-<commit>-<mode>.json (git-ignored).
+set -euo pipefail
+root="$(cd "$(dirname "$0")/.." && pwd)"
+cd "$root"
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/lty-target}"
+harness="$root/../shared/bench/run.py"
+users="${BENCH_USERS:-5000}"
+port="${BENCH_PORT:-18080}"
+mode="${BENCH_MODE:-production}"
+commit="$(git rev-parse --short HEAD)"
+out="bench-results/lty-${commit}-${mode}.json"
+
+command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk; }
+venv="$HOME/.cache/lty-bench-venv"
+if [ ! -x "$venv/bin/python" ]; then
+  python3 -m venv "$venv"
+  "$venv/bin/pip" install -q 'websockets>=14' uvloop
+fi
+
+cargo build --release -p lty-server
+bin="$CARGO_TARGET_DIR/release/lty"
+mkdir -p bench-results
+workdir="$(mktemp -d)"
+trap 'rm -rf "$workdir"' EXIT
+
+export LTY_DATA_DIR="$workdir/data" LTY_LOG__LEVEL=warn LTY_LOG__FORMAT=json
+if [ "$mode" = production ]; then
+  db="lty_bench"
+  psql -h 127.0.0.1 -U postgres -qc "DROP DATABASE IF EXISTS $db WITH (FORCE)" postgres
+  psql -h 127.0.0.1 -U postgres -qc "CREATE DATABASE $db" postgres
+  redis-cli -h 127.0.0.1 -p 6379 --scan --pattern 'token:*' | xargs -r -n 1000 redis-cli -h 127.0.0.1 -p 6379 DEL >/dev/null
+  export DATABASE_URL="postgres://postgres@127.0.0.1:5432/$db" REDIS_LOCATION="redis://127.0.0.1:6379/0"
+fi
+export VOLCENGINE_APP_ID="${VOLCENGINE_APP_ID:-0123456789abcdef01234567}"
+export VOLCENGINE_APP_KEY="${VOLCENGINE_APP_KEY:-bench-app-key}"
+
+ulimit -n 65536
+"$bin" migrate >/dev/null
+"$bin" serve --bind "127.0.0.1:$port" > "$workdir/server.log" 2>&1 &
+pid=$!
+for _ in $(seq 1 50); do curl -sf "http://127.0.0.1:$port/healthz" >/dev/null && break; sleep 0.2; done
+
+"$venv/bin/python" "$harness" \
+  --base "http://127.0.0.1:$port" --ws "ws://127.0.0.1:$port" \
+  --users "$users" --seed-cmd "$bin seed --users {users}" \
+  --pid "$pid" --label "lty $commit ($mode)" --out "$out" "$@" > /dev/null || status=$?
+kill -TERM "$pid"; wait "$pid" || true
+echo "results: $out"
+python3 - "$out" <<'PY'
+import json, sys
+s = json.load(open(sys.argv[1]))["summary"]
+print(json.dumps(s, indent=1))
+PY
+exit "${status:-0}"
