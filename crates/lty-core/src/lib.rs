@@ -3,11 +3,18 @@
 //! or Redis: the server wires adapters in at start-up.
 #![forbid(unsafe_code)]
 
+pub mod account;
+pub mod admin;
+pub mod credential;
 pub mod error;
 pub mod mac;
+pub mod phone;
 pub mod ports;
+pub mod sms;
 pub mod token;
 pub mod user;
+pub mod voice_chat;
 
 pub use error::{BackendError, Error, Result};
 pub use mac::MacAddress;
+pub use phone::PhoneNumber;

@@ -1,10 +1,13 @@
 //! Bearer authentication: `Authorization: Bearer {token}` → `token:{token}`
-//! in the token store → an active user. Admin tokens live in their own key
-//! space and never authenticate here.
+//! in the token store → an active user ([`AuthUser`], or [`AuthUserId`]
+//! when the handler loads the user itself). Admin tokens live in their own
+//! key space (`admin_token:{token}`) and authenticate only as
+//! [`AuthAdmin`]; neither kind is ever accepted as the other.
 
 use axum::extract::FromRequestParts;
 use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
+use lty_core::admin::{Admin, AdminRole};
 use lty_core::token::{TokenKind, invalid_token};
 use lty_core::user::User;
 
@@ -66,5 +69,71 @@ impl FromRequestParts<AppState> for AuthUser {
         let token = bearer_token(parts)?.to_owned();
         let user = resolve_user(state, &token).await?;
         Ok(Self { user, token })
+    }
+}
+
+/// A valid user token and its user id, without loading the user: for
+/// handlers that read the user in a query of their own.
+#[derive(Debug, Clone)]
+pub struct AuthUserId {
+    pub user_id: i64,
+    pub token: String,
+}
+
+impl FromRequestParts<AppState> for AuthUserId {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let token = bearer_token(parts)?.to_owned();
+        let user_id = state
+            .tokens
+            .resolve(TokenKind::User, &token)
+            .await?
+            .ok_or_else(invalid_token)?;
+        Ok(Self { user_id, token })
+    }
+}
+
+/// The authenticated admin of a request (`admin_token:{token}`), and the
+/// token it presented.
+#[derive(Debug, Clone)]
+pub struct AuthAdmin {
+    pub admin: Admin,
+    pub token: String,
+}
+
+impl AuthAdmin {
+    /// `403 forbidden` unless the admin's role includes `role`
+    /// (`superadmin` includes `operator`).
+    pub fn require(&self, role: AdminRole) -> Result<(), ApiError> {
+        if self.admin.role.includes(role) {
+            Ok(())
+        } else {
+            Err(lty_core::Error::Forbidden {
+                message: "this needs a higher admin role",
+            }
+            .into())
+        }
+    }
+}
+
+impl FromRequestParts<AppState> for AuthAdmin {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let token = bearer_token(parts)?.to_owned();
+        let id = state
+            .tokens
+            .resolve(TokenKind::Admin, &token)
+            .await?
+            .ok_or_else(invalid_token)?;
+        match state.admins.get(id).await? {
+            Some(admin) if admin.is_active => Ok(Self { admin, token }),
+            Some(_) => Err(lty_core::Error::Forbidden {
+                message: "this admin account is disabled",
+            }
+            .into()),
+            None => Err(invalid_token().into()),
+        }
     }
 }

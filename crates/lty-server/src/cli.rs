@@ -1,5 +1,8 @@
 //! The `lty` command line.
 
+mod admin;
+mod rtc_token;
+
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -46,6 +49,11 @@ pub enum Command {
     },
     /// Print the OpenAPI document as JSON.
     Openapi,
+    /// Mint a Volcengine RTC AccessToken, or verify one (--verify). Needs
+    /// no configuration.
+    RtcToken(rtc_token::RtcTokenArgs),
+    /// Operator accounts: `lty admin create --username U`.
+    Admin(admin::AdminArgs),
 }
 
 /// `lty config ...`
@@ -59,6 +67,10 @@ pub enum ConfigCommand {
 /// Entry point of the `lty` binary.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
+    // Purely local: runs even when the configuration is invalid.
+    if let Some(Command::RtcToken(args)) = cli.command {
+        return rtc_token::run(args);
+    }
     let config = match Config::from_env(cli.config.as_deref()) {
         Ok(c) => c,
         Err(err) => {
@@ -94,6 +106,7 @@ async fn run(command: Option<Command>, mut config: Config) -> anyhow::Result<()>
             let addr = config.bind_addr()?;
             telemetry::init_logging(&config);
             let state = AppState::build(config).await?;
+            crate::admin::log_first_admin_hint(&state).await;
             let listener = tokio::net::TcpListener::bind(addr)
                 .await
                 .with_context(|| format!("cannot listen on {addr}"))?;
@@ -149,6 +162,8 @@ async fn run(command: Option<Command>, mut config: Config) -> anyhow::Result<()>
             );
             Ok(())
         }
+        Command::RtcToken(_) => anyhow::bail!("rtc-token is handled before configuration"),
+        Command::Admin(args) => admin::run(args, &config).await,
         Command::Openapi => {
             println!("{}", crate::http::openapi().to_pretty_json()?);
             Ok(())

@@ -74,7 +74,8 @@ pub struct Config {
     pub public_base_url: Option<String>,
     /// Directory for the embedded database and media.
     pub data_dir: PathBuf,
-    /// The legacy Django `SECRET_KEY`; accepted, not used by lty.
+    /// The legacy Django `SECRET_KEY`: keys the hashes of SMS login codes
+    /// (without it, a random key kept in the cache is used).
     pub secret_key: Option<Secret>,
     /// The legacy `DEBUG` switch: debug-level logs.
     pub debug: bool,
@@ -85,6 +86,8 @@ pub struct Config {
     pub ws: WsConfig,
     /// `legacy` or `signed` (see docs/device-auth.md).
     pub device_auth: DeviceAuthMode,
+    pub auth: AuthConfig,
+    pub limits: LimitsConfig,
     pub llm: LlmConfig,
     pub volcengine: VolcengineConfig,
     pub audio: AudioConfig,
@@ -160,6 +163,76 @@ pub struct WsConfig {
     pub max_frame_bytes: usize,
 }
 
+/// Login codes, admin lockout and device signatures.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct AuthConfig {
+    /// Seconds an SMS login code stays valid.
+    pub sms_code_ttl_secs: u64,
+    /// Wrong codes after which a code is locked (a new one must be sent).
+    pub sms_code_max_attempts: u32,
+    /// Consecutive failed admin logins that lock the account.
+    pub admin_max_failures: u32,
+    /// Seconds an admin account stays locked.
+    pub admin_lockout_secs: u64,
+    /// Largest accepted difference, in seconds, between a device's
+    /// `X-Device-Timestamp` and the server clock.
+    pub device_signature_skew_secs: u64,
+}
+
+/// A fixed-window rate limit: at most `max` requests per `window_secs`.
+/// `max = 0` turns the limit off.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RateLimit {
+    pub max: u64,
+    pub window_secs: u64,
+}
+
+impl RateLimit {
+    const fn new(max: u64, window_secs: u64) -> Self {
+        Self { max, window_secs }
+    }
+
+    /// Whether the limit is in force.
+    pub fn enabled(&self) -> bool {
+        self.max > 0
+    }
+}
+
+/// Rate limits (counted in the cache, so they hold across instances with
+/// Redis). See docs/rate-limits.md for the reasoning behind the defaults.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct LimitsConfig {
+    /// Per-IP limits do not apply to loopback clients (127.0.0.0/8, ::1):
+    /// local tools and benchmarks. Turn off when lty sits behind a proxy on
+    /// the same host without `trusted_proxies`.
+    pub exempt_loopback: bool,
+    /// Proxies whose `X-Forwarded-For` is believed: IP addresses or CIDR
+    /// blocks, comma-separated in `LTY_LIMITS__TRUSTED_PROXIES`.
+    pub trusted_proxies: crate::ratelimit::TrustedProxies,
+    /// `POST /api/user/mac-login/` per MAC.
+    pub mac_login_per_mac: RateLimit,
+    /// `POST /api/user/mac-login/` per client IP.
+    pub mac_login_per_ip: RateLimit,
+    /// `POST /api/device/rtc-token/get_by_mac/` per MAC.
+    pub rtc_token_per_mac: RateLimit,
+    /// `POST /api/device/rtc-token/get_by_mac/` per client IP.
+    pub rtc_token_per_ip: RateLimit,
+    /// SMS codes sent to one phone, short window.
+    pub sms_send_per_phone: RateLimit,
+    /// SMS codes sent to one phone, daily.
+    pub sms_send_per_phone_daily: RateLimit,
+    /// SMS codes requested from one client IP.
+    pub sms_send_per_ip: RateLimit,
+    /// SMS login attempts from one client IP.
+    pub sms_login_per_ip: RateLimit,
+    /// WeChat logins and binds from one client IP.
+    pub wechat_login_per_ip: RateLimit,
+    /// Admin login attempts from one client IP.
+    pub admin_login_per_ip: RateLimit,
+}
+
 /// Kimi or any OpenAI-compatible chat API (`KIMI_*`).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default)]
@@ -181,6 +254,15 @@ pub struct VolcengineConfig {
     pub callback_secret: Option<Secret>,
     pub custom_llm_api_key: Option<Secret>,
     pub voice_chat_max_seconds: u64,
+    /// Ark inference endpoint of the agent's LLM when CustomLLM is off
+    /// (`LTY_VOLCENGINE__ARK_ENDPOINT_ID`).
+    pub ark_endpoint_id: Option<String>,
+    /// Milliseconds allowed for one OpenAPI attempt.
+    pub api_timeout_ms: u64,
+    /// Seconds between sweeps for abandoned voice-chat sessions.
+    pub voice_chat_sweep_secs: u64,
+    /// Seconds a session may go on with every device of the family offline.
+    pub voice_chat_offline_grace_secs: u64,
 }
 
 /// Speech providers (`AUDIO_SERVICE_*`).
@@ -237,6 +319,11 @@ pub struct AliyunSmsConfig {
     pub sign_name: Option<String>,
     pub template_code: Option<String>,
     pub endpoint: String,
+    /// The template variable that receives the code (`TemplateParam`
+    /// `{"code": "123456"}`).
+    pub code_param: String,
+    /// Seconds allowed for one SendSms call.
+    pub timeout_secs: u64,
 }
 
 /// Aliyun NLS speech.
@@ -290,6 +377,8 @@ pub struct WechatConfig {
     pub app_id: Option<String>,
     pub app_secret: Option<Secret>,
     pub api_base_url: String,
+    /// Seconds allowed for each WeChat call.
+    pub timeout_secs: u64,
 }
 
 impl Default for Config {
@@ -306,11 +395,44 @@ impl Default for Config {
             log: LogConfig::default(),
             ws: WsConfig::default(),
             device_auth: DeviceAuthMode::Legacy,
+            auth: AuthConfig::default(),
+            limits: LimitsConfig::default(),
             llm: LlmConfig::default(),
             volcengine: VolcengineConfig::default(),
             audio: AudioConfig::default(),
             aliyun: AliyunConfig::default(),
             wechat: WechatConfig::default(),
+        }
+    }
+}
+
+impl Default for AuthConfig {
+    fn default() -> Self {
+        Self {
+            sms_code_ttl_secs: 300,
+            sms_code_max_attempts: 5,
+            admin_max_failures: 5,
+            admin_lockout_secs: 900,
+            device_signature_skew_secs: 300,
+        }
+    }
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        Self {
+            exempt_loopback: true,
+            trusted_proxies: Default::default(),
+            mac_login_per_mac: RateLimit::new(120, 60),
+            mac_login_per_ip: RateLimit::new(600, 60),
+            rtc_token_per_mac: RateLimit::new(120, 60),
+            rtc_token_per_ip: RateLimit::new(600, 60),
+            sms_send_per_phone: RateLimit::new(1, 60),
+            sms_send_per_phone_daily: RateLimit::new(10, 86_400),
+            sms_send_per_ip: RateLimit::new(20, 3_600),
+            sms_login_per_ip: RateLimit::new(30, 600),
+            wechat_login_per_ip: RateLimit::new(60, 60),
+            admin_login_per_ip: RateLimit::new(30, 600),
         }
     }
 }
@@ -386,6 +508,10 @@ impl Default for VolcengineConfig {
             callback_secret: None,
             custom_llm_api_key: None,
             voice_chat_max_seconds: 1800,
+            ark_endpoint_id: None,
+            api_timeout_ms: 10_000,
+            voice_chat_sweep_secs: 30,
+            voice_chat_offline_grace_secs: 180,
         }
     }
 }
@@ -434,6 +560,8 @@ impl Default for AliyunSmsConfig {
             sign_name: None,
             template_code: None,
             endpoint: "https://dysmsapi.aliyuncs.com".into(),
+            code_param: "code".into(),
+            timeout_secs: 5,
         }
     }
 }
@@ -456,6 +584,7 @@ impl Default for WechatConfig {
             app_id: None,
             app_secret: None,
             api_base_url: "https://api.weixin.qq.com".into(),
+            timeout_secs: 5,
         }
     }
 }
@@ -479,7 +608,7 @@ const fn var(name: &'static str, path: &'static str, used: bool) -> EnvVar {
 /// Every fixed-name variable lty reads. `LTY_*` variables not listed here map
 /// by name: `LTY_A__B` sets `a.b`.
 pub const ENV_VARS: &[EnvVar] = &[
-    var("SECRET_KEY", "secret_key", false),
+    var("SECRET_KEY", "secret_key", true),
     var("DEBUG", "debug", true),
     var("DATABASE_URL", "database.url", true),
     var("POSTGRESQL_DATABASE_NAME", "database.postgresql.name", true),
@@ -495,42 +624,42 @@ pub const ENV_VARS: &[EnvVar] = &[
     var("REDIS_PASSWORD", "redis.password", true),
     var("KIMI_API_KEY", "llm.api_key", false),
     var("KIMI_BASE_URL", "llm.base_url", false),
-    var("VOLCENGINE_APP_ID", "volcengine.app_id", false),
-    var("VOLCENGINE_APP_KEY", "volcengine.app_key", false),
-    var("VOLCENGINE_ACCESS_KEY", "volcengine.access_key", false),
-    var("VOLCENGINE_SECRET_KEY", "volcengine.secret_key", false),
-    var("VOLCENGINE_API_BASE_URL", "volcengine.api_base_url", false),
+    var("VOLCENGINE_APP_ID", "volcengine.app_id", true),
+    var("VOLCENGINE_APP_KEY", "volcengine.app_key", true),
+    var("VOLCENGINE_ACCESS_KEY", "volcengine.access_key", true),
+    var("VOLCENGINE_SECRET_KEY", "volcengine.secret_key", true),
+    var("VOLCENGINE_API_BASE_URL", "volcengine.api_base_url", true),
     var(
         "VOLCENGINE_CALLBACK_SECRET",
         "volcengine.callback_secret",
-        false,
+        true,
     ),
     var(
         "LTY_CUSTOM_LLM_API_KEY",
         "volcengine.custom_llm_api_key",
-        false,
+        true,
     ),
     var(
         "LTY_VOICE_CHAT_MAX_SECONDS",
         "volcengine.voice_chat_max_seconds",
-        false,
+        true,
     ),
     var("AUDIO_SERVICE_PROVIDER", "audio.provider", false),
-    var("AUDIO_SERVICE_HUOSHAN_APPID", "audio.huoshan.appid", false),
+    var("AUDIO_SERVICE_HUOSHAN_APPID", "audio.huoshan.appid", true),
     var(
         "AUDIO_SERVICE_HUOSHAN_ACCESS_TOKEN",
         "audio.huoshan.access_token",
-        false,
+        true,
     ),
     var(
         "AUDIO_SERVICE_HUOSHAN_CLUSTER",
         "audio.huoshan.cluster",
-        false,
+        true,
     ),
     var(
         "AUDIO_SERVICE_HUOSHAN_VOICE_TYPE",
         "audio.huoshan.voice_type",
-        false,
+        true,
     ),
     var(
         "AUDIO_SERVICE_HUOSHAN_STORAGE_DIR",
@@ -572,23 +701,15 @@ pub const ENV_VARS: &[EnvVar] = &[
         "audio.tencent.asr_endpoint",
         false,
     ),
-    var(
-        "ALIYUN_SMS_ACCESS_KEY_ID",
-        "aliyun.sms.access_key_id",
-        false,
-    ),
+    var("ALIYUN_SMS_ACCESS_KEY_ID", "aliyun.sms.access_key_id", true),
     var(
         "ALIYUN_SMS_ACCESS_KEY_SECRET",
         "aliyun.sms.access_key_secret",
-        false,
+        true,
     ),
-    var("ALIYUN_SMS_SIGN_NAME", "aliyun.sms.sign_name", false),
-    var(
-        "ALIYUN_SMS_TEMPLATE_CODE",
-        "aliyun.sms.template_code",
-        false,
-    ),
-    var("ALIYUN_SMS_ENDPOINT", "aliyun.sms.endpoint", false),
+    var("ALIYUN_SMS_SIGN_NAME", "aliyun.sms.sign_name", true),
+    var("ALIYUN_SMS_TEMPLATE_CODE", "aliyun.sms.template_code", true),
+    var("ALIYUN_SMS_ENDPOINT", "aliyun.sms.endpoint", true),
     var(
         "ALIYUN_NLS_ACCESS_KEY_ID",
         "aliyun.nls.access_key_id",
@@ -645,9 +766,9 @@ pub const ENV_VARS: &[EnvVar] = &[
         "aliyun.log.access_key_secret",
         false,
     ),
-    var("WECHAT_APP_ID", "wechat.app_id", false),
-    var("WECHAT_APP_SECRET", "wechat.app_secret", false),
-    var("WECHAT_API_BASE_URL", "wechat.api_base_url", false),
+    var("WECHAT_APP_ID", "wechat.app_id", true),
+    var("WECHAT_APP_SECRET", "wechat.app_secret", true),
+    var("WECHAT_API_BASE_URL", "wechat.api_base_url", true),
 ];
 
 /// The environment variable that sets `path`: its fixed name, or `LTY_...`.
@@ -803,6 +924,16 @@ impl Config {
 
     fn validate(&self) -> Result<(), ConfigError> {
         self.bind_addr()?;
+        // An RTC token carries the AppId at a fixed width; another length
+        // would mint tokens nobody can parse.
+        if let Some(app_id) = &self.volcengine.app_id
+            && (app_id.len() != 24 || !app_id.is_ascii())
+        {
+            return Err(invalid(
+                "volcengine.app_id",
+                "must be the 24-character RTC AppId",
+            ));
+        }
         if let Some(base) = &self.public_base_url {
             check_http_url("public_base_url", base)?;
         }
@@ -838,6 +969,7 @@ impl Config {
         if self.ws.ping_interval_secs == 0 {
             return Err(invalid("ws.ping_interval_secs", "must be at least 1"));
         }
+        self.validate_auth()?;
         if self.database.max_connections == 0 {
             return Err(invalid("database.max_connections", "must be at least 1"));
         }
@@ -865,6 +997,62 @@ impl Config {
             ("wechat.api_base_url", &self.wechat.api_base_url),
         ] {
             check_http_url(path, url)?;
+        }
+        Ok(())
+    }
+
+    fn validate_auth(&self) -> Result<(), ConfigError> {
+        let a = &self.auth;
+        for (path, value) in [
+            ("auth.sms_code_ttl_secs", a.sms_code_ttl_secs),
+            (
+                "auth.sms_code_max_attempts",
+                u64::from(a.sms_code_max_attempts),
+            ),
+            ("auth.admin_max_failures", u64::from(a.admin_max_failures)),
+            ("auth.admin_lockout_secs", a.admin_lockout_secs),
+            (
+                "auth.device_signature_skew_secs",
+                a.device_signature_skew_secs,
+            ),
+            ("aliyun.sms.timeout_secs", self.aliyun.sms.timeout_secs),
+            ("wechat.timeout_secs", self.wechat.timeout_secs),
+        ] {
+            if value == 0 {
+                return Err(invalid(path, "must be at least 1"));
+            }
+        }
+        let l = &self.limits;
+        for (path, limit) in [
+            ("limits.mac_login_per_mac.window_secs", l.mac_login_per_mac),
+            ("limits.mac_login_per_ip.window_secs", l.mac_login_per_ip),
+            ("limits.rtc_token_per_mac.window_secs", l.rtc_token_per_mac),
+            ("limits.rtc_token_per_ip.window_secs", l.rtc_token_per_ip),
+            (
+                "limits.sms_send_per_phone.window_secs",
+                l.sms_send_per_phone,
+            ),
+            (
+                "limits.sms_send_per_phone_daily.window_secs",
+                l.sms_send_per_phone_daily,
+            ),
+            ("limits.sms_send_per_ip.window_secs", l.sms_send_per_ip),
+            ("limits.sms_login_per_ip.window_secs", l.sms_login_per_ip),
+            (
+                "limits.wechat_login_per_ip.window_secs",
+                l.wechat_login_per_ip,
+            ),
+            (
+                "limits.admin_login_per_ip.window_secs",
+                l.admin_login_per_ip,
+            ),
+        ] {
+            if limit.enabled() && limit.window_secs == 0 {
+                return Err(invalid(path, "must be at least 1 when max is set"));
+            }
+        }
+        if self.aliyun.sms.code_param.trim().is_empty() {
+            return Err(invalid("aliyun.sms.code_param", "must not be empty"));
         }
         Ok(())
     }

@@ -3,10 +3,14 @@
 //! body limit, panic catching) and the JSON fallbacks for unknown routes and
 //! methods.
 
+pub mod admin_auth;
+pub mod device_credentials;
 pub mod devices;
 pub mod docs;
 pub mod health;
+pub mod rtc;
 pub mod users;
+pub mod voice_chat;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
@@ -32,6 +36,10 @@ pub fn api_router() -> (Router<AppState>, OpenApi) {
         .merge(health::router())
         .merge(devices::router())
         .merge(users::router())
+        .merge(admin_auth::router())
+        .merge(device_credentials::router())
+        .merge(rtc::router())
+        .merge(voice_chat::router())
         .split_for_parts()
 }
 

@@ -2,13 +2,18 @@
 //! telemetry and the `lty` command line. `main.rs` only calls [`cli::main`].
 #![forbid(unsafe_code)]
 
+pub mod admin;
 pub mod auth;
 pub mod cli;
 pub mod config;
+pub mod device_auth;
 pub mod error;
 pub mod extract;
 pub mod http;
+pub mod ratelimit;
 pub mod server;
+pub mod sms;
 pub mod state;
 pub mod telemetry;
+pub mod wechat;
 pub mod ws;

@@ -26,6 +26,8 @@ pub async fn serve(state: AppState, listener: TcpListener) -> anyhow::Result<()>
     }
     tracing::info!(%addr, database = ?state.db.kind(), cache = ?state.cache_backend, "listening");
     let app = http::router(state.clone());
+    // Stops abandoned voice agents; ends with `state.shutdown`.
+    http::voice_chat::spawn_sweeper(state.clone());
     let server = axum::serve(
         listener,
         app.into_make_service_with_connect_info::<SocketAddr>(),

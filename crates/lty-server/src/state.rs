@@ -8,9 +8,11 @@ use anyhow::Context;
 use lty_core::ports::{BlobStore, Cache, PubSub};
 use lty_core::token::{CacheTokenStore, TOKEN_TTL, TokenStore};
 use lty_core::user::{DeviceRepo, UserRepo};
+use lty_core::voice_chat::VoiceChatSessionRepo;
 use lty_store::cache::{MemoryCache, RedisCache, RedisSettings};
 use lty_store::pubsub::{Hub, MemoryPubSub, RedisPubSub};
 use lty_store::{Database, OpendalBlobStore, PoolOptions};
+use lty_vendors::volcengine::openapi::OpenApiClient;
 use metrics_exporter_prometheus::PrometheusHandle;
 use tokio_util::sync::CancellationToken;
 
@@ -38,6 +40,20 @@ pub struct AppState {
     /// The local fan-out hub behind `pubsub`, for metrics.
     pub hub: Arc<Hub>,
     pub blobs: Arc<dyn BlobStore>,
+    /// Users by phone number and WeChat identity.
+    pub accounts: Arc<dyn lty_core::account::AccountRepo>,
+    /// Operator accounts.
+    pub admins: Arc<dyn lty_core::admin::AdminRepo>,
+    /// Per-device secrets for signed device requests.
+    pub device_credentials: Arc<dyn lty_core::credential::DeviceCredentialRepo>,
+    /// SMS login codes and the sender behind them.
+    pub sms: Arc<crate::sms::SmsCodes>,
+    /// WeChat login; `None` without `WECHAT_APP_ID` / `WECHAT_APP_SECRET`.
+    pub wechat: Option<Arc<lty_vendors::wechat::WechatClient>>,
+    /// Voice-chat sessions started and not yet stopped.
+    pub voice_chats: Arc<dyn VoiceChatSessionRepo>,
+    /// Volcengine RTC OpenAPI (voice agent); `None` without AK/SK.
+    pub volcengine: Option<OpenApiClient>,
     pub metrics: PrometheusHandle,
     /// Cancelled when the server starts shutting down.
     pub shutdown: CancellationToken,
@@ -110,6 +126,11 @@ impl AppState {
             .context("cannot open the media directory")?;
         let tokens = CacheTokenStore::new(cache.clone(), TOKEN_TTL);
         let repo = Arc::new(db.clone());
+        let volcengine = crate::http::voice_chat::openapi_client(&config)?;
+        let voice_chats = Arc::new(db.clone());
+        let sms = Arc::new(crate::sms::SmsCodes::build(&config, cache.clone())?);
+        let wechat = crate::wechat::client(&config)?;
+        let auth_repo = Arc::new(db.clone());
 
         Ok(Self {
             config: Arc::new(config),
@@ -122,6 +143,13 @@ impl AppState {
             pubsub,
             hub,
             blobs: Arc::new(blobs),
+            voice_chats,
+            volcengine,
+            accounts: auth_repo.clone(),
+            admins: auth_repo.clone(),
+            device_credentials: auth_repo,
+            sms,
+            wechat,
             metrics,
             shutdown: CancellationToken::new(),
         })

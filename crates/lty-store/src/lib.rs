@@ -3,14 +3,18 @@
 //! behind the ports of `lty-core`.
 #![forbid(unsafe_code)]
 
+mod accounts;
+mod admins;
 pub mod blob;
 pub mod cache;
+mod credentials;
 pub mod db;
 pub mod entity;
 pub mod migration;
 pub mod provision;
 pub mod pubsub;
 pub mod seed;
+mod voice_chat;
 
 pub use blob::OpendalBlobStore;
 pub use db::{Database, DatabaseKind, PoolOptions};

@@ -5,6 +5,8 @@ use sea_orm_migration::prelude::*;
 
 mod m20261125_000001_users_and_devices;
 mod m20261125_000002_binding_unbound_at;
+mod m20261126_000001_accounts_and_auth;
+mod m20261127_000001_voice_chat_sessions;
 
 /// All of lty's migrations.
 #[derive(Debug)]
@@ -16,6 +18,8 @@ impl MigratorTrait for Migrator {
         vec![
             Box::new(m20261125_000001_users_and_devices::Migration),
             Box::new(m20261125_000002_binding_unbound_at::Migration),
+            Box::new(m20261126_000001_accounts_and_auth::Migration),
+            Box::new(m20261127_000001_voice_chat_sessions::Migration),
         ]
     }
 }

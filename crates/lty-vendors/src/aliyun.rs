@@ -6,6 +6,7 @@
 //!   by SMS, NLS `CreateToken` and Visual Intelligence.
 //! - [`oss`]: OSS V1 `Authorization` header and V1 presigned URLs.
 //! - [`sls`]: Log Service `PutLogs` signing and the `LogGroup` protobuf body.
+//! - [`sms`]: the SMS `SendSms` call and its client.
 //!
 //! Every signer takes the clock reading and the nonce as arguments, so the
 //! same functions serve the real clients and the in-process fakes that
@@ -16,6 +17,7 @@ use std::fmt;
 pub mod oss;
 pub mod pop;
 pub mod sls;
+pub mod sms;
 
 mod digest;
 mod time;

@@ -6,3 +6,4 @@
 pub mod aliyun;
 pub mod tencent;
 pub mod volcengine;
+pub mod wechat;

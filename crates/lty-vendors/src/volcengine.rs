@@ -1,7 +1,10 @@
-//! Volcengine (火山引擎): RTC AccessToken, OpenAPI request signing.
+//! Volcengine (火山引擎): RTC AccessToken, OpenAPI request signing and
+//! client, the voice agent's actions and the callbacks it sends.
 
+pub mod callback;
 pub mod openapi;
 pub mod rtc_token;
+pub mod voice_chat;
 
 use hmac::digest::{Key, KeyInit};
 use hmac::{Hmac, Mac};

@@ -20,8 +20,12 @@ use crate::state::AppState;
     ),
     tags(
         (name = "health", description = "Liveness, readiness and metrics"),
-        (name = "user", description = "Accounts: device login, profile, logout"),
+        (name = "user", description = "Accounts: device, SMS and WeChat login, profile, logout"),
+        (name = "device-auth", description = "Per-device secrets for signed device requests (docs/device-auth.md)"),
+        (name = "admin", description = "Operator accounts: admin login and logout"),
         (name = "device", description = "Device bindings, pushes and online status"),
+        (name = "rtc", description = "Volcengine RTC tokens for the family's room"),
+        (name = "voice-chat", description = "A Volcengine voice agent in the family's room, and its callbacks"),
     ),
     components(schemas(crate::error::ErrorBody)),
 )]

@@ -1,24 +1,33 @@
-//! `/api/user/`: device MAC login, profile, logout.
+//! `/api/user/`: device MAC login (signed when the device holds a secret,
+//! rate limited), SMS login, WeChat login and binding, profile, logout.
 
-use axum::extract::State;
+use axum::extract::{OriginalUri, State};
+use axum::http::{HeaderMap, Method};
 use chrono::{DateTime, Utc};
-use lty_core::MacAddress;
+use lty_core::account::generated_username;
 use lty_core::token::TokenKind;
-use lty_core::user::{ProfilePatch, User, mask_phone};
+use lty_core::user::{NewUser, ProfilePatch, User, mask_phone};
+use lty_core::{MacAddress, PhoneNumber};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use crate::auth::AuthUser;
+use crate::auth::{AuthUser, AuthUserId};
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::extract::{Json, JsonOrForm};
+use crate::ratelimit::{self, ClientIp};
 use crate::state::AppState;
+use crate::{device_auth, wechat};
 
 /// User routes.
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(mac_login))
+        .routes(routes!(sms_send))
+        .routes(routes!(sms_login))
+        .routes(routes!(wechat_login))
+        .routes(routes!(wechat_bind))
         .routes(routes!(profile, update_profile))
         .routes(routes!(logout))
 }
@@ -41,31 +50,311 @@ pub struct LoginOut {
 }
 
 /// Logs a device in as the user of its latest binding. Each call issues a
-/// new token.
+/// new token. A device holding a secret must sign the request with the
+/// `X-Device-*` headers (docs/device-auth.md); with `device_auth = signed`
+/// every device must.
 #[utoipa::path(post, path = "/api/user/mac-login/", tag = "user",
     request_body = MacLoginIn,
+    params(
+        ("X-Device-Mac" = Option<String>, Header, description = "signed requests: the device's MAC"),
+        ("X-Device-Timestamp" = Option<String>, Header, description = "signed requests: Unix seconds"),
+        ("X-Device-Nonce" = Option<String>, Header, description = "signed requests: single-use nonce"),
+        ("X-Device-Signature" = Option<String>, Header, description = "signed requests: hex HMAC-SHA256"),
+    ),
     responses(
         (status = 200, body = LoginOut),
         (status = 400, description = "missing or malformed MAC", body = ErrorBody),
+        (status = 401, description = "signature required, invalid, stale or replayed", body = ErrorBody),
         (status = 404, description = "the MAC is not bound", body = ErrorBody),
+        (status = 429, description = "rate limited per IP or per MAC", body = ErrorBody),
     ))]
+#[tracing::instrument(skip_all)]
 pub async fn mac_login(
     State(state): State<AppState>,
+    ip: ClientIp,
+    headers: HeaderMap,
+    OriginalUri(uri): OriginalUri,
     JsonOrForm(body): JsonOrForm<MacLoginIn>,
 ) -> ApiResult<Json<LoginOut>> {
+    let limits = &state.config.limits;
+    ratelimit::check_ip(&state, "mac_login_ip", &ip, limits.mac_login_per_ip).await?;
     let mac = MacAddress::parse(body.mac_address.as_deref().unwrap_or(""))?;
-    let binding = state
-        .devices
-        .latest_binding(&mac)
-        .await?
-        .ok_or(lty_core::Error::NotFound {
-            what: "device binding",
-            code: "device_not_bound",
-        })?;
+    ratelimit::check(
+        &state,
+        "mac_login_mac",
+        &mac.to_string(),
+        limits.mac_login_per_mac,
+    )
+    .await?;
+    let (binding, secret) = tokio::try_join!(
+        state.devices.latest_binding(&mac),
+        state.device_credentials.secret_for(&mac),
+    )?;
+    let target = uri.path_and_query().map_or(uri.path(), |pq| pq.as_str());
+    device_auth::verify_with_secret(
+        &state,
+        &headers,
+        &Method::POST,
+        target,
+        &mac,
+        secret.as_deref(),
+    )
+    .await?;
+    let binding = binding.ok_or(lty_core::Error::NotFound {
+        what: "device binding",
+        code: "device_not_bound",
+    })?;
     let token = state.tokens.issue(TokenKind::User, binding.user_id).await?;
     Ok(Json(LoginOut {
         token,
         user_id: binding.user_id,
+    }))
+}
+
+/// Asks for an SMS login code.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct SmsSendIn {
+    /// Mobile number: mainland China 11 digits (optionally `+86`), or E.164.
+    #[schema(example = "13812345678")]
+    pub phone: Option<String>,
+}
+
+/// A code is on its way.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SmsSendOut {
+    /// Always true. The answer does not say whether the number has an
+    /// account.
+    pub sent: bool,
+    /// Seconds the code stays valid.
+    pub expires_in: u64,
+    /// Seconds before another code may be asked for this number.
+    pub resend_after: u64,
+}
+
+/// Sends a 6-digit login code by SMS (in embedded mode, to the server
+/// log). Limited per number (1 a minute, 10 a day by default) and per
+/// client IP. A new code replaces the previous one.
+#[utoipa::path(post, path = "/api/user/sms/send/", tag = "user",
+    request_body = SmsSendIn,
+    responses(
+        (status = 200, body = SmsSendOut),
+        (status = 400, description = "missing or malformed phone, or refused by the SMS provider", body = ErrorBody),
+        (status = 429, description = "rate limited (ours or the SMS provider's)", body = ErrorBody),
+        (status = 502, description = "the SMS provider failed", body = ErrorBody),
+    ))]
+#[tracing::instrument(skip_all)]
+pub async fn sms_send(
+    State(state): State<AppState>,
+    ip: ClientIp,
+    Json(body): Json<SmsSendIn>,
+) -> ApiResult<Json<SmsSendOut>> {
+    let limits = &state.config.limits;
+    ratelimit::check_ip(&state, "sms_send_ip", &ip, limits.sms_send_per_ip).await?;
+    let phone = PhoneNumber::parse(body.phone.as_deref().unwrap_or(""))?;
+    ratelimit::check(
+        &state,
+        "sms_send_phone",
+        phone.as_str(),
+        limits.sms_send_per_phone,
+    )
+    .await?;
+    ratelimit::check(
+        &state,
+        "sms_send_phone_daily",
+        phone.as_str(),
+        limits.sms_send_per_phone_daily,
+    )
+    .await?;
+    let sent = state.sms.send(&phone).await?;
+    Ok(Json(SmsSendOut {
+        sent: true,
+        expires_in: sent.expires_in,
+        resend_after: if limits.sms_send_per_phone.enabled() {
+            limits.sms_send_per_phone.window_secs
+        } else {
+            0
+        },
+    }))
+}
+
+/// SMS login request.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct SmsLoginIn {
+    /// The number the code was sent to, in any accepted spelling.
+    #[schema(example = "13812345678")]
+    pub phone: Option<String>,
+    /// The 6-digit code from the SMS.
+    #[schema(example = "482913")]
+    pub code: Option<String>,
+}
+
+/// A login token for an account that may have just been created.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AccountLoginOut {
+    /// Bearer token, valid 30 days.
+    pub token: String,
+    /// The user the token acts as.
+    pub user_id: i64,
+    /// Whether this login created the account.
+    pub created: bool,
+}
+
+fn refuse_inactive(user: &User) -> Result<(), ApiError> {
+    if user.is_active {
+        Ok(())
+    } else {
+        Err(lty_core::Error::Forbidden {
+            message: "this account is disabled",
+        }
+        .into())
+    }
+}
+
+/// Logs in with a phone number and the code sent to it, creating the
+/// account on first login. A code works once; after 5 wrong codes it is
+/// locked and a new one must be sent.
+#[utoipa::path(post, path = "/api/user/sms-login/", tag = "user",
+    request_body = SmsLoginIn,
+    responses(
+        (status = 200, body = AccountLoginOut),
+        (status = 400, description = "malformed input (`validation_error`), wrong code (`sms_code_invalid`, details.attempts_left) or no valid code (`sms_code_expired`)", body = ErrorBody),
+        (status = 403, description = "the account is disabled", body = ErrorBody),
+        (status = 429, description = "`sms_code_locked` after too many wrong codes, or `rate_limited`", body = ErrorBody),
+    ))]
+#[tracing::instrument(skip_all)]
+pub async fn sms_login(
+    State(state): State<AppState>,
+    ip: ClientIp,
+    Json(body): Json<SmsLoginIn>,
+) -> ApiResult<Json<AccountLoginOut>> {
+    let limits = &state.config.limits;
+    ratelimit::check_ip(&state, "sms_login_ip", &ip, limits.sms_login_per_ip).await?;
+    let phone = PhoneNumber::parse(body.phone.as_deref().unwrap_or(""))?;
+    let code = body.code.as_deref().map(str::trim).unwrap_or("");
+    if code.is_empty() {
+        return Err(lty_core::Error::validation("code", "is required").into());
+    }
+    state.sms.verify(&phone, code).await?;
+    let new = NewUser {
+        username: generated_username("u_"),
+        nickname: None,
+        phone: Some(phone.as_str().to_owned()),
+    };
+    let (user, created) = state
+        .accounts
+        .find_or_create_phone_user(&phone, new)
+        .await?;
+    refuse_inactive(&user)?;
+    let token = state.tokens.issue(TokenKind::User, user.id).await?;
+    if created {
+        tracing::info!(user_id = user.id, "account created by SMS login");
+    }
+    Ok(Json(AccountLoginOut {
+        token,
+        user_id: user.id,
+        created,
+    }))
+}
+
+/// A WeChat authorization code.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct WechatCodeIn {
+    /// The `code` the WeChat SDK or OAuth redirect gave the app; single-use.
+    pub code: Option<String>,
+}
+
+/// Logs in with a WeChat authorization code: the user of that WeChat
+/// identity (by unionid across apps, else openid), created on first login.
+#[utoipa::path(post, path = "/api/user/wechat-login/", tag = "user",
+    request_body = WechatCodeIn,
+    responses(
+        (status = 200, body = AccountLoginOut),
+        (status = 400, description = "missing code, or `invalid_wechat_code` (wrong, used or expired)", body = ErrorBody),
+        (status = 403, description = "the account is disabled, or WeChat blocked the user", body = ErrorBody),
+        (status = 429, body = ErrorBody),
+        (status = 502, description = "WeChat failed", body = ErrorBody),
+        (status = 503, description = "WeChat login is not configured", body = ErrorBody),
+    ))]
+#[tracing::instrument(skip_all)]
+pub async fn wechat_login(
+    State(state): State<AppState>,
+    ip: ClientIp,
+    Json(body): Json<WechatCodeIn>,
+) -> ApiResult<Json<AccountLoginOut>> {
+    ratelimit::check_ip(
+        &state,
+        "wechat_login_ip",
+        &ip,
+        state.config.limits.wechat_login_per_ip,
+    )
+    .await?;
+    let code = wechat::parse_code(body.code.as_deref())?;
+    let client = wechat::require(state.wechat.as_ref())?;
+    let identity = wechat::identify(client, code).await?;
+    let new = NewUser {
+        username: generated_username("wx_"),
+        nickname: identity.nickname.clone(),
+        phone: None,
+    };
+    let (user, created) = state
+        .accounts
+        .find_or_create_wechat_user(&identity, new)
+        .await?;
+    refuse_inactive(&user)?;
+    let token = state.tokens.issue(TokenKind::User, user.id).await?;
+    if created {
+        tracing::info!(user_id = user.id, "account created by WeChat login");
+    }
+    Ok(Json(AccountLoginOut {
+        token,
+        user_id: user.id,
+        created,
+    }))
+}
+
+/// The result of linking WeChat to an account.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct WechatBindOut {
+    /// Always true: the WeChat identity now logs in as this user.
+    pub wechat_linked: bool,
+    /// True when it already was before this call.
+    pub already_linked: bool,
+}
+
+/// Links a WeChat identity to the caller's account (e.g. a phone user), so
+/// either way of logging in reaches the same account.
+#[utoipa::path(post, path = "/api/user/wechat-bind/", tag = "user",
+    security(("bearer" = [])),
+    request_body = WechatCodeIn,
+    responses(
+        (status = 200, body = WechatBindOut),
+        (status = 400, description = "missing code, or `invalid_wechat_code`", body = ErrorBody),
+        (status = 401, body = ErrorBody),
+        (status = 409, description = "`wechat_already_linked` to another user, or `wechat_link_conflict`: another WeChat account is linked to this user", body = ErrorBody),
+        (status = 502, body = ErrorBody),
+        (status = 503, body = ErrorBody),
+    ))]
+#[tracing::instrument(skip_all, fields(user_id = auth.user.id))]
+pub async fn wechat_bind(
+    State(state): State<AppState>,
+    ip: ClientIp,
+    auth: AuthUser,
+    Json(body): Json<WechatCodeIn>,
+) -> ApiResult<Json<WechatBindOut>> {
+    ratelimit::check_ip(
+        &state,
+        "wechat_login_ip",
+        &ip,
+        state.config.limits.wechat_login_per_ip,
+    )
+    .await?;
+    let code = wechat::parse_code(body.code.as_deref())?;
+    let client = wechat::require(state.wechat.as_ref())?;
+    let identity = wechat::identify(client, code).await?;
+    let link = state.accounts.link_wechat(auth.user.id, &identity).await?;
+    Ok(Json(WechatBindOut {
+        wechat_linked: true,
+        already_linked: link == lty_core::account::WechatLink::AlreadyLinked,
     }))
 }
 
@@ -80,10 +369,12 @@ pub struct ProfileOut {
     pub avatar_url: Option<String>,
     /// The phone number, masked (`138****5678`).
     pub phone: Option<String>,
+    /// Whether a WeChat account is linked (WeChat login reaches this user).
+    pub wechat_linked: bool,
 }
 
-impl From<User> for ProfileOut {
-    fn from(u: User) -> Self {
+impl ProfileOut {
+    fn new(u: User, wechat_linked: bool) -> Self {
         Self {
             id: u.id,
             username: u.username,
@@ -91,8 +382,19 @@ impl From<User> for ProfileOut {
             nickname: u.nickname,
             avatar_url: u.avatar_url,
             phone: u.phone.as_deref().map(mask_phone),
+            wechat_linked,
         }
     }
+}
+
+async fn load_profile(state: &AppState, user_id: i64) -> Result<ProfileOut, ApiError> {
+    let (user, linked) = state
+        .accounts
+        .user_with_links(user_id)
+        .await?
+        .ok_or_else(lty_core::token::invalid_token)?;
+    refuse_inactive(&user)?;
+    Ok(ProfileOut::new(user, linked))
 }
 
 /// The caller's profile.
@@ -101,9 +403,14 @@ impl From<User> for ProfileOut {
     responses(
         (status = 200, body = ProfileOut),
         (status = 401, body = ErrorBody),
+        (status = 403, description = "the account is disabled", body = ErrorBody),
     ))]
-pub async fn profile(auth: AuthUser) -> Json<ProfileOut> {
-    Json(auth.user.into())
+pub async fn profile(
+    State(state): State<AppState>,
+    auth: AuthUserId,
+) -> ApiResult<Json<ProfileOut>> {
+    // One query for the user and its WeChat link: this is a hot path.
+    Ok(Json(load_profile(&state, auth.user_id).await?))
 }
 
 /// Profile changes; absent fields stay as they are, `null` clears.
@@ -180,12 +487,12 @@ pub async fn update_profile(
     Json(body): Json<ProfilePatchIn>,
 ) -> ApiResult<Json<ProfileOut>> {
     let patch = validate_patch(body)?;
-    let user = state
+    state
         .users
         .update_profile(auth.user.id, patch)
         .await?
         .ok_or_else(|| ApiError::from(lty_core::token::invalid_token()))?;
-    Ok(Json(user.into()))
+    Ok(Json(load_profile(&state, auth.user.id).await?))
 }
 
 /// Logout answer.

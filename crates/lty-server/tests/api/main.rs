@@ -5,11 +5,20 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod admin;
 mod cli;
+mod cli_accounts;
+mod device_auth;
 mod devices;
 mod docs;
 mod errors;
+mod fakes;
 mod health;
 mod helpers;
+mod ratelimit;
+mod rtc;
+mod sms;
 mod users;
+mod voice_chat;
+mod wechat;
 mod ws;

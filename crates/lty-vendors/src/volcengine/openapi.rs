@@ -1,4 +1,5 @@
-//! Volcengine OpenAPI request signing (`HMAC-SHA256`), as pure functions.
+//! Volcengine OpenAPI request signing (`HMAC-SHA256`), as pure functions,
+//! and the HTTP [`client`] that uses them.
 //!
 //! The function names follow the vendor's signing documentation:
 //! `CanonicalRequest` → `StringToSign` (with the `CredentialScope`) →
@@ -6,11 +7,15 @@
 //! chain for one request; the steps are public so tests and fakes can check
 //! each intermediate value.
 
+pub mod client;
+
 use std::fmt::Write as _;
 
 use sha2::{Digest, Sha256};
 
 use super::hmac_sha256;
+
+pub use client::{ApiResponse, ClientConfig, OpenApiClient, OpenApiError, parse_response};
 
 /// The only signing algorithm Volcengine's OpenAPI accepts.
 pub const ALGORITHM: &str = "HMAC-SHA256";

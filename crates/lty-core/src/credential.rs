@@ -1,0 +1,51 @@
+//! Per-device secrets (DESIGN.md §5): a device holding one must sign its
+//! MAC-authenticated requests. The secret is generated here and handed to
+//! the device's owner once.
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use rand::RngCore;
+
+use crate::{MacAddress, Result};
+
+/// A device's secret and its provenance.
+#[derive(Clone, PartialEq, Eq)]
+pub struct DeviceCredential {
+    pub mac_address: MacAddress,
+    /// 64 lowercase hex characters; the HMAC key is this text's bytes.
+    pub secret: String,
+    /// The user who provisioned it (the owner at the time).
+    pub created_by: i64,
+    pub created_at: DateTime<Utc>,
+}
+
+impl std::fmt::Debug for DeviceCredential {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DeviceCredential")
+            .field("mac_address", &self.mac_address)
+            .field("created_by", &self.created_by)
+            .field("created_at", &self.created_at)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A new device secret: 32 random bytes as 64 lowercase hex characters.
+pub fn generate_device_secret() -> String {
+    let mut raw = [0u8; 32];
+    rand::rng().fill_bytes(&mut raw);
+    hex::encode(raw)
+}
+
+/// Persistence of device secrets, one per MAC.
+#[async_trait]
+pub trait DeviceCredentialRepo: Send + Sync {
+    /// The secret of `mac`, if it has one.
+    async fn secret_for(&self, mac: &MacAddress) -> Result<Option<String>>;
+    /// Gives `mac` the secret `secret`, replacing any previous one.
+    async fn set_secret(
+        &self,
+        mac: &MacAddress,
+        secret: &str,
+        created_by: i64,
+    ) -> Result<DeviceCredential>;
+}

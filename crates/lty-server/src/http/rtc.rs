@@ -1,0 +1,163 @@
+//! `/api/device/rtc-token/`: Volcengine RTC AccessTokens for a family's room
+//! `room_{user_id}`. A hot path: one indexed query and an in-process HMAC,
+//! nothing else.
+
+use axum::extract::{OriginalUri, State};
+use axum::http::{HeaderMap, Method};
+use lty_core::MacAddress;
+use lty_vendors::volcengine::rtc_token::AccessToken;
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use crate::auth::AuthUser;
+use crate::device_auth;
+use crate::error::{ApiResult, ErrorBody};
+use crate::extract::{Json, Query};
+use crate::ratelimit::{self, ClientIp};
+use crate::state::AppState;
+
+/// RTC token routes.
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(get_by_mac))
+        .routes(routes!(for_app))
+}
+
+/// Query of the legacy device route.
+#[derive(Debug, Deserialize, IntoParams)]
+pub struct GetByMacQuery {
+    /// The device's MAC address; `:` or `-` separated, any case.
+    #[param(example = "02:00:00:00:00:05")]
+    pub mac_address: Option<String>,
+}
+
+/// A token to join the family's RTC room.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RtcTokenOut {
+    /// The RTC AppId the token is for.
+    pub app_id: String,
+    /// `room_{user_id}`.
+    #[schema(example = "room_42")]
+    pub room_id: String,
+    /// The RTC user id to join as: the family's user id, as a string.
+    #[schema(example = "42")]
+    pub user_id: String,
+    /// Version-001 AccessToken, valid 24 hours, publish and subscribe rights.
+    pub token: String,
+}
+
+/// The room of a family.
+pub fn room_id(user_id: i64) -> String {
+    format!("room_{user_id}")
+}
+
+/// A 24-hour token for RTC user `rtc_user` in `room_{user_id}`, with the
+/// legacy default privileges; 503 when the RTC AppId/AppKey are unset.
+pub fn mint(state: &AppState, user_id: i64, rtc_user: String) -> ApiResult<RtcTokenOut> {
+    let rtc = &state.config.volcengine;
+    let (Some(app_id), Some(app_key)) = (&rtc.app_id, &rtc.app_key) else {
+        return Err(lty_core::Error::ProviderNotConfigured {
+            provider: "volcengine",
+        }
+        .into());
+    };
+    let room_id = room_id(user_id);
+    let token = AccessToken::builder(app_id.as_str(), room_id.as_str(), rtc_user.as_str())
+        .build()
+        // The AppId is checked at start, so this is a clock beyond 2106.
+        .map_err(|e| lty_core::Error::Upstream {
+            provider: "volcengine",
+            message: format!("cannot build an RTC token: {e}"),
+        })?
+        .serialize(app_key.expose());
+    Ok(RtcTokenOut {
+        app_id: app_id.clone(),
+        room_id,
+        user_id: rtc_user,
+        token,
+    })
+}
+
+/// A device's RTC token, by MAC (no body needed).
+///
+/// The token is for the room of the user the MAC is bound to, with that
+/// user's id as the RTC user. A device holding a secret must sign the
+/// request (`X-Device-*` headers, docs/device-auth.md); legacy devices
+/// without one need nothing else while `device_auth = legacy`.
+#[utoipa::path(post, path = "/api/device/rtc-token/get_by_mac/", tag = "rtc",
+    params(
+        GetByMacQuery,
+        ("X-Device-Mac" = Option<String>, Header, description = "signed requests: the device's MAC"),
+        ("X-Device-Timestamp" = Option<String>, Header, description = "signed requests: Unix seconds"),
+        ("X-Device-Nonce" = Option<String>, Header, description = "signed requests: single-use nonce"),
+        ("X-Device-Signature" = Option<String>, Header, description = "signed requests: hex HMAC-SHA256"),
+    ),
+    responses(
+        (status = 200, body = RtcTokenOut),
+        (status = 400, description = "missing or malformed MAC", body = ErrorBody),
+        (status = 401, description = "signature required, invalid, stale or replayed", body = ErrorBody),
+        (status = 404, description = "the MAC is not bound", body = ErrorBody),
+        (status = 429, description = "`rate_limited` per MAC or per IP; see Retry-After", body = ErrorBody),
+        (status = 503, description = "`provider_not_configured`: VOLCENGINE_APP_ID / VOLCENGINE_APP_KEY unset", body = ErrorBody),
+    ))]
+pub async fn get_by_mac(
+    State(state): State<AppState>,
+    ip: ClientIp,
+    headers: HeaderMap,
+    OriginalUri(uri): OriginalUri,
+    Query(query): Query<GetByMacQuery>,
+) -> ApiResult<Json<RtcTokenOut>> {
+    let limits = &state.config.limits;
+    ratelimit::check_ip(&state, "rtc_token_ip", &ip, limits.rtc_token_per_ip).await?;
+    let mac = MacAddress::parse(query.mac_address.as_deref().unwrap_or(""))?;
+    // Per MAC, so guessing MACs to join families' rooms is throttled too.
+    ratelimit::check(
+        &state,
+        "rtc_token_mac",
+        &mac.to_string(),
+        limits.rtc_token_per_mac,
+    )
+    .await?;
+    // Both indexed lookups at once: the binding and the device's secret.
+    let (binding, secret) = tokio::try_join!(
+        state.devices.latest_binding(&mac),
+        state.device_credentials.secret_for(&mac),
+    )?;
+    // Devices holding a secret must sign (DESIGN §5), before anything about
+    // the binding is revealed.
+    let target = uri.path_and_query().map_or(uri.path(), |pq| pq.as_str());
+    device_auth::verify_with_secret(
+        &state,
+        &headers,
+        &Method::POST,
+        target,
+        &mac,
+        secret.as_deref(),
+    )
+    .await?;
+    let binding = binding.ok_or(lty_core::Error::NotFound {
+        what: "device binding",
+        code: "device_not_bound",
+    })?;
+    let user_id = binding.user_id;
+    Ok(Json(mint(&state, user_id, user_id.to_string())?))
+}
+
+/// The app's RTC token: the same room as the family's devices, joined as
+/// the caller's user id.
+#[utoipa::path(post, path = "/api/device/rtc-token/", tag = "rtc",
+    security(("bearer" = [])),
+    responses(
+        (status = 200, body = RtcTokenOut),
+        (status = 401, body = ErrorBody),
+        (status = 503, description = "`provider_not_configured`", body = ErrorBody),
+    ))]
+pub async fn for_app(
+    State(state): State<AppState>,
+    auth: AuthUser,
+) -> ApiResult<Json<RtcTokenOut>> {
+    let id = auth.user.id;
+    Ok(Json(mint(&state, id, id.to_string())?))
+}

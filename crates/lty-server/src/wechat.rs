@@ -1,0 +1,117 @@
+//! WeChat login for the user routes: the client built from configuration,
+//! turning a client's `code` into a [`WechatIdentity`], and WeChat's error
+//! codes into clear answers (wechat.md §4).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use axum::http::StatusCode;
+use lty_core::Error;
+use lty_core::account::WechatIdentity;
+use lty_vendors::wechat::{WechatClient, WechatConfig, WechatError};
+use serde_json::json;
+
+use crate::config::Config;
+use crate::error::ApiError;
+
+const PROVIDER: &str = "wechat";
+
+/// The WeChat client, when `WECHAT_APP_ID` and `WECHAT_APP_SECRET` are set.
+pub fn client(config: &Config) -> anyhow::Result<Option<Arc<WechatClient>>> {
+    let w = &config.wechat;
+    let (Some(app_id), Some(secret)) = (&w.app_id, &w.app_secret) else {
+        if w.app_id.is_some() || w.app_secret.is_some() {
+            anyhow::bail!("WeChat login needs both WECHAT_APP_ID and WECHAT_APP_SECRET");
+        }
+        return Ok(None);
+    };
+    let client = WechatClient::new(WechatConfig {
+        base_url: w.api_base_url.clone(),
+        app_id: app_id.clone(),
+        app_secret: secret.expose().to_owned(),
+        connect_timeout: Duration::from_secs(w.timeout_secs.min(3)),
+        timeout: Duration::from_secs(w.timeout_secs),
+        busy_retry_delay: Duration::from_millis(200),
+    })
+    .context("cannot build the WeChat client")?;
+    Ok(Some(Arc::new(client)))
+}
+
+/// The configured client, or `503 provider_not_configured`.
+pub fn require(client: Option<&Arc<WechatClient>>) -> Result<&WechatClient, ApiError> {
+    client
+        .map(AsRef::as_ref)
+        .ok_or_else(|| Error::ProviderNotConfigured { provider: PROVIDER }.into())
+}
+
+/// Validates the `code` field of a login or bind request.
+pub fn parse_code(code: Option<&str>) -> Result<&str, ApiError> {
+    let code = code.map(str::trim).unwrap_or("");
+    if code.is_empty() {
+        return Err(Error::validation("code", "is required").into());
+    }
+    if code.len() > 256 || !code.bytes().all(|b| b.is_ascii_graphic()) {
+        return Err(Error::validation("code", "is not a WeChat authorization code").into());
+    }
+    Ok(code)
+}
+
+/// Exchanges `code` and, when the granted scope allows, reads the profile
+/// (nickname, avatar, `unionid`). A failed profile read after a good
+/// exchange is logged and the login goes on with the `openid` alone.
+pub async fn identify(client: &WechatClient, code: &str) -> Result<WechatIdentity, ApiError> {
+    let token = client.exchange_code(code).await.map_err(map_error)?;
+    let mut identity = WechatIdentity {
+        app_id: client.app_id().to_owned(),
+        openid: token.openid.clone(),
+        unionid: token.unionid.clone().filter(|u| !u.is_empty()),
+        nickname: None,
+        avatar_url: None,
+        raw_profile: None,
+    };
+    if token.allows_userinfo() {
+        match client.userinfo(&token.access_token, &token.openid).await {
+            Ok(info) => {
+                if identity.unionid.is_none() {
+                    identity.unionid = info.unionid;
+                }
+                identity.nickname = info.nickname.map(|n| n.chars().take(64).collect());
+                identity.avatar_url = info.headimgurl.filter(|u| u.len() <= 1024);
+                identity.raw_profile = Some(info.raw);
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "WeChat userinfo failed; continuing with the openid")
+            }
+        }
+    }
+    Ok(identity)
+}
+
+/// WeChat's answer as an API error.
+pub fn map_error(err: WechatError) -> ApiError {
+    if err.is_invalid_code() {
+        return ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_wechat_code",
+            "the WeChat code is invalid, used or expired; authorize again",
+        )
+        .with_details(json!({ "errcode": err.errcode() }));
+    }
+    match err.errcode() {
+        Some(45011) => Error::RateLimited {
+            retry_after_secs: 60,
+        }
+        .into(),
+        Some(40226) => ApiError::new(
+            StatusCode::FORBIDDEN,
+            "wechat_user_blocked",
+            "WeChat refused this user",
+        ),
+        _ => Error::Upstream {
+            provider: PROVIDER,
+            message: err.to_string(),
+        }
+        .into(),
+    }
+}

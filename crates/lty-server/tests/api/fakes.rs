@@ -1,0 +1,6 @@
+//! In-process fakes of outside services, speaking their real wire
+//! protocols (signatures recomputed, vendor error shapes).
+
+pub mod aliyun_sms;
+pub mod volcengine;
+pub mod wechat;

@@ -1,0 +1,112 @@
+//! [`VoiceChatSessionRepo`] on the database.
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use lty_core::voice_chat::{SessionStatus, VoiceChatSession, VoiceChatSessionRepo};
+use lty_core::{BackendError, Error, Result};
+use sea_orm::sea_query::Expr;
+use sea_orm::{ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter, QueryOrder};
+
+use crate::Database;
+use crate::entity::voice_chat_session as row;
+
+fn db_err(err: impl std::fmt::Display) -> Error {
+    Error::Backend(BackendError::new("database", err))
+}
+
+impl From<row::Model> for VoiceChatSession {
+    fn from(m: row::Model) -> Self {
+        Self {
+            task_id: m.task_id,
+            user_id: m.user_id,
+            room_id: m.room_id,
+            agent_user_id: m.agent_user_id,
+            status: SessionStatus::parse(&m.status),
+            started_at: m.started_at,
+            offline_since: m.offline_since,
+        }
+    }
+}
+
+#[async_trait]
+impl VoiceChatSessionRepo for Database {
+    async fn insert_session(&self, s: &VoiceChatSession) -> Result<()> {
+        let model = row::ActiveModel {
+            task_id: Set(s.task_id.clone()),
+            user_id: Set(s.user_id),
+            room_id: Set(s.room_id.clone()),
+            agent_user_id: Set(s.agent_user_id.clone()),
+            status: Set(s.status.as_str().to_owned()),
+            started_at: Set(s.started_at),
+            offline_since: Set(s.offline_since),
+        };
+        row::Entity::insert(model)
+            .exec_without_returning(self.conn())
+            .await
+            .map_err(db_err)?;
+        Ok(())
+    }
+
+    async fn session(&self, task_id: &str) -> Result<Option<VoiceChatSession>> {
+        Ok(row::Entity::find_by_id(task_id.to_owned())
+            .one(self.conn())
+            .await
+            .map_err(db_err)?
+            .map(Into::into))
+    }
+
+    async fn sessions_of_user(&self, user_id: i64) -> Result<Vec<VoiceChatSession>> {
+        Ok(row::Entity::find()
+            .filter(row::Column::UserId.eq(user_id))
+            .order_by_asc(row::Column::StartedAt)
+            .all(self.conn())
+            .await
+            .map_err(db_err)?
+            .into_iter()
+            .map(Into::into)
+            .collect())
+    }
+
+    async fn all_sessions(&self) -> Result<Vec<VoiceChatSession>> {
+        Ok(row::Entity::find()
+            .order_by_asc(row::Column::StartedAt)
+            .all(self.conn())
+            .await
+            .map_err(db_err)?
+            .into_iter()
+            .map(Into::into)
+            .collect())
+    }
+
+    async fn set_session_status(&self, task_id: &str, status: SessionStatus) -> Result<()> {
+        row::Entity::update_many()
+            .col_expr(row::Column::Status, Expr::value(status.as_str()))
+            .filter(row::Column::TaskId.eq(task_id))
+            .exec(self.conn())
+            .await
+            .map_err(db_err)?;
+        Ok(())
+    }
+
+    async fn set_session_offline_since(
+        &self,
+        task_id: &str,
+        since: Option<DateTime<Utc>>,
+    ) -> Result<()> {
+        row::Entity::update_many()
+            .col_expr(row::Column::OfflineSince, Expr::value(since))
+            .filter(row::Column::TaskId.eq(task_id))
+            .exec(self.conn())
+            .await
+            .map_err(db_err)?;
+        Ok(())
+    }
+
+    async fn delete_session(&self, task_id: &str) -> Result<bool> {
+        let res = row::Entity::delete_by_id(task_id.to_owned())
+            .exec(self.conn())
+            .await
+            .map_err(db_err)?;
+        Ok(res.rows_affected > 0)
+    }
+}
