@@ -42,7 +42,7 @@ fi
 export VOLCENGINE_APP_ID="${VOLCENGINE_APP_ID:-0123456789abcdef01234567}"
 export VOLCENGINE_APP_KEY="${VOLCENGINE_APP_KEY:-bench-app-key}"
 
-ulimit -n 65536
+ulimit -n "$(ulimit -Hn)"
 "$bin" migrate >/dev/null
 "$bin" serve --bind "127.0.0.1:$port" > "$workdir/server.log" 2>&1 &
 pid=$!

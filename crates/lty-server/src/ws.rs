@@ -72,11 +72,12 @@ async fn accept(
     let mac = parse_mac(query)?;
     let user = resolve_user(&state, token).await?;
     let ws = &state.config.ws;
-    // tungstenite allocates its read buffer up front: keep it small so an
-    // idle socket costs a few KB; frames larger than the buffer still work.
+    // tungstenite allocates its read buffer up front and zero-fills all of
+    // it on every read: keep it small so an idle socket costs a few KB;
+    // larger frames still work (the buffer grows for them).
     let max = ws.max_frame_bytes;
     Ok(upgrade
-        .read_buffer_size(4 * 1024)
+        .read_buffer_size(1024)
         .write_buffer_size(0)
         .max_write_buffer_size(max.saturating_mul(4).max(64 * 1024))
         .max_frame_size(max.saturating_mul(2))

@@ -1,6 +1,7 @@
 //! `/api/device/`: bindings, pushes to a family's devices, online status.
 
 use axum::extract::State;
+use axum::response::IntoResponse;
 use bytes::Bytes;
 use chrono::{DateTime, TimeZone, Utc};
 use lty_core::MacAddress;
@@ -14,7 +15,7 @@ use crate::auth::{AuthUser, bearer_token, resolve_user};
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::extract::{Json, JsonOrForm, Path, Query};
 use crate::state::AppState;
-use crate::ws::protocol::{device_group, kick_group, last_seen_key};
+use crate::ws::protocol::{device_group, kick_message, last_seen_key};
 
 /// Device routes.
 pub fn router() -> OpenApiRouter<AppState> {
@@ -60,11 +61,12 @@ async fn online_state(
     Ok((at.is_some(), at))
 }
 
-/// Closes the sockets of `mac` (wherever they are connected).
-async fn kick(state: &AppState, mac: &MacAddress) {
+/// Closes the sockets of `mac` in the family of `user_id`, wherever they
+/// are connected.
+async fn kick(state: &AppState, user_id: i64, mac: &MacAddress) {
     if let Err(err) = state
         .pubsub
-        .publish(&kick_group(mac), Bytes::from_static(b"{}"))
+        .publish(&device_group(user_id), kick_message(mac))
         .await
     {
         tracing::warn!(%err, %mac, "cannot close the sockets of a re-bound device");
@@ -141,7 +143,7 @@ pub async fn bind(
                 Json(device_out(&state, current).await?),
             ));
         }
-        kick(&state, &mac).await;
+        kick(&state, current.user_id, &mac).await;
         tracing::info!(%mac, from = current.user_id, to = auth.user.id, "device re-bound");
     }
     let binding = state
@@ -191,7 +193,7 @@ pub async fn unbind(
         .filter(|b| b.user_id == auth.user.id)
         .ok_or_else(not_bound)?;
     state.devices.unbind(binding.id).await?;
-    kick(&state, &mac).await;
+    kick(&state, binding.user_id, &mac).await;
     Ok(Json(UnbindOut {
         unbound: true,
         mac_address: mac,
@@ -310,32 +312,48 @@ pub async fn rename(
     Ok(Json(device_out(&state, binding).await?))
 }
 
-/// Push answer.
+/// Push answer. The body is exactly `{"delivered": true}`, as legacy
+/// clients compare it; the reach is in the `X-Lty-Sockets` /
+/// `X-Lty-Instances` headers, and in the body with `?detail=true`.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct SendOut {
     /// True once the message is published to the family's group.
     pub delivered: bool,
-    /// Sockets of the family on this instance that the message was queued
-    /// for; absent when the count spans instances and is unknown.
+    /// With `?detail=true`: sockets of the family on this instance that the
+    /// message was queued for; absent when the count spans instances.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub sockets: Option<usize>,
-    /// lty instances the message reached (Redis mode).
+    /// With `?detail=true`: lty instances the message reached (Redis mode).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub instances: Option<usize>,
 }
 
+/// `?detail=`.
+#[derive(Debug, Default, Deserialize, IntoParams)]
+pub struct SendQuery {
+    /// Include `sockets` / `instances` in the body.
+    #[serde(default)]
+    pub detail: bool,
+}
+
 /// Pushes a JSON object to every device socket of the caller's family (the
-/// group `device_{user_id}`), on every instance.
+/// group `device_{user_id}`), on every instance. Answers once the message
+/// is published.
 #[utoipa::path(post, path = "/api/device/send/", tag = "device",
     security(("bearer" = [])),
+    params(SendQuery),
     request_body(content = Object, description = "any JSON object"),
-    responses((status = 200, body = SendOut), (status = 400, body = ErrorBody),
+    responses((status = 200, body = SendOut,
+               headers(("X-Lty-Sockets" = usize, description = "local sockets reached (in-process mode)"),
+                       ("X-Lty-Instances" = usize, description = "instances reached (Redis mode)"))),
+              (status = 400, body = ErrorBody),
               (status = 401, body = ErrorBody)))]
 pub async fn send(
     State(state): State<AppState>,
     auth: AuthUser,
+    Query(query): Query<SendQuery>,
     Json(body): Json<serde_json::Value>,
-) -> ApiResult<Json<SendOut>> {
+) -> ApiResult<axum::response::Response> {
     if !body.is_object() {
         return Err(lty_core::Error::validation("body", "must be a JSON object").into());
     }
@@ -347,11 +365,21 @@ pub async fn send(
         .await?;
     metrics::histogram!("lty_pubsub_publish_duration_seconds")
         .record(started.elapsed().as_secs_f64());
-    Ok(Json(SendOut {
+    let sockets = delivery.instances.is_none().then_some(delivery.local);
+    let mut res = Json(SendOut {
         delivered: true,
-        sockets: delivery.instances.is_none().then_some(delivery.local),
-        instances: delivery.instances,
-    }))
+        sockets: sockets.filter(|_| query.detail),
+        instances: delivery.instances.filter(|_| query.detail),
+    })
+    .into_response();
+    let headers = res.headers_mut();
+    if let Some(n) = sockets {
+        headers.insert("x-lty-sockets", n.into());
+    }
+    if let Some(n) = delivery.instances {
+        headers.insert("x-lty-instances", n.into());
+    }
+    Ok(res)
 }
 
 /// Online state.

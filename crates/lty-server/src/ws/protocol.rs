@@ -21,9 +21,27 @@ pub fn device_group(user_id: i64) -> String {
     format!("device_{user_id}")
 }
 
-/// The control group that closes the sockets of one device.
-pub fn kick_group(mac: &lty_core::MacAddress) -> String {
-    format!("kick:{mac}")
+/// First byte of a control message on a family group. 0xFF never starts
+/// valid UTF-8, and every data message is UTF-8 text (device frames are
+/// validated, pushes are re-serialized JSON), so no client can forge one.
+pub const CONTROL: u8 = 0xFF;
+
+const KICK: &[u8] = b"kick:";
+
+/// The control message that closes the sockets of device `mac` in its
+/// family's group (sent to the group of the family losing the device).
+pub fn kick_message(mac: &lty_core::MacAddress) -> bytes::Bytes {
+    let mut msg = Vec::with_capacity(1 + KICK.len() + 17);
+    msg.push(CONTROL);
+    msg.extend_from_slice(KICK);
+    msg.extend_from_slice(mac.to_string().as_bytes());
+    msg.into()
+}
+
+/// The MAC a kick control message names, if `msg` is one.
+pub fn parse_kick(msg: &[u8]) -> Option<lty_core::MacAddress> {
+    let rest = msg.strip_prefix(&[CONTROL])?.strip_prefix(KICK)?;
+    lty_core::MacAddress::parse(std::str::from_utf8(rest).ok()?).ok()
 }
 
 /// The cache key holding a device's last-seen unix time (legacy format).

@@ -6,12 +6,12 @@ use std::time::{Duration, Instant};
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
 use bytes::Bytes;
 use lty_core::MacAddress;
-use lty_core::ports::Subscription;
 use tracing::Instrument;
 
 use super::protocol::{
     CLOSE_GOING_AWAY, CLOSE_INVALID_PAYLOAD, CLOSE_PING_TIMEOUT, CLOSE_TOO_BIG, CLOSE_TOO_SLOW,
-    CLOSE_UNBOUND, ErrorFrame, LAST_SEEN_TTL_SECS, device_group, kick_group, last_seen_key,
+    CLOSE_UNBOUND, CONTROL, ErrorFrame, LAST_SEEN_TTL_SECS, device_group, last_seen_key,
+    parse_kick,
 };
 use crate::state::AppState;
 
@@ -55,13 +55,6 @@ impl LastSeen {
     }
 }
 
-async fn next_kick(kick: &mut Option<Subscription>) -> Option<Bytes> {
-    match kick {
-        Some(sub) => sub.recv().await,
-        None => std::future::pending().await,
-    }
-}
-
 async fn close(socket: &mut WebSocket, code: u16, reason: &'static str) {
     let _ = socket
         .send(Message::Close(Some(CloseFrame {
@@ -82,7 +75,6 @@ async fn session(mut socket: WebSocket, state: AppState, user_id: i64, mac: Opti
     let ws = state.config.ws.clone();
     let group = device_group(user_id);
     let mut sub = state.pubsub.subscribe(&group, ws.queue_capacity);
-    let mut kick = mac.map(|m| state.pubsub.subscribe(&kick_group(&m), 1));
     let mut last_seen = mac.map(|m| LastSeen {
         key: last_seen_key(&m),
         written: None,
@@ -153,6 +145,12 @@ async fn session(mut socket: WebSocket, state: AppState, user_id: i64, mac: Opti
                 Some(Ok(Message::Ping(_))) => awaiting_pong = false,
             },
             message = sub.recv() => match message {
+                Some(payload) if payload.first() == Some(&CONTROL) => {
+                    if mac.is_some() && parse_kick(&payload) == mac {
+                        close(&mut socket, CLOSE_UNBOUND, "device binding changed").await;
+                        break;
+                    }
+                }
                 Some(payload) => {
                     let Ok(text) = Utf8Bytes::try_from(payload) else {
                         continue;
@@ -171,10 +169,6 @@ async fn session(mut socket: WebSocket, state: AppState, user_id: i64, mac: Opti
                     break;
                 }
             },
-            _ = next_kick(&mut kick) => {
-                close(&mut socket, CLOSE_UNBOUND, "device binding changed").await;
-                break;
-            }
             _ = ping.tick() => {
                 if awaiting_pong {
                     metrics::counter!("lty_ws_ping_timeouts_total").increment(1);

@@ -342,6 +342,66 @@ async fn send_requires_a_token_and_a_json_object() {
         .await
         .unwrap();
     assert_error(res, 400, "validation_error").await;
+    // Legacy clients compare the body: exactly {"delivered": true}.
     let body = app.push(&token, &json!({"type": "noop"})).await;
+    assert_eq!(body, json!({"delivered": true}));
+}
+
+#[tokio::test]
+async fn send_reports_its_reach_in_headers_and_on_request_in_the_body() {
+    let app = spawn_app().await;
+    let (_, token) = login_user(&app, "parent", "02:00:00:00:08:02").await;
+    let _a = app.ws_connect(&token, None).await;
+    let _b = app.ws_connect(&token, None).await;
+    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    let res = authed(
+        &app,
+        reqwest::Method::POST,
+        "/api/device/send/?detail=true",
+        &token,
+    )
+    .await
+    .json(&json!({"n": 1}))
+    .send()
+    .await
+    .unwrap();
+    let headers = res.headers().clone();
+    let body: Value = res.json().await.unwrap();
     assert_eq!(body["delivered"], true);
+    if crate::helpers::test_redis_url().is_some() {
+        assert_eq!(headers["x-lty-instances"], "1");
+        assert_eq!(body["instances"], 1);
+    } else {
+        assert_eq!(headers["x-lty-sockets"], "2");
+        assert_eq!(body["sockets"], 2);
+    }
+}
+
+#[tokio::test]
+async fn unbinding_one_device_leaves_the_familys_other_sockets_open() {
+    let app = spawn_app().await;
+    let (_, token) = login_user(&app, "parent", "02:00:00:00:09:01").await;
+    let res = authed(&app, reqwest::Method::POST, "/api/device/bind/", &token)
+        .await
+        .json(&json!({"mac_address": "02:00:00:00:09:02"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 201);
+    let mut kept = app.ws_connect(&token, Some("02:00:00:00:09:01")).await;
+    let mut phone = app.ws_connect(&token, None).await;
+    let mut gone = app.ws_connect(&token, Some("02:00:00:00:09:02")).await;
+    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    let res = authed(&app, reqwest::Method::POST, "/api/device/unbind/", &token)
+        .await
+        .json(&json!({"mac_address": "02:00:00:00:09:02"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    assert_eq!(next_close(&mut gone).await, 4003);
+    // The control message is not forwarded to the others, who stay open.
+    app.push(&token, &json!({"after": "unbind"})).await;
+    assert_eq!(next_json(&mut kept).await, json!({"after": "unbind"}));
+    assert_eq!(next_json(&mut phone).await, json!({"after": "unbind"}));
 }

@@ -212,7 +212,23 @@ async fn two_instances_sharing_redis_deliver_a_push_across_them() {
     let mut on_b = b.ws_connect(&token, Some("02:00:00:00:20:01")).await;
     tokio::time::sleep(Duration::from_millis(100)).await;
     let body = json!({"type": "cross-instance", "ok": true});
-    let answer = a.push(&token, &body).await;
+    let res = a
+        .client
+        .post(a.url("/api/device/send/?detail=true"))
+        .bearer_auth(&token)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        res.headers()["x-lty-instances"]
+            .to_str()
+            .unwrap()
+            .parse::<u64>()
+            .unwrap()
+            >= 2
+    );
+    let answer: Value = res.json().await.unwrap();
     assert!(answer["instances"].as_u64().unwrap() >= 2, "{answer}");
     assert_eq!(next_json(&mut on_b).await, body);
     // And a device frame on B reaches a socket on A.
