@@ -4,13 +4,19 @@
 #![forbid(unsafe_code)]
 
 pub mod account;
+pub mod achievement;
 pub mod admin;
+pub mod card;
+pub mod chat;
 pub mod credential;
 pub mod error;
 pub mod mac;
 pub mod phone;
 pub mod ports;
+pub mod secret;
 pub mod sms;
+pub mod speech;
+pub mod subscription;
 pub mod token;
 pub mod user;
 pub mod voice_chat;

@@ -89,6 +89,7 @@ pub struct Config {
     pub auth: AuthConfig,
     pub limits: LimitsConfig,
     pub llm: LlmConfig,
+    pub ai: AiConfig,
     pub volcengine: VolcengineConfig,
     pub audio: AudioConfig,
     pub aliyun: AliyunConfig,
@@ -231,6 +232,9 @@ pub struct LimitsConfig {
     pub wechat_login_per_ip: RateLimit,
     /// Admin login attempts from one client IP.
     pub admin_login_per_ip: RateLimit,
+    /// `POST /api/card/scan/` per device (MAC, or the user without one):
+    /// stops code guessing.
+    pub card_scan_per_device: RateLimit,
 }
 
 /// Kimi or any OpenAI-compatible chat API (`KIMI_*`).
@@ -238,8 +242,49 @@ pub struct LimitsConfig {
 #[serde(default)]
 pub struct LlmConfig {
     pub api_key: Option<Secret>,
+    /// Base URL including `/v1` (`KIMI_BASE_URL`).
     pub base_url: String,
     pub model: String,
+    /// `kimi` (temperature in [0, 1]) or `openai` (any other
+    /// OpenAI-compatible server, temperature in [0, 2]).
+    pub provider: String,
+    /// Sampling temperature; unset sends none (the provider's default).
+    pub temperature: Option<f32>,
+    /// Most tokens of one reply.
+    pub max_tokens: Option<u32>,
+    /// Milliseconds allowed to connect.
+    pub connect_timeout_ms: u64,
+    /// Milliseconds allowed until the provider starts answering.
+    pub first_byte_timeout_ms: u64,
+    /// Milliseconds allowed between two pieces of a streamed answer.
+    pub idle_timeout_ms: u64,
+}
+
+/// AI chat: quotas, history budget and child safety (`LTY_AI__*`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct AiConfig {
+    /// Server-wide ceiling on chat messages per user and UTC day (`0` = none);
+    /// each user's plan sets the limit below it.
+    pub daily_messages: u64,
+    /// Estimated tokens of persona prompt + history + new message sent to
+    /// the model; older turns are dropped to fit.
+    pub history_token_budget: usize,
+    /// Longest accepted message, in characters.
+    pub max_message_chars: usize,
+    /// Terms that block a child's message (any language, case-insensitive;
+    /// comma-separated in the environment).
+    pub blocked_input_terms: crate::chat::TermList,
+    /// Terms that block a model's reply.
+    pub blocked_output_terms: crate::chat::TermList,
+    /// Said instead of blocked content.
+    pub refusal_message: String,
+    /// Spoken by the voice agent when the daily quota is used up.
+    pub quota_message: String,
+    /// Put before every persona's prompt to keep answers age-appropriate.
+    pub safety_preamble: String,
+    /// Seconds between SSE keep-alive comments on a streamed reply.
+    pub sse_keep_alive_secs: u64,
 }
 
 /// Volcengine RTC and voice agent (`VOLCENGINE_*`).
@@ -273,6 +318,23 @@ pub struct AudioConfig {
     pub provider: String,
     pub huoshan: HuoshanConfig,
     pub tencent: TencentConfig,
+    /// When the chosen provider has no credentials, synthesize with
+    /// espeak-ng if it is installed (so embedded mode speaks offline).
+    pub local_fallback: bool,
+    /// The espeak-ng program (a name looked up in `PATH`, or a path).
+    pub espeak_path: String,
+    /// Default espeak-ng voice (`espeak-ng --voices`).
+    pub local_voice: String,
+    /// Longest text `/api/ai/tts/` accepts, in characters.
+    pub tts_max_chars: usize,
+    /// Seconds a synthesized text+voice stays cached (and its audio reused).
+    pub tts_cache_ttl_secs: u64,
+    /// Largest upload `/api/ai/asr/` accepts, in bytes.
+    pub asr_max_bytes: usize,
+    /// Longest recording `/api/ai/asr/` accepts, in seconds.
+    pub asr_max_seconds: u64,
+    /// Seconds allowed for one provider call (or one espeak-ng run).
+    pub timeout_secs: u64,
 }
 
 /// Huoshan (Volcengine) speech.
@@ -297,6 +359,10 @@ pub struct TencentConfig {
     pub api_secret: Option<Secret>,
     pub tts_endpoint: String,
     pub asr_endpoint: String,
+    /// `X-TC-Region` sent with TextToVoice.
+    pub region: String,
+    /// Default `VoiceType` (the provider's default when unset).
+    pub voice_type: Option<i64>,
 }
 
 /// Aliyun services (`ALIYUN_*`).
@@ -398,6 +464,7 @@ impl Default for Config {
             auth: AuthConfig::default(),
             limits: LimitsConfig::default(),
             llm: LlmConfig::default(),
+            ai: AiConfig::default(),
             volcengine: VolcengineConfig::default(),
             audio: AudioConfig::default(),
             aliyun: AliyunConfig::default(),
@@ -433,6 +500,7 @@ impl Default for LimitsConfig {
             sms_login_per_ip: RateLimit::new(30, 600),
             wechat_login_per_ip: RateLimit::new(60, 60),
             admin_login_per_ip: RateLimit::new(30, 600),
+            card_scan_per_device: RateLimit::new(30, 60),
         }
     }
 }
@@ -493,6 +561,36 @@ impl Default for LlmConfig {
             api_key: None,
             base_url: "https://api.moonshot.cn/v1".into(),
             model: "moonshot-v1-8k".into(),
+            provider: "kimi".into(),
+            temperature: Some(0.3),
+            max_tokens: Some(512),
+            connect_timeout_ms: 3_000,
+            first_byte_timeout_ms: 30_000,
+            idle_timeout_ms: 30_000,
+        }
+    }
+}
+
+impl Default for AiConfig {
+    fn default() -> Self {
+        Self {
+            daily_messages: 200,
+            history_token_budget: 3_000,
+            max_message_chars: 2_000,
+            blocked_input_terms: crate::chat::TermList::from_str_list(&[
+                "色情", "porn", "赌博", "毒品",
+            ]),
+            blocked_output_terms: crate::chat::TermList::from_str_list(&[
+                "色情", "porn", "赌博", "毒品", "自杀", "suicide",
+            ]),
+            refusal_message: "这个问题我们换一个话题聊吧，有不明白的可以去问问爸爸妈妈哦。".into(),
+            quota_message: "今天我们已经聊了很多啦，明天再来找我玩吧！".into(),
+            safety_preamble:
+                "你在和一个小朋友说话。只说适合儿童的内容：不谈暴力、色情、赌博、毒品、\
+自我伤害和其他危险行为，不索要住址、学校、电话等个人信息，不假装是真人。\
+遇到这类话题，温和地换个话题，并建议小朋友去问爸爸妈妈或老师。"
+                    .into(),
+            sse_keep_alive_secs: 15,
         }
     }
 }
@@ -522,6 +620,14 @@ impl Default for AudioConfig {
             provider: "huoshan".into(),
             huoshan: HuoshanConfig::default(),
             tencent: TencentConfig::default(),
+            local_fallback: true,
+            espeak_path: "espeak-ng".into(),
+            local_voice: "cmn".into(),
+            tts_max_chars: 500,
+            tts_cache_ttl_secs: 86_400,
+            asr_max_bytes: 4 * 1024 * 1024,
+            asr_max_seconds: 60,
+            timeout_secs: 15,
         }
     }
 }
@@ -548,6 +654,8 @@ impl Default for TencentConfig {
             api_secret: None,
             tts_endpoint: "https://tts.tencentcloudapi.com".into(),
             asr_endpoint: "https://asr.tencentcloudapi.com".into(),
+            region: "ap-guangzhou".into(),
+            voice_type: None,
         }
     }
 }
@@ -622,8 +730,8 @@ pub const ENV_VARS: &[EnvVar] = &[
     var("POSTGRESQL_DATABASE_PORT", "database.postgresql.port", true),
     var("REDIS_LOCATION", "redis.location", true),
     var("REDIS_PASSWORD", "redis.password", true),
-    var("KIMI_API_KEY", "llm.api_key", false),
-    var("KIMI_BASE_URL", "llm.base_url", false),
+    var("KIMI_API_KEY", "llm.api_key", true),
+    var("KIMI_BASE_URL", "llm.base_url", true),
     var("VOLCENGINE_APP_ID", "volcengine.app_id", true),
     var("VOLCENGINE_APP_KEY", "volcengine.app_key", true),
     var("VOLCENGINE_ACCESS_KEY", "volcengine.access_key", true),
@@ -644,7 +752,7 @@ pub const ENV_VARS: &[EnvVar] = &[
         "volcengine.voice_chat_max_seconds",
         true,
     ),
-    var("AUDIO_SERVICE_PROVIDER", "audio.provider", false),
+    var("AUDIO_SERVICE_PROVIDER", "audio.provider", true),
     var("AUDIO_SERVICE_HUOSHAN_APPID", "audio.huoshan.appid", true),
     var(
         "AUDIO_SERVICE_HUOSHAN_ACCESS_TOKEN",
@@ -684,22 +792,22 @@ pub const ENV_VARS: &[EnvVar] = &[
     var(
         "AUDIO_SERVICE_TENCENT_API_KEY",
         "audio.tencent.api_key",
-        false,
+        true,
     ),
     var(
         "AUDIO_SERVICE_TENCENT_API_SECRET",
         "audio.tencent.api_secret",
-        false,
+        true,
     ),
     var(
         "AUDIO_SERVICE_TENCENT_TTS_ENDPOINT",
         "audio.tencent.tts_endpoint",
-        false,
+        true,
     ),
     var(
         "AUDIO_SERVICE_TENCENT_ASR_ENDPOINT",
         "audio.tencent.asr_endpoint",
-        false,
+        true,
     ),
     var("ALIYUN_SMS_ACCESS_KEY_ID", "aliyun.sms.access_key_id", true),
     var(
@@ -743,7 +851,7 @@ pub const ENV_VARS: &[EnvVar] = &[
     var(
         "ALIYUN_OSS_AUDIO_BASE_DIR",
         "aliyun.oss.audio_base_dir",
-        false,
+        true,
     ),
     var("ALIYUN_VI_ACCESS_KEY_ID", "aliyun.vi.access_key_id", false),
     var(
@@ -970,6 +1078,7 @@ impl Config {
             return Err(invalid("ws.ping_interval_secs", "must be at least 1"));
         }
         self.validate_auth()?;
+        self.validate_ai()?;
         if self.database.max_connections == 0 {
             return Err(invalid("database.max_connections", "must be at least 1"));
         }
@@ -1046,6 +1155,10 @@ impl Config {
                 "limits.admin_login_per_ip.window_secs",
                 l.admin_login_per_ip,
             ),
+            (
+                "limits.card_scan_per_device.window_secs",
+                l.card_scan_per_device,
+            ),
         ] {
             if limit.enabled() && limit.window_secs == 0 {
                 return Err(invalid(path, "must be at least 1 when max is set"));
@@ -1053,6 +1166,37 @@ impl Config {
         }
         if self.aliyun.sms.code_param.trim().is_empty() {
             return Err(invalid("aliyun.sms.code_param", "must not be empty"));
+        }
+        Ok(())
+    }
+
+    fn validate_ai(&self) -> Result<(), ConfigError> {
+        let max = match self.llm.provider.as_str() {
+            "kimi" => 1.0,
+            "openai" => 2.0,
+            _ => return Err(invalid("llm.provider", "must be kimi or openai")),
+        };
+        if let Some(t) = self.llm.temperature
+            && !(0.0..=max).contains(&t)
+        {
+            return Err(invalid(
+                "llm.temperature",
+                format!("must be within [0, {max}] for this provider"),
+            ));
+        }
+        for (path, value) in [
+            ("llm.connect_timeout_ms", self.llm.connect_timeout_ms),
+            ("llm.first_byte_timeout_ms", self.llm.first_byte_timeout_ms),
+            ("llm.idle_timeout_ms", self.llm.idle_timeout_ms),
+            ("ai.sse_keep_alive_secs", self.ai.sse_keep_alive_secs),
+            ("ai.max_message_chars", self.ai.max_message_chars as u64),
+        ] {
+            if value == 0 {
+                return Err(invalid(path, "must be at least 1"));
+            }
+        }
+        if self.ai.refusal_message.trim().is_empty() {
+            return Err(invalid("ai.refusal_message", "must not be empty"));
         }
         Ok(())
     }

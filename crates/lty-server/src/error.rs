@@ -53,6 +53,12 @@ impl ApiError {
         self
     }
 
+    /// Adds a `Retry-After` header (seconds).
+    pub fn with_retry_after(mut self, secs: u64) -> Self {
+        self.retry_after = Some(secs);
+        self
+    }
+
     /// The response status.
     pub fn status(&self) -> StatusCode {
         self.status

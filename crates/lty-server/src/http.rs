@@ -3,12 +3,20 @@
 //! body limit, panic catching) and the JSON fallbacks for unknown routes and
 //! methods.
 
+pub mod achievements;
 pub mod admin_auth;
+pub mod ai;
+pub mod card_qr;
+pub mod cards;
+pub mod custom_llm;
 pub mod device_credentials;
 pub mod devices;
 pub mod docs;
 pub mod health;
+pub mod media;
 pub mod rtc;
+pub mod speech;
+pub mod subscriptions;
 pub mod users;
 pub mod voice_chat;
 
@@ -40,6 +48,13 @@ pub fn api_router() -> (Router<AppState>, OpenApi) {
         .merge(device_credentials::router())
         .merge(rtc::router())
         .merge(voice_chat::router())
+        .merge(speech::router())
+        .merge(ai::router())
+        .merge(custom_llm::router())
+        .merge(subscriptions::router())
+        .merge(cards::router())
+        .merge(card_qr::router())
+        .merge(achievements::router())
         .split_for_parts()
 }
 
@@ -54,6 +69,7 @@ pub fn router(state: AppState) -> Router {
     let (api, openapi) = api_router();
     api.route_layer(axum::middleware::from_fn(track_metrics))
         .merge(docs::router(openapi))
+        .merge(media::router())
         .merge(crate::ws::router())
         .fallback(|| async { ApiError::route_not_found() })
         .method_not_allowed_fallback(|| async { ApiError::method_not_allowed() })

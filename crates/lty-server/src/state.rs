@@ -54,6 +54,12 @@ pub struct AppState {
     pub voice_chats: Arc<dyn VoiceChatSessionRepo>,
     /// Volcengine RTC OpenAPI (voice agent); `None` without AK/SK.
     pub volcengine: Option<OpenApiClient>,
+    /// The LLM behind the chat routes; `None` without `KIMI_API_KEY`.
+    pub chat: Option<Arc<dyn lty_core::chat::ChatModel>>,
+    /// Personas, conversations and messages.
+    pub chat_repo: Arc<dyn lty_core::chat::ChatRepo>,
+    /// TTS and ASR adapters (`AUDIO_SERVICE_PROVIDER`).
+    pub speech: Arc<crate::speech::Speech>,
     pub metrics: PrometheusHandle,
     /// Cancelled when the server starts shutting down.
     pub shutdown: CancellationToken,
@@ -130,6 +136,9 @@ impl AppState {
         let voice_chats = Arc::new(db.clone());
         let sms = Arc::new(crate::sms::SmsCodes::build(&config, cache.clone())?);
         let wechat = crate::wechat::client(&config)?;
+        let chat = crate::chat::chat_model(&config)?;
+        let chat_repo = Arc::new(db.clone());
+        let speech = Arc::new(crate::speech::build(&config)?);
         let auth_repo = Arc::new(db.clone());
 
         Ok(Self {
@@ -145,6 +154,9 @@ impl AppState {
             blobs: Arc::new(blobs),
             voice_chats,
             volcengine,
+            chat,
+            chat_repo,
+            speech,
             accounts: auth_repo.clone(),
             admins: auth_repo.clone(),
             device_credentials: auth_repo,

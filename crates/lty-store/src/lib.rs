@@ -4,9 +4,12 @@
 #![forbid(unsafe_code)]
 
 mod accounts;
+pub mod achievements;
 mod admins;
 pub mod blob;
 pub mod cache;
+pub mod cards;
+mod chat;
 mod credentials;
 pub mod db;
 pub mod entity;
@@ -14,6 +17,7 @@ pub mod migration;
 pub mod provision;
 pub mod pubsub;
 pub mod seed;
+pub mod subscriptions;
 mod voice_chat;
 
 pub use blob::OpendalBlobStore;

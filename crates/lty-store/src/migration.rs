@@ -7,6 +7,9 @@ mod m20261125_000001_users_and_devices;
 mod m20261125_000002_binding_unbound_at;
 mod m20261126_000001_accounts_and_auth;
 mod m20261127_000001_voice_chat_sessions;
+mod m20261128_000001_ai_chat;
+mod m20261130_000001_cards_and_subscriptions;
+mod m20261130_000002_achievements;
 
 /// All of lty's migrations.
 #[derive(Debug)]
@@ -20,6 +23,9 @@ impl MigratorTrait for Migrator {
             Box::new(m20261125_000002_binding_unbound_at::Migration),
             Box::new(m20261126_000001_accounts_and_auth::Migration),
             Box::new(m20261127_000001_voice_chat_sessions::Migration),
+            Box::new(m20261128_000001_ai_chat::Migration),
+            Box::new(m20261130_000001_cards_and_subscriptions::Migration),
+            Box::new(m20261130_000002_achievements::Migration),
         ]
     }
 }

@@ -4,13 +4,18 @@
 //!
 //! - [`tc3`]: canonical request, string to sign, derived key, `Authorization`,
 //!   and the response envelope parser.
+//! - [`tts`], [`asr`]: `TextToVoice` and `SentenceRecognition` bodies;
+//!   [`speech`]: the client behind lty's `Tts` and `Asr` ports.
 //!
 //! Signers take the timestamp as an argument so real clients and the
 //! in-process fake recompute the same bytes.
 
 use std::fmt;
 
+pub mod asr;
+pub mod speech;
 pub mod tc3;
+pub mod tts;
 
 /// A Tencent Cloud API key (`SecretId`/`SecretKey`), optionally with an STS
 /// session token (`X-TC-Token`).

@@ -25,7 +25,12 @@ use crate::state::AppState;
         (name = "admin", description = "Operator accounts: admin login and logout"),
         (name = "device", description = "Device bindings, pushes and online status"),
         (name = "rtc", description = "Volcengine RTC tokens for the family's room"),
+        (name = "speech", description = "Text to speech and speech recognition on the configured provider"),
         (name = "voice-chat", description = "A Volcengine voice agent in the family's room, and its callbacks"),
+        (name = "ai", description = "Chat with a companion persona (JSON or server-sent events), conversations, personas"),
+        (name = "subscription", description = "Plans, the caller's subscription, and admin grants"),
+        (name = "card", description = "Content and membership cards: scan, redeem, history; batches for operators (docs/cards.md)"),
+        (name = "achievement", description = "Achievements with the caller's progress; definitions for operators"),
     ),
     components(schemas(crate::error::ErrorBody)),
 )]

@@ -48,6 +48,7 @@ fn config_print_reads_legacy_names_and_redacts_secrets() {
             ("KIMI_API_KEY", "sk-kimi-789"),
             ("VOLCENGINE_APP_ID", "123456789012345678901234"),
             ("ALIYUN_SMS_ACCESS_KEY_SECRET", "sms-secret-000"),
+            ("ALIYUN_LOG_PROJECT", "lty-logs"),
         ],
     );
     assert!(out.status.success(), "{}", stderr(&out));
@@ -68,7 +69,8 @@ fn config_print_reads_legacy_names_and_redacts_secrets() {
     ] {
         assert!(!text.contains(secret), "{secret} leaked:\n{text}");
     }
-    assert!(text.contains("#   KIMI_API_KEY -> llm.api_key (accepted"));
+    assert!(text.contains("#   KIMI_API_KEY -> llm.api_key (in use)"));
+    assert!(text.contains("#   ALIYUN_LOG_PROJECT -> aliyun.log.project (accepted"));
     assert!(text.contains("#   REDIS_LOCATION -> redis.location (in use)"));
 }
 

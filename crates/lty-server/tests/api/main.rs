@@ -5,9 +5,13 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod achievements;
 mod admin;
+mod ai;
+mod cards;
 mod cli;
 mod cli_accounts;
+mod custom_llm;
 mod device_auth;
 mod devices;
 mod docs;
@@ -18,6 +22,8 @@ mod helpers;
 mod ratelimit;
 mod rtc;
 mod sms;
+mod speech;
+mod subscriptions;
 mod users;
 mod voice_chat;
 mod wechat;

@@ -145,12 +145,7 @@ pub fn encode_message(magic: Magic, payload: &[u8]) -> String {
 /// Constant time in the content: every byte is compared whatever the first
 /// difference; only a different length returns early.
 pub fn signature_matches(signature: &str, secret: &str) -> bool {
-    let (a, b) = (signature.as_bytes(), secret.as_bytes());
-    if a.len() != b.len() {
-        return false;
-    }
-    let diff = a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y));
-    std::hint::black_box(diff) == 0
+    lty_core::secret::constant_time_eq(signature.as_bytes(), secret.as_bytes())
 }
 
 /// `conv` payload: the agent's state.

@@ -1,0 +1,203 @@
+//! AI chat services shared by the chat routes: the configured
+//! [`ChatModel`], the daily message quota and the child-safety checks.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Days, Utc};
+use lty_core::chat::{ChatModel, find_blocked_term};
+use lty_vendors::openai::{ChatClient, ChatClientConfig, Flavor};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+use crate::config::Config;
+use crate::error::{ApiError, ApiResult};
+use crate::state::AppState;
+
+/// A list of terms, written as a list or as comma-separated text (the
+/// form environment variables take).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TermList(pub Vec<String>);
+
+impl TermList {
+    /// A list of the given terms.
+    pub fn from_str_list(terms: &[&str]) -> Self {
+        Self(terms.iter().map(|t| (*t).to_owned()).collect())
+    }
+}
+
+impl Serialize for TermList {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(&self.0)
+    }
+}
+
+impl<'de> Deserialize<'de> for TermList {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            Text(String),
+            List(Vec<String>),
+        }
+        let list = match Raw::deserialize(d)? {
+            Raw::Text(t) => t.split(',').map(str::to_owned).collect(),
+            Raw::List(l) => l,
+        };
+        Ok(Self(
+            list.into_iter()
+                .map(|t| t.trim().to_owned())
+                .filter(|t| !t.is_empty())
+                .collect(),
+        ))
+    }
+}
+
+/// The chat model for `config`, when `KIMI_API_KEY` is set.
+pub fn chat_model(config: &Config) -> anyhow::Result<Option<Arc<dyn ChatModel>>> {
+    let llm = &config.llm;
+    let Some(key) = &llm.api_key else {
+        return Ok(None);
+    };
+    let flavor = if llm.provider == "openai" {
+        Flavor::OpenAi
+    } else {
+        Flavor::Moonshot
+    };
+    let client = ChatClient::new(ChatClientConfig {
+        base_url: llm.base_url.clone(),
+        api_key: key.expose().to_owned(),
+        model: llm.model.clone(),
+        flavor,
+        temperature: llm.temperature,
+        max_tokens: llm.max_tokens,
+        connect_timeout: Duration::from_millis(llm.connect_timeout_ms),
+        first_byte_timeout: Duration::from_millis(llm.first_byte_timeout_ms),
+        idle_timeout: Duration::from_millis(llm.idle_timeout_ms),
+        max_retry_wait: Duration::from_secs(2),
+    })
+    .map_err(|e| anyhow::anyhow!("KIMI_BASE_URL / LTY_LLM__*: {e}"))?;
+    Ok(Some(Arc::new(client)))
+}
+
+/// The daily message limit of `user_id` (`0` = unlimited): the user's
+/// plan's `daily_ai_messages` (`0` = unlimited), capped by the server-wide
+/// ceiling `ai.daily_messages` (`0` = no ceiling).
+pub async fn daily_message_limit(state: &AppState, user_id: i64) -> ApiResult<u64> {
+    let plan = u64::from(
+        crate::subscriptions::limits_for(state, user_id)
+            .await?
+            .daily_ai_messages,
+    );
+    let ceiling = state.config.ai.daily_messages;
+    Ok(match (plan, ceiling) {
+        (0, c) => c,
+        (p, 0) => p,
+        (p, c) => p.min(c),
+    })
+}
+
+fn quota_key(user_id: i64, now: DateTime<Utc>) -> String {
+    format!("ai:quota:{user_id}:{}", now.format("%Y%m%d"))
+}
+
+/// The next UTC midnight after `now`, when daily quotas reset.
+pub fn quota_reset_at(now: DateTime<Utc>) -> DateTime<Utc> {
+    now.date_naive()
+        .checked_add_days(Days::new(1))
+        .and_then(|d| d.and_hms_opt(0, 0, 0))
+        .map(|d| d.and_utc())
+        .unwrap_or(now)
+}
+
+/// Counts one message of `user_id` against today's quota, or refuses with
+/// `429 quota_exceeded` and the reset time. Attempts count, whatever the
+/// model then answers, so a failing provider cannot be hammered for free.
+pub async fn take_message_quota(state: &AppState, user_id: i64) -> ApiResult<()> {
+    let limit = daily_message_limit(state, user_id).await?;
+    if limit == 0 {
+        return Ok(());
+    }
+    let now = Utc::now();
+    let reset_at = quota_reset_at(now);
+    let window = (reset_at - now).to_std().unwrap_or(Duration::from_secs(1));
+    let (count, _) = state
+        .cache
+        .incr(&quota_key(user_id, now), window.max(Duration::from_secs(1)))
+        .await?;
+    if u64::try_from(count).unwrap_or(0) <= limit {
+        return Ok(());
+    }
+    let retry = window.as_secs().max(1);
+    Err(ApiError::new(
+        axum::http::StatusCode::TOO_MANY_REQUESTS,
+        "quota_exceeded",
+        format!("the daily limit of {limit} chat messages is reached"),
+    )
+    .with_retry_after(retry)
+    .with_details(serde_json::json!({
+        "limit": limit,
+        "reset_at": reset_at,
+        "retry_after": retry,
+    })))
+}
+
+/// Which side of a conversation a moderation check ran on.
+#[derive(Debug, Clone, Copy)]
+pub enum Side {
+    Input,
+    Output,
+}
+
+impl Side {
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::Input => "input",
+            Self::Output => "output",
+        }
+    }
+}
+
+/// Whether `text` must be blocked; every block is logged and counted in
+/// `lty_moderation_blocks_total{side}` (the term itself is not logged: it
+/// may be the very content being kept out).
+pub fn blocked(config: &Config, side: Side, user_id: i64, text: &str) -> bool {
+    let terms = match side {
+        Side::Input => &config.ai.blocked_input_terms.0,
+        Side::Output => &config.ai.blocked_output_terms.0,
+    };
+    if find_blocked_term(text, terms).is_none() {
+        return false;
+    }
+    record_block(side.as_str(), user_id);
+    true
+}
+
+/// Logs and counts one block (`source` = `input`, `output` or `provider`).
+pub fn record_block(source: &'static str, user_id: i64) {
+    tracing::warn!(side = source, user_id, "chat content blocked");
+    metrics::counter!("lty_moderation_blocks_total", "side" => source).increment(1);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn terms_come_from_a_list_or_comma_separated_text() {
+        let t: TermList = serde_json::from_str(r#"" a, b ,,c""#).unwrap();
+        assert_eq!(t.0, ["a", "b", "c"]);
+        let t: TermList = serde_json::from_str(r#"["x"," "]"#).unwrap();
+        assert_eq!(t.0, ["x"]);
+    }
+
+    #[test]
+    fn quotas_reset_at_the_next_utc_midnight() {
+        let now = DateTime::parse_from_rfc3339("2026-11-25T23:59:30Z")
+            .unwrap()
+            .with_timezone(&Utc);
+        assert_eq!(
+            quota_reset_at(now).to_rfc3339(),
+            "2026-11-26T00:00:00+00:00"
+        );
+    }
+}

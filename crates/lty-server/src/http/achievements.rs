@@ -1,0 +1,197 @@
+//! `/api/achievement/`: every achievement with the caller's progress, the
+//! caller's unlocks, and admin-defined achievements.
+
+use std::collections::HashMap;
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use chrono::{DateTime, Utc};
+use lty_core::achievement::{Achievement, validate_event_kind};
+use lty_store::achievements::NewAchievement;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use crate::auth::{AuthAdmin, AuthUserId};
+use crate::error::{ApiResult, ErrorBody};
+use crate::extract::Json;
+use crate::state::AppState;
+
+/// Achievement routes.
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list))
+        .routes(routes!(mine))
+        .routes(routes!(create))
+}
+
+/// An achievement and the caller's progress towards it.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AchievementOut {
+    pub code: String,
+    pub name: String,
+    pub description: String,
+    pub icon: Option<String>,
+    /// The event kind counted (`card_scanned`, `chat_message`,
+    /// `voice_minutes`, ...).
+    pub event_kind: String,
+    /// The total that unlocks it.
+    pub threshold: i64,
+    /// The caller's total, capped at the threshold.
+    pub progress: i64,
+    pub unlocked: bool,
+    pub unlocked_at: Option<DateTime<Utc>>,
+}
+
+/// Achievements with progress.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AchievementListOut {
+    pub achievements: Vec<AchievementOut>,
+}
+
+async fn with_progress(state: &AppState, user_id: i64) -> ApiResult<Vec<AchievementOut>> {
+    let totals = state.db.progress_of_user(user_id).await?;
+    let unlocks: HashMap<i64, DateTime<Utc>> = state
+        .db
+        .unlocks_of_user(user_id)
+        .await?
+        .into_iter()
+        .map(|u| (u.achievement_id, u.unlocked_at))
+        .collect();
+    Ok(state
+        .db
+        .achievements()
+        .await?
+        .into_iter()
+        .map(|a| {
+            let total = totals.get(&a.event_kind).copied().unwrap_or(0);
+            let unlocked_at = unlocks.get(&a.id).copied();
+            AchievementOut {
+                progress: total.min(a.threshold),
+                unlocked: unlocked_at.is_some(),
+                unlocked_at,
+                code: a.code,
+                name: a.name,
+                description: a.description,
+                icon: a.icon,
+                event_kind: a.event_kind,
+                threshold: a.threshold,
+            }
+        })
+        .collect())
+}
+
+/// Every achievement with the caller's progress.
+#[utoipa::path(get, path = "/api/achievement/", tag = "achievement",
+    security(("bearer" = [])),
+    responses((status = 200, body = AchievementListOut), (status = 401, body = ErrorBody)))]
+pub async fn list(
+    State(state): State<AppState>,
+    auth: AuthUserId,
+) -> ApiResult<Json<AchievementListOut>> {
+    Ok(Json(AchievementListOut {
+        achievements: with_progress(&state, auth.user_id).await?,
+    }))
+}
+
+/// The achievements the caller has unlocked, oldest first.
+#[utoipa::path(get, path = "/api/achievement/mine/", tag = "achievement",
+    security(("bearer" = [])),
+    responses((status = 200, body = AchievementListOut), (status = 401, body = ErrorBody)))]
+pub async fn mine(
+    State(state): State<AppState>,
+    auth: AuthUserId,
+) -> ApiResult<Json<AchievementListOut>> {
+    let mut achievements: Vec<_> = with_progress(&state, auth.user_id)
+        .await?
+        .into_iter()
+        .filter(|a| a.unlocked)
+        .collect();
+    achievements.sort_by_key(|a| a.unlocked_at);
+    Ok(Json(AchievementListOut { achievements }))
+}
+
+/// A new achievement.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct AchievementIn {
+    /// 1 to 32 lower-case letters, digits or `_`.
+    #[schema(example = "story_lover")]
+    pub code: String,
+    pub name: String,
+    #[serde(default)]
+    pub description: String,
+    pub icon: Option<String>,
+    #[schema(example = "card_scanned")]
+    pub event_kind: String,
+    /// At least 1.
+    pub threshold: i64,
+}
+
+/// An achievement definition.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AchievementDefOut {
+    pub id: i64,
+    pub code: String,
+    pub name: String,
+    pub description: String,
+    pub icon: Option<String>,
+    pub event_kind: String,
+    pub threshold: i64,
+}
+
+impl From<Achievement> for AchievementDefOut {
+    fn from(a: Achievement) -> Self {
+        Self {
+            id: a.id,
+            code: a.code,
+            name: a.name,
+            description: a.description,
+            icon: a.icon,
+            event_kind: a.event_kind,
+            threshold: a.threshold,
+        }
+    }
+}
+
+/// Defines an achievement (operator). It counts totals from before it was
+/// defined once the next event of its kind is recorded.
+#[utoipa::path(post, path = "/api/v1/admin/achievements/", tag = "achievement",
+    security(("admin_bearer" = [])),
+    request_body = AchievementIn,
+    responses(
+        (status = 201, body = AchievementDefOut),
+        (status = 400, body = ErrorBody),
+        (status = 401, body = ErrorBody),
+        (status = 409, description = "`achievement_exists`", body = ErrorBody),
+    ))]
+pub async fn create(
+    State(state): State<AppState>,
+    _admin: AuthAdmin,
+    Json(body): Json<AchievementIn>,
+) -> ApiResult<(StatusCode, Json<AchievementDefOut>)> {
+    use lty_core::Error;
+    validate_event_kind(&body.code).map_err(|_| {
+        Error::validation("code", "must be 1 to 32 lower-case letters, digits or _")
+    })?;
+    validate_event_kind(&body.event_kind)?;
+    let name = body.name.trim().to_owned();
+    if name.is_empty() || name.chars().count() > 64 {
+        return Err(Error::validation("name", "must be 1 to 64 characters").into());
+    }
+    if body.threshold < 1 {
+        return Err(Error::validation("threshold", "must be at least 1").into());
+    }
+    let a = state
+        .db
+        .create_achievement(NewAchievement {
+            code: body.code,
+            name,
+            description: body.description,
+            icon: body.icon,
+            event_kind: body.event_kind,
+            threshold: body.threshold,
+        })
+        .await?;
+    Ok((StatusCode::CREATED, Json(a.into())))
+}

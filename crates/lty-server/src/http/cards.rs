@@ -1,0 +1,774 @@
+//! Cards: `/api/card/` for devices and the app (scan, redeem, history) and
+//! `/api/v1/admin/card-batches/` for operators (generate, list, disable,
+//! export). Code format and redemption rules: docs/cards.md.
+
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
+use chrono::{DateTime, Utc};
+use lty_core::MacAddress;
+use lty_core::achievement::CARD_SCANNED;
+use lty_core::card::{Card, CardBatch, CardCode, CardKind, CardUsage, MAX_BATCH, NewBatch};
+use lty_store::subscriptions::Grant;
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use crate::auth::{AuthAdmin, AuthUserId};
+use crate::error::{ApiError, ApiResult, ErrorBody};
+use crate::extract::{Json, Path, Query};
+use crate::http::subscriptions::{SubscriptionOut, subscription_of};
+use crate::state::AppState;
+use crate::ws::protocol::device_group;
+
+/// Card routes.
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(scan))
+        .routes(routes!(redeem))
+        .routes(routes!(history))
+        .routes(routes!(create_batch, list_batches))
+        .routes(routes!(get_batch))
+        .routes(routes!(disable_batch))
+        .routes(routes!(list_cards))
+        .routes(routes!(export_csv))
+        .routes(routes!(get_card))
+        .routes(routes!(disable_card))
+}
+
+/// Rows per page of the CSV export and of card lists.
+const PAGE: u64 = 5_000;
+
+fn card_not_found() -> ApiError {
+    lty_core::Error::NotFound {
+        what: "card",
+        code: "card_not_found",
+    }
+    .into()
+}
+
+fn batch_not_found() -> ApiError {
+    lty_core::Error::NotFound {
+        what: "card batch",
+        code: "batch_not_found",
+    }
+    .into()
+}
+
+/// The card behind `code`, refusing unknown (404 `card_not_found`),
+/// disabled (403 `card_disabled`) and expired (410 `card_expired`) ones.
+async fn usable_card(state: &AppState, code: &str) -> ApiResult<(Card, CardBatch)> {
+    let code = CardCode::parse(code)?;
+    let (card, batch) = state
+        .db
+        .card_by_code(&code)
+        .await?
+        .ok_or_else(card_not_found)?;
+    if card.disabled || batch.disabled {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "card_disabled",
+            "this card has been disabled",
+        ));
+    }
+    if batch.is_expired(Utc::now()) {
+        return Err(ApiError::new(
+            StatusCode::GONE,
+            "card_expired",
+            "this card has expired",
+        ));
+    }
+    Ok((card, batch))
+}
+
+/// A card scan.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct ScanIn {
+    /// The code read from the card (case, spaces and dashes ignored).
+    #[schema(example = "ABCD-EFGH-JKMN-PQR4")]
+    pub code: String,
+    /// The device that read it, when a device did; it must be bound to the
+    /// caller.
+    pub mac_address: Option<String>,
+}
+
+/// What a scanned card does.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ScanOut {
+    pub card_id: i64,
+    pub batch_id: i64,
+    #[schema(value_type = String, example = "content")]
+    pub kind: CardKind,
+    /// What to play (content cards).
+    pub content_ref: Option<String>,
+    /// Extra data for the device (content cards).
+    #[schema(value_type = Option<Object>)]
+    pub payload: Option<Value>,
+    /// The plan and days a membership card redeems for (redeem it with
+    /// `POST /api/card/redeem/`).
+    pub plan_id: Option<i64>,
+    pub days: Option<u32>,
+    /// Whether `{"type":"card_content",...}` was pushed to the family's
+    /// devices (content cards only).
+    pub pushed: bool,
+}
+
+/// Scans a card: records the scan and, for a content card, pushes
+/// `{"type":"card_content",...}` to the caller's device group. Rate-limited
+/// per device to stop code guessing.
+#[utoipa::path(post, path = "/api/card/scan/", tag = "card",
+    security(("bearer" = [])),
+    request_body = ScanIn,
+    responses(
+        (status = 200, body = ScanOut),
+        (status = 400, description = "`validation_error`: not a card code or a bad check symbol", body = ErrorBody),
+        (status = 401, body = ErrorBody),
+        (status = 403, description = "`card_disabled`", body = ErrorBody),
+        (status = 404, description = "`card_not_found`, or `device_not_bound`", body = ErrorBody),
+        (status = 410, description = "`card_expired`", body = ErrorBody),
+        (status = 429, description = "`rate_limited`", body = ErrorBody),
+    ))]
+#[tracing::instrument(skip_all, fields(user_id = auth.user_id))]
+pub async fn scan(
+    State(state): State<AppState>,
+    auth: AuthUserId,
+    Json(body): Json<ScanIn>,
+) -> ApiResult<Json<ScanOut>> {
+    let mac = body
+        .mac_address
+        .as_deref()
+        .filter(|m| !m.trim().is_empty())
+        .map(MacAddress::parse)
+        .transpose()?;
+    let subject = match &mac {
+        Some(m) => m.to_string(),
+        None => format!("user:{}", auth.user_id),
+    };
+    // Counted before the code is looked at, so wrong guesses cost too.
+    crate::ratelimit::check(
+        &state,
+        "card_scan",
+        &subject,
+        state.config.limits.card_scan_per_device,
+    )
+    .await?;
+    if let Some(m) = &mac {
+        state
+            .devices
+            .latest_binding(m)
+            .await?
+            .filter(|b| b.user_id == auth.user_id)
+            .ok_or(lty_core::Error::NotFound {
+                what: "device binding",
+                code: "device_not_bound",
+            })?;
+    }
+    let (card, batch) = usable_card(&state, &body.code).await?;
+    state
+        .db
+        .record_scan(
+            card.id,
+            auth.user_id,
+            mac.as_ref().map(ToString::to_string),
+            Utc::now(),
+        )
+        .await?;
+    let mut pushed = false;
+    if batch.kind == CardKind::Content {
+        let message = json!({
+            "type": "card_content",
+            "card_id": card.id,
+            "batch_id": batch.id,
+            "content_ref": batch.content_ref,
+            "payload": batch.payload,
+            "mac_address": mac.as_ref().map(ToString::to_string),
+        });
+        match state
+            .pubsub
+            .publish(
+                &device_group(auth.user_id),
+                Bytes::from(message.to_string()),
+            )
+            .await
+        {
+            Ok(_) => pushed = true,
+            Err(err) => tracing::warn!(%err, "cannot push card content"),
+        }
+    }
+    // After the content, so the device plays first and celebrates after.
+    crate::achievements::record_quietly(&state, auth.user_id, CARD_SCANNED, 1).await;
+    Ok(Json(ScanOut {
+        card_id: card.id,
+        batch_id: batch.id,
+        kind: batch.kind,
+        content_ref: batch.content_ref,
+        payload: batch.payload,
+        plan_id: batch.plan_id,
+        days: batch.days,
+        pushed,
+    }))
+}
+
+/// A membership card to redeem.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct RedeemIn {
+    #[schema(example = "ABCD-EFGH-JKMN-PQR4")]
+    pub code: String,
+}
+
+/// Redeems a membership card for the caller: its days of its plan are
+/// added after any running period of the same plan. A card is redeemed
+/// exactly once, whoever tries and however many at the same time.
+#[utoipa::path(post, path = "/api/card/redeem/", tag = "card",
+    security(("bearer" = [])),
+    request_body = RedeemIn,
+    responses(
+        (status = 200, description = "the caller's subscription after redeeming", body = SubscriptionOut),
+        (status = 400, description = "`validation_error`", body = ErrorBody),
+        (status = 401, body = ErrorBody),
+        (status = 403, description = "`card_disabled`", body = ErrorBody),
+        (status = 404, description = "`card_not_found`", body = ErrorBody),
+        (status = 409, description = "`card_already_redeemed`, or `card_not_redeemable` (a content card)", body = ErrorBody),
+        (status = 410, description = "`card_expired`", body = ErrorBody),
+    ))]
+#[tracing::instrument(skip_all, fields(user_id = auth.user_id))]
+pub async fn redeem(
+    State(state): State<AppState>,
+    auth: AuthUserId,
+    Json(body): Json<RedeemIn>,
+) -> ApiResult<Json<SubscriptionOut>> {
+    let (card, batch) = usable_card(&state, &body.code).await?;
+    let (Some(plan_id), Some(days), CardKind::Membership) = (batch.plan_id, batch.days, batch.kind)
+    else {
+        return Err(lty_core::Error::Conflict {
+            code: "card_not_redeemable",
+            message: "only membership cards can be redeemed".into(),
+        }
+        .into());
+    };
+    state
+        .db
+        .grant_subscription(
+            auth.user_id,
+            plan_id,
+            days,
+            Grant::Card(card.id),
+            Utc::now(),
+        )
+        .await?;
+    tracing::info!(card_id = card.id, plan_id, days, "membership card redeemed");
+    Ok(Json(subscription_of(&state, auth.user_id).await?))
+}
+
+/// One scan in the caller's history.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct HistoryItemOut {
+    pub card_id: i64,
+    pub batch_id: i64,
+    #[schema(value_type = String)]
+    pub kind: CardKind,
+    pub content_ref: Option<String>,
+    pub mac_address: Option<String>,
+    pub scanned_at: DateTime<Utc>,
+}
+
+/// The caller's latest scans.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct HistoryOut {
+    pub scans: Vec<HistoryItemOut>,
+}
+
+/// The caller's 100 latest card scans, newest first.
+#[utoipa::path(get, path = "/api/card/history/", tag = "card",
+    security(("bearer" = [])),
+    responses((status = 200, body = HistoryOut), (status = 401, body = ErrorBody)))]
+pub async fn history(
+    State(state): State<AppState>,
+    auth: AuthUserId,
+) -> ApiResult<Json<HistoryOut>> {
+    let scans = state.db.scans_of_user(auth.user_id, 100).await?;
+    Ok(Json(HistoryOut {
+        scans: scans
+            .into_iter()
+            .map(|s| HistoryItemOut {
+                card_id: s.card.id,
+                batch_id: s.batch.id,
+                kind: s.batch.kind,
+                content_ref: s.batch.content_ref,
+                mac_address: s.mac_address,
+                scanned_at: s.scanned_at,
+            })
+            .collect(),
+    }))
+}
+
+/// A batch to generate.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct BatchIn {
+    #[schema(value_type = String, example = "content")]
+    pub kind: CardKind,
+    /// 1 to 100 000 cards.
+    pub count: u32,
+    /// Content cards: what to play, e.g. `story:42` (1 to 256 characters).
+    pub content_ref: Option<String>,
+    /// Content cards: extra JSON object for the device (at most 4 KiB).
+    #[schema(value_type = Option<Object>)]
+    pub payload: Option<Value>,
+    /// Membership cards: the plan and days (1 to 3660) they redeem for.
+    pub plan_id: Option<i64>,
+    pub days: Option<u32>,
+    /// The cards are refused after this time.
+    pub expires_at: Option<DateTime<Utc>>,
+    pub notes: Option<String>,
+}
+
+/// A batch of cards.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct BatchOut {
+    pub id: i64,
+    #[schema(value_type = String)]
+    pub kind: CardKind,
+    pub count: u32,
+    pub content_ref: Option<String>,
+    #[schema(value_type = Option<Object>)]
+    pub payload: Option<Value>,
+    pub plan_id: Option<i64>,
+    pub days: Option<u32>,
+    pub expires_at: Option<DateTime<Utc>>,
+    pub notes: Option<String>,
+    pub disabled: bool,
+    /// The admin who generated it.
+    pub created_by: Option<i64>,
+    pub created_at: DateTime<Utc>,
+}
+
+impl From<CardBatch> for BatchOut {
+    fn from(b: CardBatch) -> Self {
+        Self {
+            id: b.id,
+            kind: b.kind,
+            count: b.count,
+            content_ref: b.content_ref,
+            payload: b.payload,
+            plan_id: b.plan_id,
+            days: b.days,
+            expires_at: b.expires_at,
+            notes: b.notes,
+            disabled: b.disabled,
+            created_by: b.created_by,
+            created_at: b.created_at,
+        }
+    }
+}
+
+/// Usage of a card or a batch.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct UsageOut {
+    pub scans: u64,
+    pub unique_users: u64,
+    pub first_scan_at: Option<DateTime<Utc>>,
+    pub last_scan_at: Option<DateTime<Utc>>,
+    /// Membership cards redeemed.
+    pub redeemed: u64,
+}
+
+impl From<CardUsage> for UsageOut {
+    fn from(u: CardUsage) -> Self {
+        Self {
+            scans: u.scans,
+            unique_users: u.unique_users,
+            first_scan_at: u.first_scan_at,
+            last_scan_at: u.last_scan_at,
+            redeemed: u.redeemed,
+        }
+    }
+}
+
+fn validate_batch(state_plan: Option<()>, body: &BatchIn) -> Result<(), lty_core::Error> {
+    use lty_core::Error;
+    if !(1..=MAX_BATCH).contains(&body.count) {
+        return Err(Error::validation("count", "must be 1 to 100000"));
+    }
+    match body.kind {
+        CardKind::Content => {
+            let ok = body
+                .content_ref
+                .as_deref()
+                .is_some_and(|c| !c.trim().is_empty() && c.len() <= 256);
+            if !ok {
+                return Err(Error::validation(
+                    "content_ref",
+                    "content cards need a content_ref of 1 to 256 characters",
+                ));
+            }
+            if body.plan_id.is_some() || body.days.is_some() {
+                return Err(Error::validation(
+                    "plan_id",
+                    "content cards take no plan_id or days",
+                ));
+            }
+            if let Some(p) = &body.payload
+                && (!p.is_object() || p.to_string().len() > 4096)
+            {
+                return Err(Error::validation(
+                    "payload",
+                    "must be a JSON object of at most 4 KiB",
+                ));
+            }
+        }
+        CardKind::Membership => {
+            if state_plan.is_none() {
+                return Err(Error::validation(
+                    "plan_id",
+                    "membership cards need an existing plan_id",
+                ));
+            }
+            if !body.days.is_some_and(|d| (1..=3660).contains(&d)) {
+                return Err(Error::validation("days", "must be 1 to 3660"));
+            }
+        }
+    }
+    if body.expires_at.is_some_and(|at| at <= Utc::now()) {
+        return Err(Error::validation("expires_at", "must be in the future"));
+    }
+    Ok(())
+}
+
+/// Generates a batch of cards in one transaction (operator).
+#[utoipa::path(post, path = "/api/v1/admin/card-batches/", tag = "card",
+    security(("admin_bearer" = [])),
+    request_body = BatchIn,
+    responses(
+        (status = 201, body = BatchOut),
+        (status = 400, body = ErrorBody),
+        (status = 401, body = ErrorBody),
+    ))]
+#[tracing::instrument(skip_all, fields(admin_id = admin.admin.id))]
+pub async fn create_batch(
+    State(state): State<AppState>,
+    admin: AuthAdmin,
+    Json(body): Json<BatchIn>,
+) -> ApiResult<(StatusCode, Json<BatchOut>)> {
+    let plan = match body.plan_id {
+        Some(id) => state.db.plan(id).await?.map(|_| ()),
+        None => None,
+    };
+    validate_batch(plan, &body)?;
+    let batch = state
+        .db
+        .create_batch(NewBatch {
+            kind: body.kind,
+            count: body.count,
+            content_ref: body.content_ref.map(|c| c.trim().to_owned()),
+            payload: body.payload,
+            plan_id: body.plan_id,
+            days: body.days,
+            expires_at: body.expires_at,
+            notes: body.notes,
+            created_by: Some(admin.admin.id),
+        })
+        .await?;
+    tracing::info!(
+        batch_id = batch.id,
+        count = batch.count,
+        "card batch generated"
+    );
+    Ok((StatusCode::CREATED, Json(batch.into())))
+}
+
+/// `?limit=&offset=`.
+#[derive(Debug, Deserialize, IntoParams)]
+pub struct PageQuery {
+    /// At most 200 (default 50).
+    pub limit: Option<u64>,
+    pub offset: Option<u64>,
+}
+
+/// Batches, newest first.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct BatchListOut {
+    pub batches: Vec<BatchOut>,
+}
+
+/// Lists batches, newest first (operator).
+#[utoipa::path(get, path = "/api/v1/admin/card-batches/", tag = "card",
+    security(("admin_bearer" = [])),
+    params(PageQuery),
+    responses((status = 200, body = BatchListOut), (status = 401, body = ErrorBody)))]
+pub async fn list_batches(
+    State(state): State<AppState>,
+    _admin: AuthAdmin,
+    Query(q): Query<PageQuery>,
+) -> ApiResult<Json<BatchListOut>> {
+    let batches = state
+        .db
+        .batches(q.limit.unwrap_or(50).clamp(1, 200), q.offset.unwrap_or(0))
+        .await?;
+    Ok(Json(BatchListOut {
+        batches: batches.into_iter().map(BatchOut::from).collect(),
+    }))
+}
+
+/// A batch with its usage.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct BatchDetailOut {
+    pub batch: BatchOut,
+    pub usage: UsageOut,
+}
+
+/// One batch and its usage: scans, unique users, first and last scan,
+/// redemptions (operator).
+#[utoipa::path(get, path = "/api/v1/admin/card-batches/{id}/", tag = "card",
+    security(("admin_bearer" = [])),
+    params(("id" = i64, Path, description = "batch id")),
+    responses((status = 200, body = BatchDetailOut), (status = 401, body = ErrorBody),
+              (status = 404, description = "`batch_not_found`", body = ErrorBody)))]
+pub async fn get_batch(
+    State(state): State<AppState>,
+    _admin: AuthAdmin,
+    Path(id): Path<i64>,
+) -> ApiResult<Json<BatchDetailOut>> {
+    let batch = state.db.batch(id).await?.ok_or_else(batch_not_found)?;
+    let usage = state.db.card_usage(None, Some(id)).await?;
+    Ok(Json(BatchDetailOut {
+        batch: batch.into(),
+        usage: usage.into(),
+    }))
+}
+
+/// Disable or re-enable.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct DisableIn {
+    /// `true` (default) disables, `false` re-enables.
+    #[serde(default = "yes")]
+    pub disabled: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// Disables (or re-enables) every card of a batch (operator).
+#[utoipa::path(post, path = "/api/v1/admin/card-batches/{id}/disable/", tag = "card",
+    security(("admin_bearer" = [])),
+    params(("id" = i64, Path, description = "batch id")),
+    request_body = DisableIn,
+    responses((status = 200, body = BatchOut), (status = 401, body = ErrorBody),
+              (status = 404, description = "`batch_not_found`", body = ErrorBody)))]
+pub async fn disable_batch(
+    State(state): State<AppState>,
+    admin: AuthAdmin,
+    Path(id): Path<i64>,
+    Json(body): Json<DisableIn>,
+) -> ApiResult<Json<BatchOut>> {
+    if !state.db.set_batch_disabled(id, body.disabled).await? {
+        return Err(batch_not_found());
+    }
+    tracing::info!(
+        batch_id = id,
+        disabled = body.disabled,
+        admin_id = admin.admin.id,
+        "card batch state changed"
+    );
+    let batch = state.db.batch(id).await?.ok_or_else(batch_not_found)?;
+    Ok(Json(batch.into()))
+}
+
+/// A card as operators see it.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CardOut {
+    pub id: i64,
+    pub batch_id: i64,
+    /// The code as printed: groups of four.
+    #[schema(example = "ABCD-EFGH-JKMN-PQR4")]
+    pub code: String,
+    pub disabled: bool,
+}
+
+impl From<Card> for CardOut {
+    fn from(c: Card) -> Self {
+        Self {
+            id: c.id,
+            batch_id: c.batch_id,
+            code: display_code(&c.code),
+            disabled: c.disabled,
+        }
+    }
+}
+
+fn display_code(stored: &str) -> String {
+    CardCode::parse(stored).map_or_else(|_| stored.to_owned(), |c| c.display())
+}
+
+/// `?after=&limit=` (keyset pagination by card id).
+#[derive(Debug, Deserialize, IntoParams)]
+pub struct CardsQuery {
+    /// Cards with ids above this (the last id of the previous page).
+    pub after: Option<i64>,
+    /// At most 5000 (default 100).
+    pub limit: Option<u64>,
+}
+
+/// A page of cards.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CardListOut {
+    pub cards: Vec<CardOut>,
+    /// Pass as `after` for the next page; `null` on the last page.
+    pub next_after: Option<i64>,
+}
+
+/// Lists the cards of a batch by id (operator).
+#[utoipa::path(get, path = "/api/v1/admin/card-batches/{id}/cards/", tag = "card",
+    security(("admin_bearer" = [])),
+    params(("id" = i64, Path, description = "batch id"), CardsQuery),
+    responses((status = 200, body = CardListOut), (status = 401, body = ErrorBody),
+              (status = 404, description = "`batch_not_found`", body = ErrorBody)))]
+pub async fn list_cards(
+    State(state): State<AppState>,
+    _admin: AuthAdmin,
+    Path(id): Path<i64>,
+    Query(q): Query<CardsQuery>,
+) -> ApiResult<Json<CardListOut>> {
+    state.db.batch(id).await?.ok_or_else(batch_not_found)?;
+    let limit = q.limit.unwrap_or(100).clamp(1, PAGE);
+    let cards = state
+        .db
+        .cards_of_batch(id, q.after.unwrap_or(0), limit)
+        .await?;
+    let next_after = (cards.len() as u64 == limit)
+        .then(|| cards.last().map(|c| c.id))
+        .flatten();
+    Ok(Json(CardListOut {
+        cards: cards.into_iter().map(CardOut::from).collect(),
+        next_after,
+    }))
+}
+
+/// Exports a batch as CSV (`code,card_id,disabled`), streamed page by
+/// page (operator).
+#[utoipa::path(get, path = "/api/v1/admin/card-batches/{id}/export.csv", tag = "card",
+    security(("admin_bearer" = [])),
+    params(("id" = i64, Path, description = "batch id")),
+    responses((status = 200, content_type = "text/csv", body = String),
+              (status = 401, body = ErrorBody),
+              (status = 404, description = "`batch_not_found`", body = ErrorBody)))]
+pub async fn export_csv(
+    State(state): State<AppState>,
+    _admin: AuthAdmin,
+    Path(id): Path<i64>,
+) -> ApiResult<Response> {
+    state.db.batch(id).await?.ok_or_else(batch_not_found)?;
+    // (after, finished): one page of cards per chunk, so memory stays at
+    // one page whatever the batch size.
+    let pages = futures_util::stream::unfold((Some(0i64), true), move |(after, first)| {
+        let state = state.clone();
+        async move {
+            let after = after?;
+            let cards = match state.db.cards_of_batch(id, after, PAGE).await {
+                Ok(cards) => cards,
+                Err(err) => return Some((Err(err), (None, false))),
+            };
+            let mut out = String::with_capacity(cards.len() * 32 + 32);
+            if first {
+                out.push_str("code,card_id,disabled\n");
+            }
+            for c in &cards {
+                out.push_str(&format!(
+                    "{},{},{}\n",
+                    display_code(&c.code),
+                    c.id,
+                    c.disabled
+                ));
+            }
+            let next = (cards.len() as u64 == PAGE)
+                .then(|| cards.last().map(|c| c.id))
+                .flatten();
+            if out.is_empty() {
+                return None;
+            }
+            Some((Ok(Bytes::from(out)), (next, false)))
+        }
+    });
+    Ok((
+        [
+            (header::CONTENT_TYPE, "text/csv; charset=utf-8".to_owned()),
+            (
+                header::CONTENT_DISPOSITION,
+                format!("attachment; filename=\"batch-{id}.csv\""),
+            ),
+        ],
+        Body::from_stream(pages),
+    )
+        .into_response())
+}
+
+/// A card with its batch and usage.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CardDetailOut {
+    pub card: CardOut,
+    pub batch: BatchOut,
+    pub usage: UsageOut,
+}
+
+/// One card by code, with its batch and usage (operator).
+#[utoipa::path(get, path = "/api/v1/admin/cards/{code}/", tag = "card",
+    security(("admin_bearer" = [])),
+    params(("code" = String, Path, description = "card code")),
+    responses((status = 200, body = CardDetailOut), (status = 400, body = ErrorBody),
+              (status = 401, body = ErrorBody),
+              (status = 404, description = "`card_not_found`", body = ErrorBody)))]
+pub async fn get_card(
+    State(state): State<AppState>,
+    _admin: AuthAdmin,
+    Path(code): Path<String>,
+) -> ApiResult<Json<CardDetailOut>> {
+    let code = CardCode::parse(&code)?;
+    let (card, batch) = state
+        .db
+        .card_by_code(&code)
+        .await?
+        .ok_or_else(card_not_found)?;
+    let usage = state.db.card_usage(Some(card.id), None).await?;
+    Ok(Json(CardDetailOut {
+        card: card.into(),
+        batch: batch.into(),
+        usage: usage.into(),
+    }))
+}
+
+/// Disables (or re-enables) one card (operator).
+#[utoipa::path(post, path = "/api/v1/admin/cards/{code}/disable/", tag = "card",
+    security(("admin_bearer" = [])),
+    params(("code" = String, Path, description = "card code")),
+    request_body = DisableIn,
+    responses((status = 200, body = CardOut), (status = 400, body = ErrorBody),
+              (status = 401, body = ErrorBody),
+              (status = 404, description = "`card_not_found`", body = ErrorBody)))]
+pub async fn disable_card(
+    State(state): State<AppState>,
+    admin: AuthAdmin,
+    Path(code): Path<String>,
+    Json(body): Json<DisableIn>,
+) -> ApiResult<Json<CardOut>> {
+    let code = CardCode::parse(&code)?;
+    let (card, _) = state
+        .db
+        .card_by_code(&code)
+        .await?
+        .ok_or_else(card_not_found)?;
+    state.db.set_card_disabled(card.id, body.disabled).await?;
+    tracing::info!(
+        card_id = card.id,
+        disabled = body.disabled,
+        admin_id = admin.admin.id,
+        "card state changed"
+    );
+    Ok(Json(CardOut {
+        disabled: body.disabled,
+        ..card.into()
+    }))
+}

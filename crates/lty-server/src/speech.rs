@@ -1,0 +1,264 @@
+//! Speech services behind `/api/ai/tts/` and `/api/ai/asr/`: the [`Tts`]
+//! and [`Asr`] adapters chosen at start from `AUDIO_SERVICE_PROVIDER`, the
+//! TTS cache (identical text+voice → the stored audio, no new synthesis),
+//! and the legacy object layout `{base_dir}/[permanent|temporary]/{YYYYMMDD}/{file}`.
+
+pub mod espeak;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::bail;
+use chrono::{DateTime, Utc};
+use lty_core::speech::{Asr, AudioFormat, Synthesis, Tts, TtsRequest};
+use lty_core::{Error, Result};
+use lty_vendors::tencent::Credential;
+use lty_vendors::tencent::speech::{TencentSpeech, TencentSpeechConfig};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::config::Config;
+use crate::state::AppState;
+
+/// The configured speech adapters; `None` where the provider lacks
+/// credentials (the routes then answer `503 provider_not_configured`).
+pub struct Speech {
+    /// `AUDIO_SERVICE_PROVIDER`.
+    pub provider: &'static str,
+    pub tts: Option<Arc<dyn Tts>>,
+    pub asr: Option<Arc<dyn Asr>>,
+    /// `ALIYUN_OSS_AUDIO_BASE_DIR` without surrounding `/`.
+    pub base_dir: String,
+}
+
+impl std::fmt::Debug for Speech {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Speech")
+            .field("provider", &self.provider)
+            .field("tts", &self.tts.as_ref().map(|t| t.provider()))
+            .field("asr", &self.asr.as_ref().map(|a| a.provider()))
+            .finish()
+    }
+}
+
+impl Speech {
+    /// The TTS adapter, or 503 naming the configured provider.
+    pub fn tts(&self) -> Result<&Arc<dyn Tts>> {
+        self.tts.as_ref().ok_or(Error::ProviderNotConfigured {
+            provider: self.provider,
+        })
+    }
+
+    /// The ASR adapter, or 503 naming the configured provider.
+    pub fn asr(&self) -> Result<&Arc<dyn Asr>> {
+        self.asr.as_ref().ok_or(Error::ProviderNotConfigured {
+            provider: self.provider,
+        })
+    }
+}
+
+fn provider_name(name: &str) -> &'static str {
+    match name {
+        "aliyun" => "aliyun",
+        "tencent" => "tencent",
+        "local" => "local",
+        _ => "huoshan",
+    }
+}
+
+/// Builds the speech adapters for `config`.
+pub fn build(config: &Config) -> anyhow::Result<Speech> {
+    let audio = &config.audio;
+    let provider = provider_name(&audio.provider);
+    let base_dir = config
+        .aliyun
+        .oss
+        .audio_base_dir
+        .as_deref()
+        .unwrap_or("audio")
+        .trim_matches('/')
+        .to_owned();
+    let key_safe = |s: &str| {
+        s.split('/').all(|seg| {
+            !seg.is_empty()
+                && seg != "."
+                && seg != ".."
+                && seg
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
+        })
+    };
+    if !key_safe(&base_dir) {
+        bail!(
+            "ALIYUN_OSS_AUDIO_BASE_DIR must be a relative path of letters, digits, `-`, `_`, `.`"
+        );
+    }
+    let timeout = Duration::from_secs(audio.timeout_secs.max(1));
+    let local = || {
+        espeak::EspeakTts::detect(&audio.espeak_path, &audio.local_voice, timeout)
+            .map(|t| Arc::new(t) as Arc<dyn Tts>)
+    };
+    let mut tts: Option<Arc<dyn Tts>> = None;
+    let mut asr: Option<Arc<dyn Asr>> = None;
+    match provider {
+        "local" => tts = local(),
+        "tencent" => {
+            if let Some(client) = tencent(config)? {
+                tts = Some(Arc::new(client.clone()));
+                asr = Some(Arc::new(client));
+            }
+        }
+        // huoshan and aliyun plug in here as their clients land.
+        _ => {}
+    }
+    if tts.is_none() && provider != "local" && audio.local_fallback {
+        tts = local();
+        if tts.is_some() {
+            tracing::warn!(
+                provider,
+                "speech provider has no credentials; text to speech uses espeak-ng"
+            );
+        }
+    }
+    if tts.is_none() {
+        tracing::warn!(
+            provider,
+            "text to speech is not available (no credentials, espeak-ng not found)"
+        );
+    }
+    Ok(Speech {
+        provider,
+        tts,
+        asr,
+        base_dir,
+    })
+}
+
+/// The Tencent Cloud speech client, when its key pair is set.
+fn tencent(config: &Config) -> anyhow::Result<Option<TencentSpeech>> {
+    let t = &config.audio.tencent;
+    let (Some(id), Some(secret)) = (&t.api_key, &t.api_secret) else {
+        return Ok(None);
+    };
+    let client = TencentSpeech::new(TencentSpeechConfig {
+        credential: Credential::new(id, secret.expose()),
+        tts_endpoint: t.tts_endpoint.clone(),
+        asr_endpoint: t.asr_endpoint.clone(),
+        region: t.region.clone(),
+        voice_type: t.voice_type,
+        connect_timeout: Duration::from_secs(5),
+        timeout: Duration::from_secs(config.audio.timeout_secs.max(1)),
+    })?;
+    Ok(Some(client))
+}
+
+/// Whether an object is kept or swept after the configured number of days.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Retention {
+    Permanent,
+    Temporary,
+}
+
+/// The legacy object key `{base_dir}/{permanent|temporary}/{YYYYMMDD}/{file}`,
+/// dated in Asia/Shanghai (UTC+8).
+pub fn object_key(base_dir: &str, retention: Retention, at: DateTime<Utc>, file: &str) -> String {
+    // Asia/Shanghai has had no daylight saving time since 1991.
+    let day = (at + chrono::Duration::hours(8)).format("%Y%m%d");
+    let kind = match retention {
+        Retention::Permanent => "permanent",
+        Retention::Temporary => "temporary",
+    };
+    format!("{base_dir}/{kind}/{day}/{file}")
+}
+
+/// A stored synthesis, as the TTS cache remembers it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct StoredAudio {
+    /// Blob key of the audio.
+    pub key: String,
+    pub format: String,
+    pub duration_ms: u64,
+}
+
+/// Cache key of a synthesis: provider, voice, format and text, hashed.
+fn tts_cache_key(provider: &str, req: &TtsRequest) -> String {
+    let mut h = Sha256::new();
+    for part in [
+        provider,
+        req.voice.as_deref().unwrap_or(""),
+        req.format.as_str(),
+        req.text.as_str(),
+    ] {
+        h.update(part.as_bytes());
+        h.update([0]);
+    }
+    format!("tts:{}", hex::encode(h.finalize()))
+}
+
+/// Synthesizes `req` (or finds it in the TTS cache), stores the audio as a
+/// temporary object and returns where it is.
+pub async fn synthesize_stored(state: &AppState, req: &TtsRequest) -> Result<StoredAudio> {
+    let tts = state.speech.tts()?;
+    let cache_key = tts_cache_key(tts.provider(), req);
+    if let Some(hit) = state.cache.get(&cache_key).await?
+        && let Ok(stored) = serde_json::from_str::<StoredAudio>(&hit)
+    {
+        metrics::counter!("lty_tts_cache_total", "result" => "hit").increment(1);
+        return Ok(stored);
+    }
+    metrics::counter!("lty_tts_cache_total", "result" => "miss").increment(1);
+    let Synthesis {
+        audio,
+        format,
+        duration_ms,
+    } = tts.synthesize(req).await?;
+    let file = format!("{:032x}.{}", rand::random::<u128>(), format.as_str());
+    let key = object_key(
+        &state.speech.base_dir,
+        Retention::Temporary,
+        Utc::now(),
+        &file,
+    );
+    state.blobs.put(&key, audio, format.content_type()).await?;
+    let stored = StoredAudio {
+        key,
+        format: format.as_str().to_owned(),
+        duration_ms,
+    };
+    let ttl = Duration::from_secs(state.config.audio.tts_cache_ttl_secs);
+    if !ttl.is_zero()
+        && let Ok(json) = serde_json::to_string(&stored)
+    {
+        state.cache.set(&cache_key, &json, Some(ttl)).await?;
+    }
+    Ok(stored)
+}
+
+/// The default output format of a provider when the caller names none.
+pub fn default_format(provider: &str) -> AudioFormat {
+    if provider == "local" {
+        AudioFormat::Wav
+    } else {
+        AudioFormat::Mp3
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+
+    #[test]
+    fn object_keys_follow_the_legacy_layout_dated_in_shanghai() {
+        // 2026-11-28 17:30 UTC is already the 29th in Shanghai.
+        let at = Utc.with_ymd_and_hms(2026, 11, 28, 17, 30, 0).unwrap();
+        assert_eq!(
+            object_key("audio", Retention::Temporary, at, "a.wav"),
+            "audio/temporary/20261129/a.wav"
+        );
+        assert_eq!(
+            object_key("x/y", Retention::Permanent, at, "b.mp3"),
+            "x/y/permanent/20261129/b.mp3"
+        );
+    }
+}

@@ -1,0 +1,179 @@
+//! Achievements on the database. Totals grow with one upsert
+//! (`INSERT ... ON CONFLICT DO UPDATE SET total = total + excluded.total`),
+//! and an unlock is an insert that the unique (user, achievement) index
+//! turns into a no-op the second time, so concurrent events unlock once.
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, Utc};
+use lty_core::achievement::{Achievement, Unlock};
+use lty_core::{BackendError, Error, Result};
+use sea_orm::sea_query::{Expr, OnConflict};
+use sea_orm::{
+    ActiveModelTrait, ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter, QueryOrder,
+};
+
+use crate::Database;
+use crate::db::map_unique;
+use crate::entity::{
+    achievement_definition as def, achievement_progress as progress, user_achievement as unlock,
+};
+
+fn db_err(err: impl std::fmt::Display) -> Error {
+    Error::Backend(BackendError::new("database", err))
+}
+
+fn achievement_from(m: def::Model) -> Achievement {
+    Achievement {
+        id: m.id,
+        code: m.code,
+        name: m.name,
+        description: m.description,
+        icon: m.icon,
+        event_kind: m.event_kind,
+        threshold: m.threshold,
+        is_active: m.is_active,
+    }
+}
+
+/// An achievement definition to create.
+#[derive(Debug, Clone)]
+pub struct NewAchievement {
+    pub code: String,
+    pub name: String,
+    pub description: String,
+    pub icon: Option<String>,
+    pub event_kind: String,
+    pub threshold: i64,
+}
+
+impl Database {
+    /// Every active achievement, by event kind and threshold.
+    pub async fn achievements(&self) -> Result<Vec<Achievement>> {
+        Ok(def::Entity::find()
+            .filter(def::Column::IsActive.eq(true))
+            .order_by_asc(def::Column::EventKind)
+            .order_by_asc(def::Column::Threshold)
+            .order_by_asc(def::Column::Id)
+            .all(self.conn())
+            .await
+            .map_err(db_err)?
+            .into_iter()
+            .map(achievement_from)
+            .collect())
+    }
+
+    /// Defines an achievement; a taken code is `achievement_exists`.
+    pub async fn create_achievement(&self, new: NewAchievement) -> Result<Achievement> {
+        let m = def::ActiveModel {
+            code: Set(new.code),
+            name: Set(new.name),
+            description: Set(new.description),
+            icon: Set(new.icon),
+            event_kind: Set(new.event_kind),
+            threshold: Set(new.threshold),
+            is_active: Set(true),
+            created_at: Set(Utc::now()),
+            ..Default::default()
+        }
+        .insert(self.conn())
+        .await
+        .map_err(|e| {
+            map_unique(
+                e,
+                "achievement_exists",
+                "an achievement with this code exists",
+            )
+        })?;
+        Ok(achievement_from(m))
+    }
+
+    /// Adds `amount` to the user's total of `kind` and returns the new
+    /// total.
+    pub async fn add_progress(
+        &self,
+        user_id: i64,
+        kind: &str,
+        amount: i64,
+        now: DateTime<Utc>,
+    ) -> Result<i64> {
+        progress::Entity::insert(progress::ActiveModel {
+            user_id: Set(user_id),
+            event_kind: Set(kind.to_owned()),
+            total: Set(amount),
+            updated_at: Set(now),
+        })
+        .on_conflict(
+            OnConflict::columns([progress::Column::UserId, progress::Column::EventKind])
+                .value(
+                    progress::Column::Total,
+                    Expr::cust(r#""achievement_progress"."total" + "excluded"."total""#),
+                )
+                .update_column(progress::Column::UpdatedAt)
+                .to_owned(),
+        )
+        .exec_without_returning(self.conn())
+        .await
+        .map_err(db_err)?;
+        progress::Entity::find_by_id((user_id, kind.to_owned()))
+            .one(self.conn())
+            .await
+            .map_err(db_err)?
+            .map(|m| m.total)
+            .ok_or_else(|| db_err("progress row missing after upsert"))
+    }
+
+    /// The user's totals by event kind.
+    pub async fn progress_of_user(&self, user_id: i64) -> Result<HashMap<String, i64>> {
+        Ok(progress::Entity::find()
+            .filter(progress::Column::UserId.eq(user_id))
+            .all(self.conn())
+            .await
+            .map_err(db_err)?
+            .into_iter()
+            .map(|m| (m.event_kind, m.total))
+            .collect())
+    }
+
+    /// Records that `user_id` unlocked `achievement_id`; `true` only the
+    /// first time.
+    pub async fn unlock_achievement(
+        &self,
+        user_id: i64,
+        achievement_id: i64,
+        now: DateTime<Utc>,
+    ) -> Result<bool> {
+        let res = unlock::Entity::insert(unlock::ActiveModel {
+            user_id: Set(user_id),
+            achievement_id: Set(achievement_id),
+            unlocked_at: Set(now),
+            ..Default::default()
+        })
+        .on_conflict(
+            OnConflict::columns([unlock::Column::UserId, unlock::Column::AchievementId])
+                .do_nothing()
+                .to_owned(),
+        )
+        .exec_without_returning(self.conn())
+        .await
+        .map_err(db_err)?;
+        Ok(res > 0)
+    }
+
+    /// The user's unlocks, oldest first.
+    pub async fn unlocks_of_user(&self, user_id: i64) -> Result<Vec<Unlock>> {
+        Ok(unlock::Entity::find()
+            .filter(unlock::Column::UserId.eq(user_id))
+            .order_by_asc(unlock::Column::UnlockedAt)
+            .order_by_asc(unlock::Column::Id)
+            .all(self.conn())
+            .await
+            .map_err(db_err)?
+            .into_iter()
+            .map(|m| Unlock {
+                achievement_id: m.achievement_id,
+                unlocked_at: m.unlocked_at,
+            })
+            .collect())
+    }
+}
