@@ -1,7 +1,8 @@
 //! AI chat: the [`ChatModel`] port (an OpenAI-compatible chat completions
 //! API behind it), personas, conversations and their persistence port
 //! [`ChatRepo`], and the pure helpers the chat routes share (token estimate,
-//! history trimming, blocked-term moderation).
+//! history trimming, blocked-term moderation) and the [`Moderator`] port
+//! for a provider's moderation API.
 
 use std::pin::Pin;
 
@@ -140,6 +141,21 @@ pub trait ChatModel: Send + Sync {
     /// The answer as a stream; resolves once the provider started answering
     /// (errors before the first byte come back here, not in the stream).
     async fn stream(&self, request: &ChatRequest) -> Result<ChatStream, ChatError>;
+}
+
+/// Why a moderation provider gave no verdict.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct ModerationError(pub String);
+
+/// A provider's content moderation (an OpenAI-compatible `/moderations`
+/// API), asked in addition to the blocked-term lists.
+#[async_trait]
+pub trait Moderator: Send + Sync {
+    /// Short provider name for logs and metrics.
+    fn provider(&self) -> &'static str;
+    /// Whether the provider flags `text` as unfit.
+    async fn flagged(&self, text: &str) -> Result<bool, ModerationError>;
 }
 
 /// A companion character.

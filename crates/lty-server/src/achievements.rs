@@ -2,12 +2,16 @@
 //! countable happens (`card_scanned`, `chat_message`, `voice_minutes`). The
 //! user's total grows, and every achievement of that kind whose threshold is
 //! reached unlocks once and is pushed to the family's devices as
-//! `{"type":"achievement_unlocked","achievement":{...}}`.
+//! `{"type":"achievement_unlocked","achievement":{...}}`. A chat message or
+//! a card scan also counts the UTC day as an `active_day`, once a day, for
+//! the streak rules.
 
 use bytes::Bytes;
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use lty_core::Result;
-use lty_core::achievement::{Achievement, validate_event_kind};
+use lty_core::achievement::{
+    ACTIVE_DAY, Achievement, AchievementRule, CARD_SCANNED, CHAT_MESSAGE, validate_event_kind,
+};
 use serde_json::json;
 
 use crate::state::AppState;
@@ -21,15 +25,53 @@ pub async fn record(
     kind: &str,
     amount: i64,
 ) -> Result<Vec<Achievement>> {
+    record_at(state, user_id, kind, amount, Utc::now()).await
+}
+
+/// [`record`] as of `now` (the UTC day that counts as active).
+pub async fn record_at(
+    state: &AppState,
+    user_id: i64,
+    kind: &str,
+    amount: i64,
+    now: DateTime<Utc>,
+) -> Result<Vec<Achievement>> {
     validate_event_kind(kind)?;
     if amount <= 0 {
         return Ok(Vec::new());
     }
-    let now = Utc::now();
-    let total = state.db.add_progress(user_id, kind, amount, now).await?;
+    let mut unlocked = Vec::new();
+    if kind != ACTIVE_DAY {
+        let total = state.db.add_progress(user_id, kind, amount, now).await?;
+        unlocked = unlock_reached(state, user_id, kind, total, 0, now).await?;
+    }
+    if [CHAT_MESSAGE, CARD_SCANNED, ACTIVE_DAY].contains(&kind)
+        && let Some(streak) = state.db.count_streak_day(user_id, ACTIVE_DAY, now).await?
+    {
+        // Only the day's first event gets here, so `active_day` grows once a day.
+        let days = state.db.add_progress(user_id, ACTIVE_DAY, 1, now).await?;
+        unlocked.extend(unlock_reached(state, user_id, ACTIVE_DAY, days, streak, now).await?);
+    }
+    Ok(unlocked)
+}
+
+/// Unlocks (and pushes) each achievement of `kind` whose rule's value,
+/// `total` or `streak`, reaches its threshold.
+async fn unlock_reached(
+    state: &AppState,
+    user_id: i64,
+    kind: &str,
+    total: i64,
+    streak: i64,
+    now: DateTime<Utc>,
+) -> Result<Vec<Achievement>> {
     let mut unlocked = Vec::new();
     for a in state.db.achievements().await? {
-        if a.event_kind != kind || a.threshold > total {
+        let value = match a.rule {
+            AchievementRule::Total => total,
+            AchievementRule::Streak => streak,
+        };
+        if a.event_kind != kind || a.threshold > value {
             continue;
         }
         if !state.db.unlock_achievement(user_id, a.id, now).await? {

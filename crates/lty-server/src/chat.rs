@@ -1,12 +1,15 @@
 //! AI chat services shared by the chat routes: the configured
-//! [`ChatModel`], the daily message quota and the child-safety checks.
+//! [`ChatModel`], the daily message quota and the child-safety checks
+//! (blocked terms, per language too, and the optional [`Moderator`]).
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Days, Utc};
-use lty_core::chat::{ChatModel, find_blocked_term};
-use lty_vendors::openai::{ChatClient, ChatClientConfig, Flavor};
+use lty_core::chat::{ChatModel, Moderator, find_blocked_term};
+use lty_vendors::openai::{
+    ChatClient, ChatClientConfig, Flavor, ModerationClient, ModerationConfig,
+};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::config::Config;
@@ -76,6 +79,25 @@ pub fn chat_model(config: &Config) -> anyhow::Result<Option<Arc<dyn ChatModel>>>
         max_retry_wait: Duration::from_secs(2),
     })
     .map_err(|e| anyhow::anyhow!("KIMI_BASE_URL / LTY_LLM__*: {e}"))?;
+    Ok(Some(Arc::new(client)))
+}
+
+/// The moderation provider for `config`, when `ai.moderation_url` is set.
+pub fn moderator(config: &Config) -> anyhow::Result<Option<Arc<dyn Moderator>>> {
+    let ai = &config.ai;
+    let Some(url) = ai.moderation_url.as_ref().filter(|u| !u.trim().is_empty()) else {
+        return Ok(None);
+    };
+    let client = ModerationClient::new(ModerationConfig {
+        url: url.trim().to_owned(),
+        api_key: ai
+            .moderation_api_key
+            .as_ref()
+            .map(|k| k.expose().to_owned()),
+        model: ai.moderation_model.clone(),
+        timeout: Duration::from_millis(ai.moderation_timeout_ms),
+    })
+    .map_err(|e| anyhow::anyhow!("LTY_AI__MODERATION_URL: {e}"))?;
     Ok(Some(Arc::new(client)))
 }
 
@@ -157,22 +179,80 @@ impl Side {
     }
 }
 
-/// Whether `text` must be blocked; every block is logged and counted in
-/// `lty_moderation_blocks_total{side}` (the term itself is not logged: it
-/// may be the very content being kept out).
-pub fn blocked(config: &Config, side: Side, user_id: i64, text: &str) -> bool {
-    let terms = match side {
+/// Whether `text` contains a blocked term: the list of its `side`, then
+/// the list of `language`, or of every language when it is not given.
+/// Every block is logged and counted in `lty_moderation_blocks_total{side}`
+/// (the term itself is not logged: it may be the very content being kept
+/// out).
+pub fn blocked(
+    config: &Config,
+    side: Side,
+    user_id: i64,
+    language: Option<&str>,
+    text: &str,
+) -> bool {
+    let side_terms = match side {
         Side::Input => &config.ai.blocked_input_terms.0,
         Side::Output => &config.ai.blocked_output_terms.0,
     };
-    if find_blocked_term(text, terms).is_none() {
+    let by_language = &config.ai.blocked_terms;
+    let hit = find_blocked_term(text, side_terms).is_some()
+        || match language.map(|l| l.trim().to_ascii_lowercase()) {
+            Some(l) => by_language
+                .get(&l)
+                .is_some_and(|t| find_blocked_term(text, &t.0).is_some()),
+            None => by_language
+                .values()
+                .any(|t| find_blocked_term(text, &t.0).is_some()),
+        };
+    if !hit {
         return false;
     }
     record_block(side.as_str(), user_id);
     true
 }
 
-/// Logs and counts one block (`source` = `input`, `output` or `provider`).
+/// Whether the moderation provider (when configured) flags `text`. When
+/// it fails, `ai.moderation_fail_closed` decides: block, or let the text
+/// pass; either way the failure is logged and counted in
+/// `lty_moderation_errors_total`.
+pub async fn flagged_by_provider(state: &AppState, side: Side, user_id: i64, text: &str) -> bool {
+    let Some(moderator) = &state.moderator else {
+        return false;
+    };
+    match moderator.flagged(text).await {
+        Ok(false) => false,
+        Ok(true) => {
+            record_block("provider", user_id);
+            true
+        }
+        Err(err) => {
+            let fail_closed = state.config.ai.moderation_fail_closed;
+            tracing::warn!(%err, side = side.as_str(), fail_closed, "moderation provider failed");
+            metrics::counter!("lty_moderation_errors_total", "provider" => moderator.provider())
+                .increment(1);
+            if fail_closed {
+                record_block("provider", user_id);
+            }
+            fail_closed
+        }
+    }
+}
+
+/// The whole check of one text: blocked terms, then the provider.
+pub async fn moderate(
+    state: &AppState,
+    side: Side,
+    user_id: i64,
+    language: Option<&str>,
+    text: &str,
+) -> bool {
+    blocked(&state.config, side, user_id, language, text)
+        || flagged_by_provider(state, side, user_id, text).await
+}
+
+/// Logs and counts one block (`source` = `input` or `output` for blocked
+/// terms, `provider` for the provider's content filter or moderation API).
 pub fn record_block(source: &'static str, user_id: i64) {
     tracing::warn!(side = source, user_id, "chat content blocked");
     metrics::counter!("lty_moderation_blocks_total", "side" => source).increment(1);
@@ -188,6 +268,29 @@ mod tests {
         assert_eq!(t.0, ["a", "b", "c"]);
         let t: TermList = serde_json::from_str(r#"["x"," "]"#).unwrap();
         assert_eq!(t.0, ["x"]);
+    }
+
+    #[test]
+    fn per_language_terms_come_from_the_environment_and_apply_per_language() {
+        let env = crate::config::EnvProvider::from_vars([
+            (
+                "LTY_AI__BLOCKED_TERMS__ZH".to_owned(),
+                "坏蛋, 笨蛋".to_owned(),
+            ),
+            (
+                "LTY_AI__BLOCKED_TERMS__EN".to_owned(),
+                "dragonfire".to_owned(),
+            ),
+        ]);
+        let config = Config::load(None, env).unwrap();
+        assert_eq!(config.ai.blocked_terms["zh"].0, ["坏蛋", "笨蛋"]);
+        let check = |lang: Option<&str>, text: &str| blocked(&config, Side::Input, 1, lang, text);
+        assert!(check(None, "dragonfire!"));
+        assert!(check(Some("EN"), "dragonfire!"));
+        assert!(!check(Some("zh"), "dragonfire!"));
+        assert!(check(Some("zh"), "你是笨蛋"));
+        // The side's own list applies whatever the language.
+        assert!(check(Some("en"), "porn"));
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! The `lty` command line.
 
 mod admin;
+mod cards;
 mod rtc_token;
 
 use std::path::PathBuf;
@@ -54,6 +55,9 @@ pub enum Command {
     RtcToken(rtc_token::RtcTokenArgs),
     /// Operator accounts: `lty admin create --username U`.
     Admin(admin::AdminArgs),
+    /// Card batches: `lty cards generate --kind content --count N
+    /// --content-ref R --out batch.zip`.
+    Cards(cards::CardsArgs),
 }
 
 /// `lty config ...`
@@ -164,6 +168,7 @@ async fn run(command: Option<Command>, mut config: Config) -> anyhow::Result<()>
         }
         Command::RtcToken(_) => anyhow::bail!("rtc-token is handled before configuration"),
         Command::Admin(args) => admin::run(args, &config).await,
+        Command::Cards(args) => cards::run(args, &config).await,
         Command::Openapi => {
             println!("{}", crate::http::openapi().to_pretty_json()?);
             Ok(())

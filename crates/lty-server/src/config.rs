@@ -277,6 +277,24 @@ pub struct AiConfig {
     pub blocked_input_terms: crate::chat::TermList,
     /// Terms that block a model's reply.
     pub blocked_output_terms: crate::chat::TermList,
+    /// Terms per language (`zh`, `en`, ...) that block either side; a text
+    /// is checked against every language's list unless the request names
+    /// its language (`LTY_AI__BLOCKED_TERMS__ZH="a,b"`).
+    pub blocked_terms: std::collections::BTreeMap<String, crate::chat::TermList>,
+    /// An OpenAI-compatible moderation API asked about both sides: base URL
+    /// including `/v1` (`/moderations` is appended) or the full endpoint;
+    /// unset = blocked-term lists only.
+    pub moderation_url: Option<String>,
+    /// Bearer key of the moderation API.
+    pub moderation_api_key: Option<Secret>,
+    /// Moderation model to name in requests (omitted when unset).
+    pub moderation_model: Option<String>,
+    /// Block when the moderation API fails (fail closed); by default the
+    /// text passes (fail open), logged and counted in
+    /// `lty_moderation_errors_total`.
+    pub moderation_fail_closed: bool,
+    /// Milliseconds allowed for one moderation call.
+    pub moderation_timeout_ms: u64,
     /// Said instead of blocked content.
     pub refusal_message: String,
     /// Spoken by the voice agent when the daily quota is used up.
@@ -583,6 +601,12 @@ impl Default for AiConfig {
             blocked_output_terms: crate::chat::TermList::from_str_list(&[
                 "色情", "porn", "赌博", "毒品", "自杀", "suicide",
             ]),
+            blocked_terms: std::collections::BTreeMap::new(),
+            moderation_url: None,
+            moderation_api_key: None,
+            moderation_model: None,
+            moderation_fail_closed: false,
+            moderation_timeout_ms: 2_000,
             refusal_message: "这个问题我们换一个话题聊吧，有不明白的可以去问问爸爸妈妈哦。".into(),
             quota_message: "今天我们已经聊了很多啦，明天再来找我玩吧！".into(),
             safety_preamble:
@@ -1190,6 +1214,7 @@ impl Config {
             ("llm.idle_timeout_ms", self.llm.idle_timeout_ms),
             ("ai.sse_keep_alive_secs", self.ai.sse_keep_alive_secs),
             ("ai.max_message_chars", self.ai.max_message_chars as u64),
+            ("ai.moderation_timeout_ms", self.ai.moderation_timeout_ms),
         ] {
             if value == 0 {
                 return Err(invalid(path, "must be at least 1"));

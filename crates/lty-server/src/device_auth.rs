@@ -99,36 +99,15 @@ fn valid_nonce(n: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
 }
 
-/// Checks the device signature of a request for `mac`, looking up the
-/// device's secret. `path_and_query` is the request target as sent (for
-/// axum, `OriginalUri`'s `path_and_query()`).
+/// Checks the device signature of a request for `mac`, given the device's
+/// secret (`None`: the device has none). `path_and_query` is the request
+/// target as sent (for axum, `OriginalUri`'s `path_and_query()`).
 ///
 /// `Ok(())` means the request may proceed: correctly signed, or from a
 /// device without a secret while `device_auth = legacy`. Refusals are 401
 /// with codes `device_signature_required`, `device_signature_invalid`,
 /// `device_clock_skew` (details carry `server_time`),
 /// `device_nonce_reused` and `device_not_provisioned`.
-pub async fn verify(
-    state: &AppState,
-    headers: &HeaderMap,
-    method: &Method,
-    path_and_query: &str,
-    mac: &MacAddress,
-) -> Result<(), ApiError> {
-    let secret = state.device_credentials.secret_for(mac).await?;
-    verify_with_secret(
-        state,
-        headers,
-        method,
-        path_and_query,
-        mac,
-        secret.as_deref(),
-    )
-    .await
-}
-
-/// [`verify`] for a caller that already fetched the device's secret
-/// (`None`: the device has none).
 pub async fn verify_with_secret(
     state: &AppState,
     headers: &HeaderMap,
@@ -247,4 +226,54 @@ mod tests {
         assert!(!valid_nonce(&"a".repeat(65)));
         assert!(!valid_nonce("has space1"));
     }
+}
+
+/// The rate limits of one MAC-authenticated device route: a rule name and
+/// limit per client IP, then per MAC.
+#[derive(Debug, Clone, Copy)]
+pub struct DeviceRouteLimits {
+    pub ip_rule: &'static str,
+    pub per_ip: crate::config::RateLimit,
+    pub mac_rule: &'static str,
+    pub per_mac: crate::config::RateLimit,
+}
+
+/// Authenticates a legacy device request naming `mac` (as sent, unparsed):
+/// the per-IP limit (before parsing, so malformed MACs count too), the MAC,
+/// the per-MAC limit (so guessing MACs is throttled), then the binding and
+/// the device's secret looked up together, and the signature when the device
+/// holds a secret — before anything about the binding is revealed. Returns
+/// the binding in force.
+pub async fn authenticate_device(
+    state: &AppState,
+    ip: &crate::ratelimit::ClientIp,
+    headers: &HeaderMap,
+    uri: &axum::http::Uri,
+    mac: Option<&str>,
+    limits: DeviceRouteLimits,
+) -> Result<lty_core::user::DeviceBinding, ApiError> {
+    crate::ratelimit::check_ip(state, limits.ip_rule, ip, limits.per_ip).await?;
+    let mac = MacAddress::parse(mac.unwrap_or(""))?;
+    crate::ratelimit::check(state, limits.mac_rule, &mac.to_string(), limits.per_mac).await?;
+    let (binding, secret) = tokio::try_join!(
+        state.devices.latest_binding(&mac),
+        state.device_credentials.secret_for(&mac),
+    )?;
+    let target = uri.path_and_query().map_or(uri.path(), |pq| pq.as_str());
+    verify_with_secret(
+        state,
+        headers,
+        &Method::POST,
+        target,
+        &mac,
+        secret.as_deref(),
+    )
+    .await?;
+    binding.ok_or_else(|| {
+        lty_core::Error::NotFound {
+            what: "device binding",
+            code: "device_not_bound",
+        }
+        .into()
+    })
 }

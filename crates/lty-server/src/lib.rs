@@ -5,6 +5,7 @@
 pub mod achievements;
 pub mod admin;
 pub mod auth;
+pub mod card_export;
 pub mod chat;
 pub mod cli;
 pub mod config;

@@ -5,6 +5,7 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use axum::serve::ListenerExt;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
@@ -28,6 +29,13 @@ pub async fn serve(state: AppState, listener: TcpListener) -> anyhow::Result<()>
     let app = http::router(state.clone());
     // Stops abandoned voice agents; ends with `state.shutdown`.
     http::voice_chat::spawn_sweeper(state.clone());
+    // Without TCP_NODELAY, a streamed event written after the response head
+    // waits for the client's delayed ACK (about 40 ms): Nagle's algorithm.
+    let listener = listener.tap_io(|tcp| {
+        if let Err(err) = tcp.set_nodelay(true) {
+            tracing::debug!(%err, "cannot set TCP_NODELAY");
+        }
+    });
     let server = axum::serve(
         listener,
         app.into_make_service_with_connect_info::<SocketAddr>(),

@@ -58,6 +58,9 @@ pub struct AppState {
     pub chat: Option<Arc<dyn lty_core::chat::ChatModel>>,
     /// Personas, conversations and messages.
     pub chat_repo: Arc<dyn lty_core::chat::ChatRepo>,
+    /// The moderation API asked besides the blocked terms; `None` without
+    /// `LTY_AI__MODERATION_URL`.
+    pub moderator: Option<Arc<dyn lty_core::chat::Moderator>>,
     /// TTS and ASR adapters (`AUDIO_SERVICE_PROVIDER`).
     pub speech: Arc<crate::speech::Speech>,
     pub metrics: PrometheusHandle,
@@ -138,6 +141,7 @@ impl AppState {
         let wechat = crate::wechat::client(&config)?;
         let chat = crate::chat::chat_model(&config)?;
         let chat_repo = Arc::new(db.clone());
+        let moderator = crate::chat::moderator(&config)?;
         let speech = Arc::new(crate::speech::build(&config)?);
         let auth_repo = Arc::new(db.clone());
 
@@ -156,6 +160,7 @@ impl AppState {
             volcengine,
             chat,
             chat_repo,
+            moderator,
             speech,
             accounts: auth_repo.clone(),
             admins: auth_repo.clone(),

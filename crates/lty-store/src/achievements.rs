@@ -6,7 +6,7 @@
 use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
-use lty_core::achievement::{Achievement, Unlock};
+use lty_core::achievement::{Achievement, AchievementRule, Unlock, next_streak};
 use lty_core::{BackendError, Error, Result};
 use sea_orm::sea_query::{Expr, OnConflict};
 use sea_orm::{
@@ -32,6 +32,8 @@ fn achievement_from(m: def::Model) -> Achievement {
         icon: m.icon,
         event_kind: m.event_kind,
         threshold: m.threshold,
+        // The column only ever holds what `AchievementRule::as_str` wrote.
+        rule: AchievementRule::parse(&m.rule).unwrap_or(AchievementRule::Total),
         is_active: m.is_active,
     }
 }
@@ -45,6 +47,7 @@ pub struct NewAchievement {
     pub icon: Option<String>,
     pub event_kind: String,
     pub threshold: i64,
+    pub rule: AchievementRule,
 }
 
 impl Database {
@@ -72,6 +75,7 @@ impl Database {
             icon: Set(new.icon),
             event_kind: Set(new.event_kind),
             threshold: Set(new.threshold),
+            rule: Set(new.rule.as_str().to_owned()),
             is_active: Set(true),
             created_at: Set(Utc::now()),
             ..Default::default()
@@ -121,6 +125,81 @@ impl Database {
             .map_err(db_err)?
             .map(|m| m.total)
             .ok_or_else(|| db_err("progress row missing after upsert"))
+    }
+
+    /// Counts `now`'s UTC day in the user's streak of `kind` (kept in the
+    /// progress row `{kind}:streak`, whose `updated_at` is the last day
+    /// counted) and returns the new streak, or `None` when the day was
+    /// counted already. Each write is conditional on the row read, so of
+    /// concurrent events of one day exactly one counts.
+    pub async fn count_streak_day(
+        &self,
+        user_id: i64,
+        kind: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Option<i64>> {
+        let key = format!("{kind}:streak");
+        let today = now.date_naive();
+        for _ in 0..3 {
+            let row = progress::Entity::find_by_id((user_id, key.clone()))
+                .one(self.conn())
+                .await
+                .map_err(db_err)?;
+            let Some(streak) = next_streak(
+                row.as_ref().map(|r| (r.total, r.updated_at.date_naive())),
+                today,
+            ) else {
+                return Ok(None);
+            };
+            let written = match &row {
+                None => progress::Entity::insert(progress::ActiveModel {
+                    user_id: Set(user_id),
+                    event_kind: Set(key.clone()),
+                    total: Set(streak),
+                    updated_at: Set(now),
+                })
+                .on_conflict(
+                    OnConflict::columns([progress::Column::UserId, progress::Column::EventKind])
+                        .do_nothing()
+                        .to_owned(),
+                )
+                .exec_without_returning(self.conn())
+                .await
+                .map_err(db_err)?,
+                Some(r) => {
+                    progress::Entity::update_many()
+                        .col_expr(progress::Column::Total, Expr::value(streak))
+                        .col_expr(progress::Column::UpdatedAt, Expr::value(now))
+                        .filter(progress::Column::UserId.eq(user_id))
+                        .filter(progress::Column::EventKind.eq(key.clone()))
+                        .filter(progress::Column::UpdatedAt.eq(r.updated_at))
+                        .exec(self.conn())
+                        .await
+                        .map_err(db_err)?
+                        .rows_affected
+                }
+            };
+            if written > 0 {
+                return Ok(Some(streak));
+            }
+            // Another event wrote first: read again.
+        }
+        Ok(None)
+    }
+
+    /// The user's streak row of `kind`: (streak, last day counted).
+    pub async fn streak_of_user(
+        &self,
+        user_id: i64,
+        kind: &str,
+    ) -> Result<Option<(i64, DateTime<Utc>)>> {
+        Ok(
+            progress::Entity::find_by_id((user_id, format!("{kind}:streak")))
+                .one(self.conn())
+                .await
+                .map_err(db_err)?
+                .map(|m| (m.total, m.updated_at)),
+        )
     }
 
     /// The user's totals by event kind.

@@ -10,6 +10,7 @@ mod m20261127_000001_voice_chat_sessions;
 mod m20261128_000001_ai_chat;
 mod m20261130_000001_cards_and_subscriptions;
 mod m20261130_000002_achievements;
+mod m20261201_000001_achievement_rules;
 
 /// All of lty's migrations.
 #[derive(Debug)]
@@ -26,6 +27,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261128_000001_ai_chat::Migration),
             Box::new(m20261130_000001_cards_and_subscriptions::Migration),
             Box::new(m20261130_000002_achievements::Migration),
+            Box::new(m20261201_000001_achievement_rules::Migration),
         ]
     }
 }

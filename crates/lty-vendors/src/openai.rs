@@ -9,6 +9,7 @@
 //! content arrived. Dropping a [`ChatStream`] closes the connection, which
 //! is how a caller that went away cancels the upstream request.
 
+pub mod moderation;
 pub mod sse;
 
 use std::time::Duration;
@@ -18,6 +19,7 @@ use lty_core::chat::{ChatError, ChatEvent, ChatModel, ChatReply, ChatRequest, Ch
 use serde::Deserialize;
 use serde_json::{Value, json};
 
+pub use moderation::{ModerationClient, ModerationConfig};
 pub use sse::SseParser;
 
 /// Which provider's rules apply.

@@ -6,7 +6,9 @@ use std::collections::HashMap;
 use axum::extract::State;
 use axum::http::StatusCode;
 use chrono::{DateTime, Utc};
-use lty_core::achievement::{Achievement, validate_event_kind};
+use lty_core::achievement::{
+    ACTIVE_DAY, Achievement, AchievementRule, current_streak, validate_event_kind,
+};
 use lty_store::achievements::NewAchievement;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -36,9 +38,13 @@ pub struct AchievementOut {
     /// The event kind counted (`card_scanned`, `chat_message`,
     /// `voice_minutes`, ...).
     pub event_kind: String,
-    /// The total that unlocks it.
+    /// The total (or streak) that unlocks it.
     pub threshold: i64,
-    /// The caller's total, capped at the threshold.
+    /// `total` (the running total of `event_kind`) or `streak` (consecutive
+    /// UTC days, `active_day` only).
+    #[schema(value_type = String, example = "total")]
+    pub rule: AchievementRule,
+    /// The caller's total, or current streak, capped at the threshold.
     pub progress: i64,
     pub unlocked: bool,
     pub unlocked_at: Option<DateTime<Utc>>,
@@ -52,6 +58,10 @@ pub struct AchievementListOut {
 
 async fn with_progress(state: &AppState, user_id: i64) -> ApiResult<Vec<AchievementOut>> {
     let totals = state.db.progress_of_user(user_id).await?;
+    let streak = match state.db.streak_of_user(user_id, ACTIVE_DAY).await? {
+        Some((streak, last)) => current_streak(streak, last.date_naive(), Utc::now().date_naive()),
+        None => 0,
+    };
     let unlocks: HashMap<i64, DateTime<Utc>> = state
         .db
         .unlocks_of_user(user_id)
@@ -65,7 +75,10 @@ async fn with_progress(state: &AppState, user_id: i64) -> ApiResult<Vec<Achievem
         .await?
         .into_iter()
         .map(|a| {
-            let total = totals.get(&a.event_kind).copied().unwrap_or(0);
+            let total = match a.rule {
+                AchievementRule::Total => totals.get(&a.event_kind).copied().unwrap_or(0),
+                AchievementRule::Streak => streak,
+            };
             let unlocked_at = unlocks.get(&a.id).copied();
             AchievementOut {
                 progress: total.min(a.threshold),
@@ -77,6 +90,7 @@ async fn with_progress(state: &AppState, user_id: i64) -> ApiResult<Vec<Achievem
                 icon: a.icon,
                 event_kind: a.event_kind,
                 threshold: a.threshold,
+                rule: a.rule,
             }
         })
         .collect())
@@ -126,6 +140,10 @@ pub struct AchievementIn {
     pub event_kind: String,
     /// At least 1.
     pub threshold: i64,
+    /// `total` (default) or `streak`; `streak` needs `event_kind`
+    /// `active_day`.
+    #[schema(value_type = Option<String>, example = "total")]
+    pub rule: Option<AchievementRule>,
 }
 
 /// An achievement definition.
@@ -138,6 +156,8 @@ pub struct AchievementDefOut {
     pub icon: Option<String>,
     pub event_kind: String,
     pub threshold: i64,
+    #[schema(value_type = String, example = "total")]
+    pub rule: AchievementRule,
 }
 
 impl From<Achievement> for AchievementDefOut {
@@ -150,6 +170,7 @@ impl From<Achievement> for AchievementDefOut {
             icon: a.icon,
             event_kind: a.event_kind,
             threshold: a.threshold,
+            rule: a.rule,
         }
     }
 }
@@ -182,6 +203,10 @@ pub async fn create(
     if body.threshold < 1 {
         return Err(Error::validation("threshold", "must be at least 1").into());
     }
+    let rule = body.rule.unwrap_or(AchievementRule::Total);
+    if rule == AchievementRule::Streak && body.event_kind != ACTIVE_DAY {
+        return Err(Error::validation("rule", "streak rules count active_day only").into());
+    }
     let a = state
         .db
         .create_achievement(NewAchievement {
@@ -191,6 +216,7 @@ pub async fn create(
             icon: body.icon,
             event_kind: body.event_kind,
             threshold: body.threshold,
+            rule,
         })
         .await?;
     Ok((StatusCode::CREATED, Json(a.into())))

@@ -4,8 +4,9 @@
 //! server-sent events; conversation history and personas.
 //!
 //! Every message passes the daily quota and the child-safety checks
-//! (blocked terms on the child's message and on the model's reply, a
-//! safety preamble before every persona prompt); a block answers with the
+//! (blocked terms, per language too, and the moderation API when one is
+//! configured, on the child's message and on the model's reply; a safety
+//! preamble before every persona prompt); a block answers with the
 //! configured refusal instead of the content.
 
 use std::convert::Infallible;
@@ -30,7 +31,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::auth::AuthUserId;
-use crate::chat::{Side, blocked, record_block, take_message_quota};
+use crate::chat::{Side, blocked, flagged_by_provider, moderate, record_block, take_message_quota};
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::extract::{Json, Path, Query};
 use crate::state::AppState;
@@ -75,6 +76,9 @@ pub struct ChatIn {
     pub message: String,
     /// The companion to answer as; the default persona when absent.
     pub persona_id: Option<i64>,
+    /// Language of the message (`zh`, `en`, ...): only that language's
+    /// blocked-term list applies; every language's list when absent.
+    pub language: Option<String>,
     /// Stream the answer as server-sent events (as does
     /// `Accept: text/event-stream`).
     #[serde(default)]
@@ -101,6 +105,8 @@ pub struct MultiChatIn {
     pub conversation_id: Option<i64>,
     /// Persona of a new conversation (ignored when continuing one).
     pub persona_id: Option<i64>,
+    /// Language of the message, as in `/api/ai/chat/`.
+    pub language: Option<String>,
     #[serde(default)]
     pub stream: bool,
 }
@@ -374,6 +380,8 @@ struct Turn {
     request: ChatRequest,
     /// The child's message was blocked: answer with the refusal, ask nothing.
     input_blocked: bool,
+    /// Language of the turn, for the blocked-term lists.
+    language: Option<String>,
 }
 
 /// A complete answer: the model's, or the refusal.
@@ -404,7 +412,15 @@ async fn answer_once(state: &AppState, user_id: i64, turn: &Turn) -> ApiResult<A
         Err(e) => return Err(upstream(provider, &e)),
     };
     count_tokens(provider, reply.usage);
-    if blocked(&state.config, Side::Output, user_id, &reply.content) {
+    if moderate(
+        state,
+        Side::Output,
+        user_id,
+        turn.language.as_deref(),
+        &reply.content,
+    )
+    .await
+    {
         return Ok(Answer {
             usage: reply.usage,
             ..refusal()
@@ -486,7 +502,13 @@ async fn answer_streamed(
             match item {
                 Some(Ok(ChatEvent::Delta(piece))) => {
                     let candidate = format!("{text}{piece}");
-                    if blocked(&state.config, Side::Output, target.user_id, &candidate) {
+                    if blocked(
+                        &state.config,
+                        Side::Output,
+                        target.user_id,
+                        turn.language.as_deref(),
+                        &candidate,
+                    ) {
                         break Outcome::Blocked;
                     }
                     text = candidate;
@@ -517,19 +539,24 @@ async fn answer_streamed(
         match outcome {
             Outcome::Done(finish_reason, usage) => {
                 count_tokens(provider, usage);
-                let message_id = store_reply(&state, target, &text, usage, false, false).await;
-                let _ = tx
-                    .send(sse_event(
-                        "done",
-                        &json!({
-                            "conversation_id": target.conversation_id,
-                            "message_id": message_id,
-                            "usage": usage.map(UsageOut::from),
-                            "finish_reason": finish_reason,
-                            "moderated": false,
-                        }),
-                    ))
-                    .await;
+                // The moderation API sees the whole reply once: the deltas
+                // are already out, so a flagged reply is stored as the
+                // refusal and `done` tells the client to show that instead.
+                let moderated =
+                    flagged_by_provider(&state, Side::Output, target.user_id, &text).await;
+                let stored = if moderated { &refusal } else { &text };
+                let message_id = store_reply(&state, target, stored, usage, false, moderated).await;
+                let mut done = json!({
+                    "conversation_id": target.conversation_id,
+                    "message_id": message_id,
+                    "usage": usage.map(UsageOut::from),
+                    "finish_reason": finish_reason,
+                    "moderated": moderated,
+                });
+                if moderated {
+                    done["refusal"] = json!(refusal);
+                }
+                let _ = tx.send(sse_event("done", &done)).await;
             }
             Outcome::Blocked => {
                 let message_id = store_reply(&state, target, &refusal, None, false, true).await;
@@ -618,8 +645,10 @@ async fn store_reply(
 ///
 /// With `"stream": true` or `Accept: text/event-stream` the answer is a
 /// `text/event-stream` of `delta` (`{"text"}`), then `done` (`{"usage",
-/// "finish_reason", "moderated"}`) or `error` (`{"code","message"}`;
-/// `content_blocked` carries the refusal as its message).
+/// "finish_reason", "moderated"}`; when the moderation API flags the
+/// finished reply, `moderated` is true and `refusal` is what to show
+/// instead) or `error` (`{"code","message"}`; `content_blocked` carries the
+/// refusal as its message).
 #[utoipa::path(post, path = "/api/ai/chat/", tag = "ai",
     security(("bearer" = [])),
     request_body = ChatIn,
@@ -643,7 +672,22 @@ pub async fn chat(
     let model = model(&state)?;
     let persona = persona(&state, body.persona_id).await?;
     take_message_quota(&state, auth.user_id).await?;
-    let input_blocked = blocked(&state.config, Side::Input, auth.user_id, &message);
+    crate::achievements::record_quietly(
+        &state,
+        auth.user_id,
+        lty_core::achievement::CHAT_MESSAGE,
+        1,
+    )
+    .await;
+    let language = body.language;
+    let input_blocked = moderate(
+        &state,
+        Side::Input,
+        auth.user_id,
+        language.as_deref(),
+        &message,
+    )
+    .await;
     let request = ChatRequest {
         messages: vec![
             system_message(&state, persona.as_ref()),
@@ -655,6 +699,7 @@ pub async fn chat(
         model,
         request,
         input_blocked,
+        language,
     };
     if wants_stream(body.stream, &headers) {
         let target = StreamTarget {
@@ -720,6 +765,13 @@ pub async fn multi_chat(
         None => (None, persona(&state, body.persona_id).await?),
     };
     take_message_quota(&state, auth.user_id).await?;
+    crate::achievements::record_quietly(
+        &state,
+        auth.user_id,
+        lty_core::achievement::CHAT_MESSAGE,
+        1,
+    )
+    .await;
     let conversation = match conversation {
         Some(c) => c,
         None => {
@@ -738,7 +790,15 @@ pub async fn multi_chat(
         .filter(|m| !m.moderated && m.role != Role::System)
         .map(|m| ChatMessage::new(m.role, m.content))
         .collect();
-    let input_blocked = blocked(&state.config, Side::Input, auth.user_id, &message);
+    let language = body.language;
+    let input_blocked = moderate(
+        &state,
+        Side::Input,
+        auth.user_id,
+        language.as_deref(),
+        &message,
+    )
+    .await;
     state
         .chat_repo
         .add_message(NewMessage {
@@ -763,6 +823,7 @@ pub async fn multi_chat(
             ..Default::default()
         },
         input_blocked,
+        language,
     };
     if wants_stream(body.stream, &headers) {
         let target = StreamTarget {

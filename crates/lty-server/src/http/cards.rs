@@ -36,6 +36,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(disable_batch))
         .routes(routes!(list_cards))
         .routes(routes!(export_csv))
+        .routes(routes!(export_zip))
         .routes(routes!(get_card))
         .routes(routes!(disable_card))
 }
@@ -388,7 +389,10 @@ impl From<CardUsage> for UsageOut {
     }
 }
 
-fn validate_batch(state_plan: Option<()>, body: &BatchIn) -> Result<(), lty_core::Error> {
+pub(crate) fn validate_batch(
+    state_plan: Option<()>,
+    body: &BatchIn,
+) -> Result<(), lty_core::Error> {
     use lty_core::Error;
     if !(1..=MAX_BATCH).contains(&body.count) {
         return Err(Error::validation("count", "must be 1 to 100000"));
@@ -600,9 +604,7 @@ impl From<Card> for CardOut {
     }
 }
 
-fn display_code(stored: &str) -> String {
-    CardCode::parse(stored).map_or_else(|_| stored.to_owned(), |c| c.display())
-}
+use crate::card_export::display_code;
 
 /// `?after=&limit=` (keyset pagination by card id).
 #[derive(Debug, Deserialize, IntoParams)]
@@ -662,37 +664,7 @@ pub async fn export_csv(
     Path(id): Path<i64>,
 ) -> ApiResult<Response> {
     state.db.batch(id).await?.ok_or_else(batch_not_found)?;
-    // (after, finished): one page of cards per chunk, so memory stays at
-    // one page whatever the batch size.
-    let pages = futures_util::stream::unfold((Some(0i64), true), move |(after, first)| {
-        let state = state.clone();
-        async move {
-            let after = after?;
-            let cards = match state.db.cards_of_batch(id, after, PAGE).await {
-                Ok(cards) => cards,
-                Err(err) => return Some((Err(err), (None, false))),
-            };
-            let mut out = String::with_capacity(cards.len() * 32 + 32);
-            if first {
-                out.push_str("code,card_id,disabled\n");
-            }
-            for c in &cards {
-                out.push_str(&format!(
-                    "{},{},{}\n",
-                    display_code(&c.code),
-                    c.id,
-                    c.disabled
-                ));
-            }
-            let next = (cards.len() as u64 == PAGE)
-                .then(|| cards.last().map(|c| c.id))
-                .flatten();
-            if out.is_empty() {
-                return None;
-            }
-            Some((Ok(Bytes::from(out)), (next, false)))
-        }
-    });
+    let pages = crate::card_export::csv_stream(state.db.clone(), id);
     Ok((
         [
             (header::CONTENT_TYPE, "text/csv; charset=utf-8".to_owned()),
@@ -702,6 +674,36 @@ pub async fn export_csv(
             ),
         ],
         Body::from_stream(pages),
+    )
+        .into_response())
+}
+
+/// Exports a batch as a ZIP archive (operator): `batch-{id}.csv`, then
+/// `png/{CODE}.png` and `svg/{CODE}.svg` QR images for every card. Streamed
+/// a page of cards at a time, never built in memory.
+#[utoipa::path(get, path = "/api/v1/admin/card-batches/{id}/export.zip", tag = "card",
+    security(("admin_bearer" = [])),
+    params(("id" = i64, Path, description = "batch id")),
+    responses((status = 200, content_type = "application/zip", description = "ZIP archive"),
+              (status = 401, body = ErrorBody),
+              (status = 404, description = "`batch_not_found`", body = ErrorBody)))]
+#[tracing::instrument(skip_all, fields(batch_id = id))]
+pub async fn export_zip(
+    State(state): State<AppState>,
+    _admin: AuthAdmin,
+    Path(id): Path<i64>,
+) -> ApiResult<Response> {
+    state.db.batch(id).await?.ok_or_else(batch_not_found)?;
+    let chunks = crate::card_export::zip_stream(state.db.clone(), id, std::sync::Arc::new(|_| {}));
+    Ok((
+        [
+            (header::CONTENT_TYPE, "application/zip".to_owned()),
+            (
+                header::CONTENT_DISPOSITION,
+                format!("attachment; filename=\"batch-{id}.zip\""),
+            ),
+        ],
+        Body::from_stream(chunks),
     )
         .into_response())
 }

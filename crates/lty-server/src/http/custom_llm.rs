@@ -21,7 +21,7 @@ use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use crate::chat::{Side, blocked, take_message_quota};
+use crate::chat::{Side, blocked, flagged_by_provider, moderate, take_message_quota};
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::extract::{Json, Query};
 use crate::http::voice_chat::live_session;
@@ -186,7 +186,8 @@ fn spoken(text: &str, reason: &str) -> Response {
 ///
 /// Authenticated by `Authorization: Bearer {LTY_CUSTOM_LLM_API_KEY}`
 /// (constant-time). A blocked or over-quota turn is a short spoken sentence,
-/// not an error. An upstream failure before the first byte is a 502 JSON
+/// not an error; a finished reply the moderation API flags is followed by
+/// the refusal with `finish_reason: "content_filter"`. An upstream failure before the first byte is a 502 JSON
 /// error; after streaming began, the answer ends with `finish_reason:
 /// "stop"` and `[DONE]`.
 #[utoipa::path(post, path = "/api/ai/custom-llm/chat/completions", tag = "voice-chat",
@@ -235,7 +236,7 @@ pub async fn completions(
     };
 
     let ai = &state.config.ai;
-    if blocked(&state.config, Side::Input, user_id, &last.content) {
+    if moderate(&state, Side::Input, user_id, None, &last.content).await {
         return Ok(spoken(&ai.refusal_message, "content_filter"));
     }
     if let Err(err) = take_message_quota(&state, user_id).await {
@@ -244,6 +245,8 @@ pub async fn completions(
         }
         return Err(err);
     }
+    crate::achievements::record_quietly(&state, user_id, lty_core::achievement::CHAT_MESSAGE, 1)
+        .await;
 
     // The session's persona (changeable mid-session), else the default one.
     let session_persona = match query.task_id.as_deref() {
@@ -296,7 +299,7 @@ pub async fn completions(
             match stream.next().await {
                 Some(Ok(ChatEvent::Delta(piece))) => {
                     said.push_str(&piece);
-                    if blocked(&state2.config, Side::Output, user_id, &said) {
+                    if blocked(&state2.config, Side::Output, user_id, None, &said) {
                         let refusal = state2.config.ai.refusal_message.clone();
                         let _ = send(chunks.delta(&refusal)).await;
                         let _ = send(chunks.finish("content_filter", None)).await;
@@ -311,6 +314,15 @@ pub async fn completions(
                     finish_reason,
                     usage,
                 })) => {
+                    // The moderation API judges the whole reply; what was
+                    // already spoken cannot be taken back, so a flagged
+                    // reply ends with the refusal.
+                    if flagged_by_provider(&state2, Side::Output, user_id, &said).await {
+                        let refusal = state2.config.ai.refusal_message.clone();
+                        let _ = send(chunks.delta(&refusal)).await;
+                        let _ = send(chunks.finish("content_filter", usage)).await;
+                        break;
+                    }
                     let reason = finish_reason.as_deref().unwrap_or("stop");
                     let _ = send(chunks.finish(reason, usage)).await;
                     break;

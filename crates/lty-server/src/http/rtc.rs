@@ -3,8 +3,7 @@
 //! nothing else.
 
 use axum::extract::{OriginalUri, State};
-use axum::http::{HeaderMap, Method};
-use lty_core::MacAddress;
+use axum::http::HeaderMap;
 use lty_vendors::volcengine::rtc_token::AccessToken;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
@@ -12,10 +11,10 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::auth::AuthUser;
-use crate::device_auth;
+use crate::device_auth::{self, DeviceRouteLimits};
 use crate::error::{ApiResult, ErrorBody};
 use crate::extract::{Json, Query};
-use crate::ratelimit::{self, ClientIp};
+use crate::ratelimit::ClientIp;
 use crate::state::AppState;
 
 /// RTC token routes.
@@ -110,37 +109,22 @@ pub async fn get_by_mac(
     Query(query): Query<GetByMacQuery>,
 ) -> ApiResult<Json<RtcTokenOut>> {
     let limits = &state.config.limits;
-    ratelimit::check_ip(&state, "rtc_token_ip", &ip, limits.rtc_token_per_ip).await?;
-    let mac = MacAddress::parse(query.mac_address.as_deref().unwrap_or(""))?;
-    // Per MAC, so guessing MACs to join families' rooms is throttled too.
-    ratelimit::check(
+    // Devices holding a secret must sign (DESIGN §5); per-MAC limits also
+    // throttle guessing MACs to join families' rooms.
+    let binding = device_auth::authenticate_device(
         &state,
-        "rtc_token_mac",
-        &mac.to_string(),
-        limits.rtc_token_per_mac,
-    )
-    .await?;
-    // Both indexed lookups at once: the binding and the device's secret.
-    let (binding, secret) = tokio::try_join!(
-        state.devices.latest_binding(&mac),
-        state.device_credentials.secret_for(&mac),
-    )?;
-    // Devices holding a secret must sign (DESIGN §5), before anything about
-    // the binding is revealed.
-    let target = uri.path_and_query().map_or(uri.path(), |pq| pq.as_str());
-    device_auth::verify_with_secret(
-        &state,
+        &ip,
         &headers,
-        &Method::POST,
-        target,
-        &mac,
-        secret.as_deref(),
+        &uri,
+        query.mac_address.as_deref(),
+        DeviceRouteLimits {
+            ip_rule: "rtc_token_ip",
+            per_ip: limits.rtc_token_per_ip,
+            mac_rule: "rtc_token_mac",
+            per_mac: limits.rtc_token_per_mac,
+        },
     )
     .await?;
-    let binding = binding.ok_or(lty_core::Error::NotFound {
-        what: "device binding",
-        code: "device_not_bound",
-    })?;
     let user_id = binding.user_id;
     Ok(Json(mint(&state, user_id, user_id.to_string())?))
 }

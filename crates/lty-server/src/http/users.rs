@@ -2,23 +2,24 @@
 //! rate limited), SMS login, WeChat login and binding, profile, logout.
 
 use axum::extract::{OriginalUri, State};
-use axum::http::{HeaderMap, Method};
+use axum::http::HeaderMap;
 use chrono::{DateTime, Utc};
+use lty_core::PhoneNumber;
 use lty_core::account::generated_username;
 use lty_core::token::TokenKind;
 use lty_core::user::{NewUser, ProfilePatch, User, mask_phone};
-use lty_core::{MacAddress, PhoneNumber};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::auth::{AuthUser, AuthUserId};
+use crate::device_auth::{self, DeviceRouteLimits};
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::extract::{Json, JsonOrForm};
 use crate::ratelimit::{self, ClientIp};
 use crate::state::AppState;
-use crate::{device_auth, wechat};
+use crate::wechat;
 
 /// User routes.
 pub fn router() -> OpenApiRouter<AppState> {
@@ -77,33 +78,20 @@ pub async fn mac_login(
     JsonOrForm(body): JsonOrForm<MacLoginIn>,
 ) -> ApiResult<Json<LoginOut>> {
     let limits = &state.config.limits;
-    ratelimit::check_ip(&state, "mac_login_ip", &ip, limits.mac_login_per_ip).await?;
-    let mac = MacAddress::parse(body.mac_address.as_deref().unwrap_or(""))?;
-    ratelimit::check(
+    let binding = device_auth::authenticate_device(
         &state,
-        "mac_login_mac",
-        &mac.to_string(),
-        limits.mac_login_per_mac,
-    )
-    .await?;
-    let (binding, secret) = tokio::try_join!(
-        state.devices.latest_binding(&mac),
-        state.device_credentials.secret_for(&mac),
-    )?;
-    let target = uri.path_and_query().map_or(uri.path(), |pq| pq.as_str());
-    device_auth::verify_with_secret(
-        &state,
+        &ip,
         &headers,
-        &Method::POST,
-        target,
-        &mac,
-        secret.as_deref(),
+        &uri,
+        body.mac_address.as_deref(),
+        DeviceRouteLimits {
+            ip_rule: "mac_login_ip",
+            per_ip: limits.mac_login_per_ip,
+            mac_rule: "mac_login_mac",
+            per_mac: limits.mac_login_per_mac,
+        },
     )
     .await?;
-    let binding = binding.ok_or(lty_core::Error::NotFound {
-        what: "device binding",
-        code: "device_not_bound",
-    })?;
     let token = state.tokens.issue(TokenKind::User, binding.user_id).await?;
     Ok(Json(LoginOut {
         token,

@@ -633,6 +633,17 @@ pub async fn stop(
         .filter(|s| s.user_id == auth.user.id)
         .ok_or_else(session_not_found)?;
     stop_session(&state, &session).await?;
+    // Whole minutes, rounded up: a 10-second chat counts as a minute.
+    let seconds = (chrono::Utc::now() - session.started_at)
+        .num_seconds()
+        .max(0);
+    crate::achievements::record_quietly(
+        &state,
+        auth.user.id,
+        lty_core::achievement::VOICE_MINUTES,
+        (seconds + 59) / 60,
+    )
+    .await;
     Ok(Json(VoiceChatStopOut {
         task_id: body.task_id,
         stopped: true,

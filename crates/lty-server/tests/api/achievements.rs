@@ -212,3 +212,106 @@ async fn an_operator_defines_an_achievement_that_then_unlocks() {
         .unwrap();
     assert_eq!(unlocked[0].code, "night_owl");
 }
+
+#[tokio::test]
+async fn an_ai_chat_message_counts_toward_the_chat_achievements() {
+    let fake = crate::fakes::openai::FakeOpenAi::start().await;
+    let app = crate::helpers::spawn_app_with(|c| fake.configure(c)).await;
+    app.user_with_device("ach_ai", "02:00:00:00:0c:09").await;
+    let token = app.mac_login("02:00:00:00:0c:09").await;
+    let mut socket = app.ws_connect(&token, None).await;
+    let res = app
+        .client
+        .post(app.url("/api/ai/chat/"))
+        .bearer_auth(&token)
+        .json(&json!({ "message": "hello" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let push = next_json(&mut socket).await;
+    assert_eq!(push["type"], "achievement_unlocked");
+    assert_eq!(push["achievement"]["code"], "first_chat");
+    let all = get(&app, &token, "/api/achievement/").await;
+    assert_eq!(find(&all, "chatterbox")["progress"], 1);
+    // The message also made today an active day: a one-day streak.
+    assert_eq!(find(&all, "three_days")["rule"], "streak");
+    assert_eq!(find(&all, "three_days")["progress"], 1);
+}
+
+#[tokio::test]
+async fn days_active_in_a_row_count_once_a_day_and_a_gap_resets_the_streak() {
+    use chrono::{Duration, Utc};
+    use lty_server::achievements::record_at;
+
+    let app = spawn_app().await;
+    let user = app.user_with_device("ach_days", "02:00:00:00:0c:0a").await;
+    let token = app.mac_login("02:00:00:00:0c:0a").await;
+    let mut socket = app.ws_connect(&token, None).await;
+    let now = Utc::now();
+    let codes = |list: Vec<lty_core::achievement::Achievement>| -> Vec<String> {
+        list.into_iter().map(|a| a.code).collect()
+    };
+
+    let day1 = now - Duration::days(2);
+    let first = record_at(&app.state, user, CHAT_MESSAGE, 1, day1)
+        .await
+        .unwrap();
+    assert_eq!(codes(first), ["first_chat"]);
+    next_json(&mut socket).await;
+    // More events on the same day count nothing more.
+    record_at(&app.state, user, CARD_SCANNED, 1, day1)
+        .await
+        .unwrap();
+    record_at(&app.state, user, CHAT_MESSAGE, 1, day1)
+        .await
+        .unwrap();
+    next_json(&mut socket).await; // first_card
+    let second = record_at(&app.state, user, CARD_SCANNED, 1, now - Duration::days(1))
+        .await
+        .unwrap();
+    assert!(second.is_empty());
+    let third = record_at(&app.state, user, CHAT_MESSAGE, 1, now)
+        .await
+        .unwrap();
+    assert_eq!(codes(third), ["three_days"]);
+    let push = next_json(&mut socket).await;
+    assert_eq!(push["achievement"]["code"], "three_days");
+    let all = get(&app, &token, "/api/achievement/").await;
+    assert_eq!(find(&all, "three_days")["progress"], 3);
+    assert_eq!(find(&all, "three_days")["unlocked"], true);
+    assert_eq!(find(&all, "week_streak")["progress"], 3);
+
+    // A day without play resets the run.
+    record_at(&app.state, user, CHAT_MESSAGE, 1, now + Duration::days(2))
+        .await
+        .unwrap();
+    let all = get(&app, &token, "/api/achievement/").await;
+    assert_eq!(find(&all, "week_streak")["progress"], 1);
+    assert_silent(&mut socket, 200).await;
+}
+
+#[tokio::test]
+async fn a_streak_rule_must_count_active_days() {
+    let app = spawn_app().await;
+    let admin = admin_token(&app, AdminRole::Operator).await;
+    let post = |body: Value| {
+        app.client
+            .post(app.url("/api/v1/admin/achievements/"))
+            .bearer_auth(&admin)
+            .json(&body)
+            .send()
+    };
+    let res = post(json!({ "code": "chat_streak", "name": "Chatty week",
+        "event_kind": "chat_message", "threshold": 7, "rule": "streak" }))
+    .await
+    .unwrap();
+    assert_error(res, 400, "validation_error").await;
+    let res = post(json!({ "code": "fortnight", "name": "Two weeks",
+        "event_kind": "active_day", "threshold": 14, "rule": "streak" }))
+    .await
+    .unwrap();
+    assert_eq!(res.status(), 201);
+    let body: Value = res.json().await.unwrap();
+    assert_eq!(body["rule"], "streak");
+}

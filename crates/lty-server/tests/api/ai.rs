@@ -760,3 +760,168 @@ async fn the_daily_quota_follows_the_users_plan_under_the_server_ceiling() {
     let err = assert_error(res, 429, "quota_exceeded").await;
     assert_eq!(err["details"]["limit"], 20);
 }
+
+#[tokio::test]
+async fn per_language_term_lists_apply_to_every_language_unless_one_is_named() {
+    let (app, fake) = app_with_llm(|c| {
+        c.ai.blocked_terms.insert(
+            "en".into(),
+            lty_server::chat::TermList(vec!["dragonfire".into()]),
+        );
+        c.ai.blocked_terms
+            .insert("zh".into(), lty_server::chat::TermList(vec!["怪兽".into()]));
+    })
+    .await;
+    let token = user(&app, "langs").await;
+    let ask = |body: Value| post(&app, &token, "/api/ai/chat/", body);
+    let body: Value = ask(json!({ "message": "tell me about dragonfire" }))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(body["moderated"], true);
+    assert_eq!(fake.calls(), 0);
+    // Named as Chinese, only the Chinese list applies.
+    let body: Value = ask(json!({ "message": "tell me about dragonfire", "language": "zh" }))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(body["moderated"], false);
+    assert_eq!(fake.calls(), 1);
+    let body: Value = ask(json!({ "message": "大怪兽来了", "language": "zh" }))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(body["moderated"], true);
+    assert_eq!(fake.calls(), 1);
+}
+
+#[tokio::test]
+async fn a_message_the_moderation_api_flags_is_refused_without_asking_the_model() {
+    let fake = FakeOpenAi::start().await;
+    let app = spawn_app_with(|c| {
+        fake.configure(c);
+        fake.configure_moderation(c);
+    })
+    .await;
+    let token = user(&app, "modin").await;
+    let body: Value = post(
+        &app,
+        &token,
+        "/api/ai/multi-chat/",
+        json!({ "message": "please flagme now" }),
+    )
+    .await
+    .json()
+    .await
+    .unwrap();
+    assert_eq!(body["moderated"], true);
+    assert_eq!(body["reply"], app.config.ai.refusal_message);
+    assert_eq!(fake.calls(), 0);
+    assert_eq!(fake.moderated(), ["please flagme now"]);
+    let stored = messages(&app, &token, body["conversation_id"].as_i64().unwrap()).await;
+    assert_eq!(stored[0]["moderated"], true);
+    let metrics = app.get("/metrics").await.text().await.unwrap();
+    assert!(
+        metrics.contains("lty_moderation_blocks_total{side=\"provider\"}"),
+        "{metrics}"
+    );
+}
+
+#[tokio::test]
+async fn a_reply_the_moderation_api_flags_is_stored_as_the_refusal_streamed_or_not() {
+    let fake = FakeOpenAi::start().await;
+    let app = spawn_app_with(|c| {
+        fake.configure(c);
+        fake.configure_moderation(c);
+    })
+    .await;
+    fake.flag_word("小朋友");
+    let token = user(&app, "modout").await;
+    let body: Value = post(
+        &app,
+        &token,
+        "/api/ai/multi-chat/",
+        json!({ "message": "你好" }),
+    )
+    .await
+    .json()
+    .await
+    .unwrap();
+    assert_eq!(body["moderated"], true);
+    assert_eq!(body["reply"], app.config.ai.refusal_message);
+    let id = body["conversation_id"].as_i64().unwrap();
+    // Both sides were asked about.
+    assert_eq!(fake.moderated(), ["你好".to_owned(), FakeOpenAi::reply()]);
+
+    // Streamed: the deltas are out, `done` says to show the refusal, and
+    // the refusal is what is stored.
+    let res = post(
+        &app,
+        &token,
+        "/api/ai/multi-chat/",
+        json!({ "message": "再说一次", "conversation_id": id, "stream": true }),
+    )
+    .await;
+    let events = read_events(res).await;
+    assert_eq!(deltas(&events), FakeOpenAi::reply());
+    let (name, data) = events.last().unwrap();
+    assert_eq!(name, "done");
+    assert_eq!(data["moderated"], true);
+    assert_eq!(data["refusal"], app.config.ai.refusal_message);
+    let stored = messages(&app, &token, id).await;
+    assert_eq!(stored[3]["content"], app.config.ai.refusal_message);
+    assert_eq!(stored[3]["moderated"], true);
+    assert_eq!(stored[3]["incomplete"], false);
+}
+
+#[tokio::test]
+async fn a_failing_moderation_api_lets_text_pass_by_default_and_blocks_when_fail_closed() {
+    let fake = FakeOpenAi::start().await;
+    fake.fail_moderation();
+    let open = spawn_app_with(|c| {
+        fake.configure(c);
+        fake.configure_moderation(c);
+    })
+    .await;
+    let token = user(&open, "failopen").await;
+    let body: Value = post(
+        &open,
+        &token,
+        "/api/ai/chat/",
+        json!({ "message": "flagme" }),
+    )
+    .await
+    .json()
+    .await
+    .unwrap();
+    assert_eq!(body["moderated"], false);
+    assert_eq!(body["reply"], FakeOpenAi::reply());
+    let metrics = open.get("/metrics").await.text().await.unwrap();
+    assert!(metrics.contains("lty_moderation_errors_total"), "{metrics}");
+    drop(open);
+
+    let closed = spawn_app_with(|c| {
+        fake.configure(c);
+        fake.configure_moderation(c);
+        c.ai.moderation_fail_closed = true;
+    })
+    .await;
+    let token = user(&closed, "failclosed").await;
+    let calls = fake.calls();
+    let body: Value = post(
+        &closed,
+        &token,
+        "/api/ai/chat/",
+        json!({ "message": "hello" }),
+    )
+    .await
+    .json()
+    .await
+    .unwrap();
+    assert_eq!(body["moderated"], true);
+    assert_eq!(body["reply"], closed.config.ai.refusal_message);
+    assert_eq!(fake.calls(), calls);
+}

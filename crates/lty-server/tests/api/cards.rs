@@ -516,3 +516,69 @@ async fn a_cards_qr_code_decodes_back_to_its_code_for_operators_and_its_family_o
     let res = admin_get(&app, &admin, &format!("/api/card/{unknown}/qr.png")).await;
     assert_error(res, 404, "card_not_found").await;
 }
+
+/// The entries of a ZIP archive, by name, in archive order.
+pub(crate) fn unzip(bytes: &[u8]) -> Vec<(String, Vec<u8>)> {
+    use std::io::Read;
+    let mut archive = zip::ZipArchive::new(std::io::Cursor::new(bytes)).unwrap();
+    (0..archive.len())
+        .map(|i| {
+            let mut file = archive.by_index(i).unwrap();
+            let mut data = Vec::new();
+            file.read_to_end(&mut data).unwrap();
+            (file.name().unwrap().into_owned(), data)
+        })
+        .collect()
+}
+
+/// Checks an exported archive of a batch against its CSV export: the CSV,
+/// then a PNG that decodes to its code and an SVG for every card.
+pub(crate) fn check_batch_zip(entries: &[(String, Vec<u8>)], batch: i64, codes: &[String]) {
+    assert_eq!(entries.len(), 1 + 2 * codes.len());
+    let (name, csv) = &entries[0];
+    assert_eq!(name, &format!("batch-{batch}.csv"));
+    let csv = String::from_utf8(csv.clone()).unwrap();
+    let in_csv: Vec<&str> = csv
+        .lines()
+        .skip(1)
+        .map(|l| l.split(',').next().unwrap())
+        .collect();
+    assert_eq!(in_csv, codes);
+    for code in codes {
+        assert!(entries.iter().any(|(n, _)| n == &format!("png/{code}.png")));
+        let svg = entries
+            .iter()
+            .find(|(n, _)| n == &format!("svg/{code}.svg"))
+            .unwrap();
+        assert!(String::from_utf8_lossy(&svg.1).contains("<svg"));
+    }
+    let last = codes.last().unwrap();
+    let png = entries
+        .iter()
+        .find(|(n, _)| n == &format!("png/{last}.png"))
+        .unwrap();
+    assert_eq!(&decode_qr_png(&png.1), last);
+}
+
+#[tokio::test]
+async fn a_batch_exports_as_a_streamed_zip_of_its_csv_and_qr_images() {
+    let app = spawn_app().await;
+    let admin = admin_token(&app, AdminRole::Operator).await;
+    // More cards than one page of images, so the archive spans pages.
+    let batch = content_batch(&app, &admin, 300).await;
+    let codes = export(&app, &admin, batch).await;
+
+    let path = format!("/api/v1/admin/card-batches/{batch}/export.zip");
+    let res = admin_get(&app, &admin, &path).await;
+    assert_eq!(res.status(), 200);
+    assert_eq!(res.headers()["content-type"], "application/zip");
+    // Streamed: the length is not known up front.
+    assert!(res.content_length().is_none());
+    let bytes = res.bytes().await.unwrap();
+    check_batch_zip(&unzip(&bytes), batch, &codes);
+
+    let res = admin_get(&app, &admin, "/api/v1/admin/card-batches/999999/export.zip").await;
+    assert_error(res, 404, "batch_not_found").await;
+    let res = app.client.get(app.url(&path)).send().await.unwrap();
+    assert_eq!(res.status(), 401);
+}

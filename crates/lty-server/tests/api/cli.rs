@@ -302,3 +302,73 @@ fn sigterm_lets_an_in_flight_request_finish_then_exits_cleanly() {
         "{rest:?}"
     );
 }
+
+#[test]
+fn cards_generate_writes_a_zip_of_qr_images_or_a_csv() {
+    let db = CliDb::new();
+    let out_dir = tempfile::tempdir().unwrap();
+    let zip_path = out_dir.path().join("batch.zip");
+    let out = db.run(&[
+        "cards",
+        "generate",
+        "--kind",
+        "content",
+        "--count",
+        "3",
+        "--content-ref",
+        "story:7",
+        "--out",
+        zip_path.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stderr(&out).contains("3/3"), "{}", stderr(&out));
+    let entries = crate::cards::unzip(&std::fs::read(&zip_path).unwrap());
+    let csv = String::from_utf8(entries[0].1.clone()).unwrap();
+    let codes: Vec<String> = csv
+        .lines()
+        .skip(1)
+        .map(|l| l.split(',').next().unwrap().to_owned())
+        .collect();
+    assert_eq!(codes.len(), 3);
+    let batch: i64 = entries[0]
+        .0
+        .trim_start_matches("batch-")
+        .trim_end_matches(".csv")
+        .parse()
+        .unwrap();
+    crate::cards::check_batch_zip(&entries, batch, &codes);
+
+    let csv_path = out_dir.path().join("batch.csv");
+    let out = db.run(&[
+        "cards",
+        "generate",
+        "--kind",
+        "membership",
+        "--count",
+        "2",
+        "--plan",
+        "1",
+        "--days",
+        "30",
+        "--out",
+        csv_path.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let csv = std::fs::read_to_string(&csv_path).unwrap();
+    assert_eq!(csv.lines().next(), Some("code,card_id,disabled"));
+    assert_eq!(csv.lines().count(), 3);
+
+    // Invalid input is refused before anything is generated.
+    let out = db.run(&[
+        "cards",
+        "generate",
+        "--kind",
+        "membership",
+        "--count",
+        "2",
+        "--out",
+        csv_path.to_str().unwrap(),
+    ]);
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("plan_id"), "{}", stderr(&out));
+}

@@ -218,3 +218,31 @@ async fn a_failure_mid_answer_still_ends_the_stream_properly() {
     assert_eq!(finish(&chunks), "stop");
     assert!(!text(&chunks).is_empty());
 }
+
+#[tokio::test]
+async fn the_moderation_api_guards_the_childs_words_and_the_finished_reply() {
+    let fake = FakeOpenAi::start().await;
+    let (app, _unused) = agent_app(|c| fake.configure_moderation(c)).await;
+    // `agent_app` started its own model fake; the moderation fake is `fake`.
+    let res = turn(&app, "?user_id=13", Some(KEY), &words("flagme 一下")).await;
+    let got = chunks(&events(res).await);
+    assert_eq!(text(&got), app.config.ai.refusal_message);
+    assert_eq!(finish(&got), "content_filter");
+
+    fake.flag_word("小朋友");
+    let res = turn(&app, "?user_id=13", Some(KEY), &words("讲个故事")).await;
+    let got = chunks(&events(res).await);
+    assert_eq!(
+        text(&got),
+        format!("{}{}", FakeOpenAi::reply(), app.config.ai.refusal_message)
+    );
+    assert_eq!(finish(&got), "content_filter");
+    assert_eq!(
+        fake.moderated(),
+        [
+            "flagme 一下".to_owned(),
+            "讲个故事".into(),
+            FakeOpenAi::reply()
+        ]
+    );
+}

@@ -14,6 +14,8 @@ pub struct Model {
     pub icon: Option<String>,
     pub event_kind: String,
     pub threshold: i64,
+    /// `total` or `streak`.
+    pub rule: String,
     pub is_active: bool,
     pub created_at: DateTimeUtc,
 }

@@ -8,6 +8,10 @@
 //! bodies with any status (and `Retry-After`), an error event mid-stream, a
 //! stream without `[DONE]`, a stall before the first byte or mid-stream,
 //! and a stream that waits for the client to go away (recorded).
+//!
+//! `POST /v1/moderations` answers like OpenAI's moderation API: it flags
+//! every input containing the marker word ([`FLAG_MARKER`] unless changed),
+//! or fails with a 500 when told to.
 
 use std::collections::VecDeque;
 use std::convert::Infallible;
@@ -53,10 +57,18 @@ pub enum Script {
     HoldUntilDisconnect,
 }
 
+/// The word the fake moderation API flags by default.
+pub const FLAG_MARKER: &str = "flagme";
+
 #[derive(Default)]
 struct Inner {
     script: VecDeque<Script>,
     requests: Vec<Value>,
+    /// Flagged by `/moderations`; [`FLAG_MARKER`] when `None`.
+    marker: Option<String>,
+    moderation_fails: bool,
+    /// Inputs `/moderations` received.
+    moderated: Vec<String>,
 }
 
 /// A running fake; stopped when dropped.
@@ -96,6 +108,7 @@ impl FakeOpenAi {
         };
         let app = axum::Router::new()
             .route("/v1/chat/completions", axum::routing::post(handle))
+            .route("/v1/moderations", axum::routing::post(moderations))
             .with_state(shared.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
@@ -119,6 +132,27 @@ impl FakeOpenAi {
         config.llm.first_byte_timeout_ms = 1_000;
         config.llm.idle_timeout_ms = 1_000;
         config.ai.sse_keep_alive_secs = 1;
+    }
+
+    /// Also points `config`'s moderation API at this fake.
+    pub fn configure_moderation(&self, config: &mut Config) {
+        config.ai.moderation_url = Some(format!("http://{}/v1", self.addr));
+        config.ai.moderation_api_key = Some(Secret::new(API_KEY));
+    }
+
+    /// Makes `/moderations` flag texts containing `word` instead.
+    pub fn flag_word(&self, word: &str) {
+        self.inner.lock().unwrap().marker = Some(word.to_owned());
+    }
+
+    /// Makes `/moderations` answer 500 from now on.
+    pub fn fail_moderation(&self) {
+        self.inner.lock().unwrap().moderation_fails = true;
+    }
+
+    /// Texts `/moderations` was asked about, oldest first.
+    pub fn moderated(&self) -> Vec<String> {
+        self.inner.lock().unwrap().moderated.clone()
     }
 
     /// Scripts the answer to the next call.
@@ -256,6 +290,46 @@ async fn handle(State(s): State<Shared>, headers: HeaderMap, body: Bytes) -> Res
         .into_response();
     }
     stream(s, script, parts, usage)
+}
+
+async fn moderations(State(s): State<Shared>, headers: HeaderMap, body: Bytes) -> Response {
+    let auth = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok());
+    if auth != Some(&format!("Bearer {API_KEY}")) {
+        return vendor_error(
+            401,
+            "invalid_authentication_error",
+            "Invalid Authentication",
+            None,
+        );
+    }
+    let Some(input) = serde_json::from_slice::<Value>(&body)
+        .ok()
+        .and_then(|b| b["input"].as_str().map(str::to_owned))
+    else {
+        return invalid("input must be a string");
+    };
+    let (fails, marker) = {
+        let mut inner = s.inner.lock().unwrap();
+        inner.moderated.push(input.clone());
+        let marker = inner.marker.clone().unwrap_or_else(|| FLAG_MARKER.into());
+        (inner.moderation_fails, marker)
+    };
+    if fails {
+        return vendor_error(500, "server_error", "moderation is down", None);
+    }
+    let flagged = input.contains(&marker);
+    axum::Json(json!({
+        "id": "modr-fake",
+        "model": "omni-moderation-latest",
+        "results": [{
+            "flagged": flagged,
+            "categories": { "violence": flagged },
+            "category_scores": { "violence": if flagged { 0.97 } else { 0.01 } },
+        }],
+    }))
+    .into_response()
 }
 
 fn chunk(delta: Value, finish: Value, usage: Option<&Value>) -> String {
