@@ -123,8 +123,17 @@ pub trait BlobStore: Send + Sync {
     async fn get(&self, key: &str) -> Result<Option<Bytes>>;
     /// Deletes the object at `key`; deleting a missing object is not an error.
     async fn delete(&self, key: &str) -> Result<()>;
-    /// The URL a client can fetch the object from.
+    /// The URL a client can fetch the object from: a public URL, or a
+    /// presigned one (valid for the store's configured time) when the
+    /// objects are private.
     fn url(&self, key: &str) -> String;
     /// Checks that the backend answers.
     async fn ping(&self) -> Result<()>;
+    /// The names of the folders directly under the folder `prefix` (e.g.
+    /// `audio/temporary/` → `["20261101", …]`), for expiry sweeps; empty
+    /// when there is no such folder. Stores that expire objects themselves
+    /// (lifecycle rules) answer `Error::Backend`.
+    async fn list_folders(&self, prefix: &str) -> Result<Vec<String>>;
+    /// Deletes the folder `prefix` (ending in `/`) and every object in it.
+    async fn delete_folder(&self, prefix: &str) -> Result<()>;
 }

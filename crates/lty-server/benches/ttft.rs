@@ -1,13 +1,23 @@
 //! Time-to-first-token overhead of lty's streamed chat: a fake
-//! OpenAI-compatible upstream and lty run in-process on 127.0.0.1; rounds of
-//! `TTFT_CONCURRENCY` (default 100) simultaneous streams are timed from
-//! request start to the first content byte, once straight against the fake
-//! and once through `POST /api/ai/chat/` (`"stream": true`), and the
-//! percentiles are compared. Not a pass/fail test: it prints numbers for
-//! docs/benchmarks.md.
+//! OpenAI-compatible upstream and lty run in-process on 127.0.0.1, and
+//! each stream is timed from request start to the first content byte, once
+//! straight against the fake and once through `POST /api/ai/chat/`
+//! (`"stream": true`); the percentiles are compared. Not a pass/fail test:
+//! it prints numbers for docs/benchmarks.md.
 //!
-//! `cargo bench -p lty-server --bench ttft` (`TTFT_ROUNDS`, default 10, the
-//! first round of each side is a warm-up and not counted).
+//! Two load shapes, both with `TTFT_CONCURRENCY` (default 100) streams:
+//!
+//! - `steady` (default): that many streams are open at every moment. Each
+//!   worker opens a stream, reads it to the end (`TTFT_TOKENS` tokens,
+//!   `TTFT_TOKEN_MS` apart: a 1 s answer by default) and opens the next;
+//!   the workers start spread over one stream's length. Runs
+//!   `TTFT_SECS` (default 10) per side after a warm-up stream per worker.
+//! - `burst`: rounds of that many streams started at the same instant
+//!   (`TTFT_ROUNDS`, default 10; the first round is a warm-up). On 2 vCPUs
+//!   this mostly measures how long the last of 100 simultaneous arrivals
+//!   queues for a core.
+//!
+//! `cargo bench -p lty-server --bench ttft` (`TTFT_MODE=steady|burst`).
 
 // A benchmark, like a test, stops at the first broken assumption.
 #![allow(clippy::expect_used)]
@@ -28,10 +38,16 @@ use tokio::sync::Barrier;
 
 /// The first token; both paths look for its bytes.
 const FIRST: &str = "你好";
-/// How long the fake keeps a stream open after the first token, so the
-/// streams of a round overlap.
-const TAIL: Duration = Duration::from_millis(50);
 const KEY: &str = "sk-bench";
+
+/// The shape of the fake's answers.
+#[derive(Debug, Clone, Copy)]
+struct Answer {
+    /// Tokens after the first one.
+    tokens: usize,
+    /// Pause before each of them.
+    gap: Duration,
+}
 
 fn chunk(delta: serde_json::Value, finish: serde_json::Value) -> String {
     let c = json!({
@@ -41,30 +57,28 @@ fn chunk(delta: serde_json::Value, finish: serde_json::Value) -> String {
     format!("data: {c}\n\n")
 }
 
-/// The fake upstream: the role chunk and the first token at once, the rest
-/// after [`TAIL`].
-async fn completions() -> impl IntoResponse {
+/// The fake upstream: the role chunk and the first token at once, then
+/// `answer.tokens` more, `answer.gap` apart, then the end.
+async fn completions(answer: Answer) -> impl IntoResponse {
     let head = format!(
         "{}{}",
         chunk(json!({ "role": "assistant", "content": "" }), json!(null)),
         chunk(json!({ "content": FIRST }), json!(null)),
     );
-    let tail = format!(
-        "{}{}data: [DONE]\n\n",
-        chunk(json!({ "content": "小朋友！" }), json!(null)),
-        chunk(json!({}), json!("stop")),
-    );
-    let body = futures_util::stream::unfold(0u8, move |step| {
-        let (head, tail) = (head.clone(), tail.clone());
+    let token = chunk(json!({ "content": "小朋友" }), json!(null));
+    let tail = format!("{}data: [DONE]\n\n", chunk(json!({}), json!("stop")));
+    let body = futures_util::stream::unfold(0usize, move |step| {
+        let (head, token, tail) = (head.clone(), token.clone(), tail.clone());
         async move {
-            match step {
-                0 => Some((Ok::<_, Infallible>(Bytes::from(head)), 1)),
-                1 => {
-                    tokio::time::sleep(TAIL).await;
-                    Some((Ok(Bytes::from(tail)), 2))
-                }
-                _ => None,
+            if step == 0 {
+                return Some((Ok::<_, Infallible>(Bytes::from(head)), 1));
             }
+            if step > answer.tokens + 1 {
+                return None;
+            }
+            tokio::time::sleep(answer.gap).await;
+            let piece = if step <= answer.tokens { token } else { tail };
+            Some((Ok(Bytes::from(piece)), step + 1))
         }
     });
     (
@@ -100,13 +114,11 @@ fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1_000.0
 }
 
+type MakeRequest = Arc<dyn Fn(usize) -> reqwest::RequestBuilder + Send + Sync>;
+
 /// Runs `rounds` rounds of `n` simultaneous calls of `make(i)`; the first
 /// round is a warm-up. Sorted TTFTs.
-async fn measure<F>(n: usize, rounds: usize, make: F) -> Vec<Duration>
-where
-    F: Fn(usize) -> reqwest::RequestBuilder + Send + Sync + 'static,
-{
-    let make = Arc::new(make);
+async fn burst(n: usize, rounds: usize, make: MakeRequest) -> Vec<Duration> {
     let mut all = Vec::new();
     for round in 0..rounds {
         let barrier = Arc::new(Barrier::new(n));
@@ -131,6 +143,32 @@ where
     all
 }
 
+/// Keeps `n` streams open for `run` (after one warm-up stream per worker),
+/// workers starting `spread / n` apart. Sorted TTFTs.
+async fn steady(n: usize, spread: Duration, run: Duration, make: MakeRequest) -> Vec<Duration> {
+    let tasks: Vec<_> = (0..n)
+        .map(|i| {
+            let make = make.clone();
+            tokio::spawn(async move {
+                tokio::time::sleep(spread.mul_f64(i as f64 / n as f64)).await;
+                ttft(make(i)).await;
+                let end = Instant::now() + run;
+                let mut samples = Vec::new();
+                while Instant::now() < end {
+                    samples.push(ttft(make(i)).await);
+                }
+                samples
+            })
+        })
+        .collect();
+    let mut all = Vec::new();
+    for t in tasks {
+        all.extend(t.await.expect("task"));
+    }
+    all.sort();
+    all
+}
+
 fn env_usize(name: &str, default: usize) -> usize {
     std::env::var(name)
         .ok()
@@ -141,11 +179,25 @@ fn env_usize(name: &str, default: usize) -> usize {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let n = env_usize("TTFT_CONCURRENCY", 100);
-    let rounds = env_usize("TTFT_ROUNDS", 10).max(2);
+    let mode = std::env::var("TTFT_MODE").unwrap_or_else(|_| "steady".into());
+    let answer = match mode.as_str() {
+        "burst" => Answer {
+            tokens: 1,
+            gap: Duration::from_millis(50),
+        },
+        "steady" => Answer {
+            tokens: env_usize("TTFT_TOKENS", 20),
+            gap: Duration::from_millis(env_usize("TTFT_TOKEN_MS", 50) as u64),
+        },
+        other => anyhow::bail!("TTFT_MODE must be steady or burst, not {other}"),
+    };
 
     let fake = TcpListener::bind("127.0.0.1:0").await?;
     let fake_addr = fake.local_addr()?;
-    let app = axum::Router::new().route("/v1/chat/completions", axum::routing::post(completions));
+    let app = axum::Router::new().route(
+        "/v1/chat/completions",
+        axum::routing::post(move || completions(answer)),
+    );
     tokio::spawn(async move { axum::serve(fake, app).await });
 
     let dir = tempfile::tempdir()?;
@@ -156,14 +208,33 @@ async fn main() -> anyhow::Result<()> {
     };
     config.llm.base_url = format!("http://{fake_addr}/v1");
     config.llm.api_key = Some(Secret::new(KEY));
+    // Production mode when both URLs are given.
+    if let (Ok(db), Ok(redis)) = (
+        std::env::var("TTFT_DATABASE_URL"),
+        std::env::var("TTFT_REDIS_URL"),
+    ) {
+        config.database.url = Some(Secret::new(&db));
+        config.redis.location = Some(redis);
+    }
     let state = AppState::build(config).await?;
     let lty = TcpListener::bind("127.0.0.1:0").await?;
     let lty_addr = lty.local_addr()?;
     let server_state = state.clone();
     tokio::spawn(async move { lty_server::server::serve(server_state, lty).await });
 
-    // One user per stream: a user's daily quota (free plan: 20) covers the
-    // rounds.
+    // One user per worker, on a plan without a daily message limit.
+    let unlimited = state
+        .db
+        .create_plan(lty_store::subscriptions::NewPlan {
+            code: format!("bench-{}", rand::random::<u32>()),
+            name: "bench".into(),
+            daily_ai_messages: 0,
+            daily_voice_minutes: 0,
+            personas: Vec::new(),
+            price_cents: 1,
+            currency: "CNY".into(),
+        })
+        .await?;
     let client = reqwest::Client::builder()
         .pool_max_idle_per_host(n)
         .build()?;
@@ -172,12 +243,28 @@ async fn main() -> anyhow::Result<()> {
         let user = state
             .users
             .create(lty_core::user::NewUser {
-                username: format!("bench{i}"),
+                username: format!("bench{i}-{}", rand::random::<u32>()),
                 nickname: None,
                 phone: None,
             })
             .await?;
-        let mac_text = format!("02:00:00:00:{:02x}:{:02x}", i / 256, i % 256);
+        state
+            .db
+            .grant_subscription(
+                user.id,
+                unlimited.id,
+                1,
+                lty_store::subscriptions::Grant::Admin,
+                chrono::Utc::now(),
+            )
+            .await?;
+        let mac_text = format!(
+            "02:{:02x}:{:02x}:00:{:02x}:{:02x}",
+            rand::random::<u8>(),
+            rand::random::<u8>(),
+            i / 256,
+            i % 256
+        );
         let mac = lty_core::MacAddress::parse(&mac_text)?;
         state.devices.bind(user.id, &mac, None).await?;
         let res: serde_json::Value = client
@@ -193,7 +280,7 @@ async fn main() -> anyhow::Result<()> {
     let tokens = Arc::new(tokens);
 
     let direct_client = client.clone();
-    let direct = measure(n, rounds, move |_| {
+    let direct: MakeRequest = Arc::new(move |_| {
         direct_client
             .post(format!("http://{fake_addr}/v1/chat/completions"))
             .bearer_auth(KEY)
@@ -202,21 +289,33 @@ async fn main() -> anyhow::Result<()> {
                 "model": "moonshot-v1-8k", "stream": true,
                 "messages": [{ "role": "user", "content": "讲个故事" }],
             }))
-    })
-    .await;
+    });
     let lty_client = client.clone();
-    let through = measure(n, rounds, move |i| {
+    let through: MakeRequest = Arc::new(move |i| {
         lty_client
             .post(format!("http://{lty_addr}/api/ai/chat/"))
             .bearer_auth(&tokens[i])
             .json(&json!({ "message": "讲个故事", "stream": true }))
-    })
-    .await;
+    });
+    let (direct, through) = if mode == "burst" {
+        let rounds = env_usize("TTFT_ROUNDS", 10).max(2);
+        (
+            burst(n, rounds, direct).await,
+            burst(n, rounds, through).await,
+        )
+    } else {
+        let spread = answer.gap * u32::try_from(answer.tokens + 1).unwrap_or(1);
+        let run = Duration::from_secs(env_usize("TTFT_SECS", 10) as u64);
+        (
+            steady(n, spread, run, direct).await,
+            steady(n, spread, run, through).await,
+        )
+    };
 
     println!(
-        "ttft: {n} concurrent streams, {} measured rounds, {} samples per side, {:?} database",
-        rounds - 1,
+        "ttft: {mode}, {n} concurrent streams, {} / {} samples (direct / via lty), {:?} database",
         direct.len(),
+        through.len(),
         state.db.kind()
     );
     println!(

@@ -100,6 +100,20 @@ async fn unlock_reached(
     Ok(unlocked)
 }
 
+/// [`record_quietly`] on a task of its own, so that a caller on a latency
+/// path (a chat turn before its first token) does not wait for the writes;
+/// it awaits the handle before it answers, so the events are recorded by
+/// the time the response completes.
+pub fn spawn_record(
+    state: &AppState,
+    user_id: i64,
+    kind: &'static str,
+    amount: i64,
+) -> tokio::task::JoinHandle<()> {
+    let state = state.clone();
+    tokio::spawn(async move { record_quietly(&state, user_id, kind, amount).await })
+}
+
 /// [`record`] for callers that must not fail because of achievements: a
 /// failure is logged and otherwise ignored.
 pub async fn record_quietly(state: &AppState, user_id: i64, kind: &str, amount: i64) {

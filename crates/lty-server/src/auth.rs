@@ -68,8 +68,39 @@ impl FromRequestParts<AppState> for AuthUser {
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
         let token = bearer_token(parts)?.to_owned();
         let user = resolve_user(state, &token).await?;
+        tracing::Span::current().record("user_id", user.id);
         Ok(Self { user, token })
     }
+}
+
+/// The cache key marking a disabled user. Set when an operator disables
+/// the account and deleted when it is enabled again, so paths that do not
+/// load the user (token-only routes, MAC login) refuse it without a
+/// database query.
+pub fn disabled_key(user_id: i64) -> String {
+    format!("user:disabled:{user_id}")
+}
+
+/// Sets (`disabled`) or clears the disabled marker of `user_id`.
+pub async fn mark_disabled(state: &AppState, user_id: i64, disabled: bool) -> Result<(), ApiError> {
+    let key = disabled_key(user_id);
+    if disabled {
+        state.cache.set(&key, "1", None).await?;
+    } else {
+        state.cache.delete(&key).await?;
+    }
+    Ok(())
+}
+
+/// `403 forbidden` when `user_id` carries the disabled marker.
+pub async fn refuse_if_disabled(state: &AppState, user_id: i64) -> Result<(), ApiError> {
+    if state.cache.get(&disabled_key(user_id)).await?.is_some() {
+        return Err(lty_core::Error::Forbidden {
+            message: "this account is disabled",
+        }
+        .into());
+    }
+    Ok(())
 }
 
 /// A valid user token and its user id, without loading the user: for
@@ -90,6 +121,8 @@ impl FromRequestParts<AppState> for AuthUserId {
             .resolve(TokenKind::User, &token)
             .await?
             .ok_or_else(invalid_token)?;
+        tracing::Span::current().record("user_id", user_id);
+        refuse_if_disabled(state, user_id).await?;
         Ok(Self { user_id, token })
     }
 }
@@ -128,7 +161,11 @@ impl FromRequestParts<AppState> for AuthAdmin {
             .await?
             .ok_or_else(invalid_token)?;
         match state.admins.get(id).await? {
-            Some(admin) if admin.is_active => Ok(Self { admin, token }),
+            Some(admin) if admin.is_active => {
+                tracing::Span::current().record("admin_id", admin.id);
+                crate::http::admin::policy::enforce(state, &admin, parts).await?;
+                Ok(Self { admin, token })
+            }
             Some(_) => Err(lty_core::Error::Forbidden {
                 message: "this admin account is disabled",
             }

@@ -118,7 +118,8 @@ pub async fn daily_message_limit(state: &AppState, user_id: i64) -> ApiResult<u6
     })
 }
 
-fn quota_key(user_id: i64, now: DateTime<Utc>) -> String {
+/// The cache key counting `user_id`'s chat messages on the UTC day of `now`.
+pub fn quota_key(user_id: i64, now: DateTime<Utc>) -> String {
     format!("ai:quota:{user_id}:{}", now.format("%Y%m%d"))
 }
 
@@ -212,6 +213,36 @@ pub fn blocked(
     true
 }
 
+/// [`blocked`] for text that grows, as a streamed reply does: `text[..from]`
+/// was checked before, so only the part a term overlapping the new text
+/// could start in is searched. A reply of n pieces costs O(n), not O(n²).
+pub fn blocked_since(
+    config: &Config,
+    side: Side,
+    user_id: i64,
+    language: Option<&str>,
+    text: &str,
+    from: usize,
+) -> bool {
+    let side_terms = match side {
+        Side::Input => &config.ai.blocked_input_terms.0,
+        Side::Output => &config.ai.blocked_output_terms.0,
+    };
+    // A match in `text` has no more characters than the lower-cased term,
+    // and a character takes at most 4 bytes.
+    let reach = side_terms
+        .iter()
+        .chain(config.ai.blocked_terms.values().flat_map(|t| t.0.iter()))
+        .map(|t| t.trim().to_lowercase().chars().count() * 4)
+        .max()
+        .unwrap_or(0);
+    let mut start = from.min(text.len()).saturating_sub(reach);
+    while !text.is_char_boundary(start) {
+        start -= 1;
+    }
+    blocked(config, side, user_id, language, &text[start..])
+}
+
 /// Whether the moderation provider (when configured) flags `text`. When
 /// it fails, `ai.moderation_fail_closed` decides: block, or let the text
 /// pass; either way the failure is logged and counted in
@@ -291,6 +322,35 @@ mod tests {
         assert!(check(Some("zh"), "你是笨蛋"));
         // The side's own list applies whatever the language.
         assert!(check(Some("en"), "porn"));
+    }
+
+    #[test]
+    fn a_streamed_reply_is_checked_across_piece_boundaries() {
+        let mut config = Config::default();
+        config.ai.blocked_output_terms = TermList::from_str_list(&["dragonfire", "坏蛋"]);
+        config.ai.blocked_terms.clear();
+        // Feeds `pieces` as a stream does; the index of the piece blocked.
+        let feed = |pieces: &[&str]| {
+            let mut text = String::new();
+            pieces.iter().position(|p| {
+                let from = text.len();
+                text.push_str(p);
+                blocked_since(&config, Side::Output, 1, None, &text, from)
+            })
+        };
+        assert_eq!(
+            feed(&["Once upon a time, ", "a drag", "onFIRE", "!"]),
+            Some(2)
+        );
+        assert_eq!(feed(&["你是", "坏", "蛋"]), Some(2));
+        assert_eq!(
+            feed(&["d", "r", "a", "g", "o", "n", "f", "i", "r", "e"]),
+            Some(9)
+        );
+        assert_eq!(feed(&["a dragon", " and a fire"]), None);
+        // Long text before the term is not searched again, and does not hide it.
+        let long = "好".repeat(10_000);
+        assert_eq!(feed(&[&long, "坏", "蛋"]), Some(2));
     }
 
     #[test]

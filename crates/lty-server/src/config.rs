@@ -92,8 +92,10 @@ pub struct Config {
     pub ai: AiConfig,
     pub volcengine: VolcengineConfig,
     pub audio: AudioConfig,
+    pub storage: StorageConfig,
     pub aliyun: AliyunConfig,
     pub wechat: WechatConfig,
+    pub image: ImageConfig,
 }
 
 /// Database selection: `url`, else PostgreSQL parts, else SQLite in `data_dir`.
@@ -353,6 +355,9 @@ pub struct AudioConfig {
     pub asr_max_seconds: u64,
     /// Seconds allowed for one provider call (or one espeak-ng run).
     pub timeout_secs: u64,
+    /// Days objects under `{base_dir}/temporary/` are kept (deleted by the
+    /// sweeper on the `fs` storage backend, by a lifecycle rule on OSS).
+    pub temporary_days: u32,
 }
 
 /// Huoshan (Volcengine) speech.
@@ -381,6 +386,37 @@ pub struct TencentConfig {
     pub region: String,
     /// Default `VoiceType` (the provider's default when unset).
     pub voice_type: Option<i64>,
+}
+
+/// Object storage for media (generated audio, uploads).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct StorageConfig {
+    /// `fs` (a directory under `data_dir`, served under `/media/`) or `oss`
+    /// (Aliyun OSS, `ALIYUN_OSS_*`); unset: `oss` when `ALIYUN_OSS_BUCKET`
+    /// and its AccessKey pair are set, else `fs`.
+    pub backend: Option<String>,
+    /// The OSS bucket is public-read: URLs are `{ALIYUN_OSS_HOST}/{key}`
+    /// without a signature. Otherwise they are V1 presigned GET URLs.
+    pub public_read: bool,
+    /// Seconds a presigned URL stays valid.
+    pub url_expiry_secs: u64,
+    /// Seconds allowed for one object storage request.
+    pub timeout_secs: u64,
+    /// Seconds between two sweeps of expired temporary media (`fs`).
+    pub sweep_interval_secs: u64,
+}
+
+impl Default for StorageConfig {
+    fn default() -> Self {
+        Self {
+            backend: None,
+            public_read: false,
+            url_expiry_secs: 3_600,
+            timeout_secs: 30,
+            sweep_interval_secs: 3_600,
+        }
+    }
 }
 
 /// Aliyun services (`ALIYUN_*`).
@@ -443,15 +479,93 @@ pub struct AliyunViConfig {
     pub region: Option<String>,
 }
 
-/// Aliyun Log Service.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+/// Image understanding behind `/api/ai/image/` (`LTY_IMAGE__*`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ImageConfig {
+    /// `aliyun` (Visual Intelligence tagging), `openai` (the chat
+    /// provider's vision model) or `none`. Unset: `aliyun` when the
+    /// `ALIYUN_VI_*` key pair is set, else `openai` when the chat model is
+    /// configured and `model` is set, else none (`503`).
+    pub provider: Option<String>,
+    /// Vision model asked through the OpenAI-compatible chat API (e.g.
+    /// `moonshot-v1-8k-vision-preview`).
+    pub model: Option<String>,
+    /// Largest upload accepted, in bytes.
+    pub max_bytes: usize,
+    /// What the vision model is asked about the image.
+    pub prompt: String,
+    /// Most labels returned.
+    pub max_labels: usize,
+    /// Labels below this confidence (percent) are left out.
+    pub min_confidence: f64,
+    /// Seconds allowed for one provider call.
+    pub timeout_secs: u64,
+}
+
+impl Default for ImageConfig {
+    fn default() -> Self {
+        Self {
+            provider: None,
+            model: None,
+            max_bytes: 5 * 1024 * 1024,
+            prompt: "用一两句简单的话，向小朋友描述这张图片里有什么。".into(),
+            max_labels: 10,
+            min_confidence: 10.0,
+            timeout_secs: 20,
+        }
+    }
+}
+
+/// Aliyun Log Service: log lines are also shipped to SLS when project,
+/// store, endpoint and the key pair are all set.
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default)]
 pub struct AliyunLogConfig {
     pub project: Option<String>,
     pub store: Option<String>,
+    /// Region endpoint (`cn-hangzhou.log.aliyuncs.com`), or a base URL with
+    /// scheme used as is.
     pub endpoint: Option<String>,
     pub access_key_id: Option<String>,
     pub access_key_secret: Option<Secret>,
+    /// Log lines held in memory while SLS is slow or unreachable; past it
+    /// the oldest are dropped (and counted).
+    pub buffer_size: usize,
+    /// Most log lines per `PutLogs` request.
+    pub batch_size: usize,
+    /// Milliseconds between flushes of a partial batch.
+    pub flush_interval_ms: u64,
+    /// Milliseconds allowed for one `PutLogs` request.
+    pub timeout_ms: u64,
+    /// Longest wait between retries of a failed batch, in milliseconds.
+    pub max_backoff_ms: u64,
+    /// Retries of one batch before it is dropped.
+    pub max_retries: u32,
+    /// Send bodies deflate-compressed.
+    pub compress: bool,
+    /// `Topic` of every shipped log group.
+    pub topic: String,
+}
+
+impl Default for AliyunLogConfig {
+    fn default() -> Self {
+        Self {
+            project: None,
+            store: None,
+            endpoint: None,
+            access_key_id: None,
+            access_key_secret: None,
+            buffer_size: 10_000,
+            batch_size: 1_000,
+            flush_interval_ms: 1_000,
+            timeout_ms: 5_000,
+            max_backoff_ms: 30_000,
+            max_retries: 8,
+            compress: true,
+            topic: "lty".into(),
+        }
+    }
 }
 
 /// WeChat login (`WECHAT_*`).
@@ -485,8 +599,10 @@ impl Default for Config {
             ai: AiConfig::default(),
             volcengine: VolcengineConfig::default(),
             audio: AudioConfig::default(),
+            storage: StorageConfig::default(),
             aliyun: AliyunConfig::default(),
             wechat: WechatConfig::default(),
+            image: ImageConfig::default(),
         }
     }
 }
@@ -652,6 +768,7 @@ impl Default for AudioConfig {
             asr_max_bytes: 4 * 1024 * 1024,
             asr_max_seconds: 60,
             timeout_secs: 15,
+            temporary_days: 7,
         }
     }
 }
@@ -885,18 +1002,14 @@ pub const ENV_VARS: &[EnvVar] = &[
     ),
     var("ALIYUN_VI_ENDPOINT", "aliyun.vi.endpoint", false),
     var("ALIYUN_VI_REGION", "aliyun.vi.region", false),
-    var("ALIYUN_LOG_PROJECT", "aliyun.log.project", false),
-    var("ALIYUN_LOG_STORE", "aliyun.log.store", false),
-    var("ALIYUN_LOG_ENDPOINT", "aliyun.log.endpoint", false),
-    var(
-        "ALIYUN_LOG_ACCESS_KEY_ID",
-        "aliyun.log.access_key_id",
-        false,
-    ),
+    var("ALIYUN_LOG_PROJECT", "aliyun.log.project", true),
+    var("ALIYUN_LOG_STORE", "aliyun.log.store", true),
+    var("ALIYUN_LOG_ENDPOINT", "aliyun.log.endpoint", true),
+    var("ALIYUN_LOG_ACCESS_KEY_ID", "aliyun.log.access_key_id", true),
     var(
         "ALIYUN_LOG_ACCESS_KEY_SECRET",
         "aliyun.log.access_key_secret",
-        false,
+        true,
     ),
     var("WECHAT_APP_ID", "wechat.app_id", true),
     var("WECHAT_APP_SECRET", "wechat.app_secret", true),

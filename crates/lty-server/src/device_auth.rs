@@ -243,7 +243,7 @@ pub struct DeviceRouteLimits {
 /// the per-MAC limit (so guessing MACs is throttled), then the binding and
 /// the device's secret looked up together, and the signature when the device
 /// holds a secret — before anything about the binding is revealed. Returns
-/// the binding in force.
+/// the binding in force; a disabled family's device gets `403`.
 pub async fn authenticate_device(
     state: &AppState,
     ip: &crate::ratelimit::ClientIp,
@@ -269,11 +269,13 @@ pub async fn authenticate_device(
         secret.as_deref(),
     )
     .await?;
-    binding.ok_or_else(|| {
-        lty_core::Error::NotFound {
+    let binding = binding.ok_or_else(|| {
+        ApiError::from(lty_core::Error::NotFound {
             what: "device binding",
             code: "device_not_bound",
-        }
-        .into()
-    })
+        })
+    })?;
+    tracing::Span::current().record("user_id", binding.user_id);
+    crate::auth::refuse_if_disabled(state, binding.user_id).await?;
+    Ok(binding)
 }

@@ -4,6 +4,7 @@
 //! methods.
 
 pub mod achievements;
+pub mod admin;
 pub mod admin_auth;
 pub mod ai;
 pub mod card_qr;
@@ -13,6 +14,7 @@ pub mod device_credentials;
 pub mod devices;
 pub mod docs;
 pub mod health;
+pub mod image;
 pub mod media;
 pub mod rtc;
 pub mod speech;
@@ -45,11 +47,13 @@ pub fn api_router() -> (Router<AppState>, OpenApi) {
         .merge(devices::router())
         .merge(users::router())
         .merge(admin_auth::router())
+        .merge(admin::router())
         .merge(device_credentials::router())
         .merge(rtc::router())
         .merge(voice_chat::router())
         .merge(speech::router())
         .merge(ai::router())
+        .merge(image::router())
         .merge(custom_llm::router())
         .merge(subscriptions::router())
         .merge(cards::router())
@@ -89,6 +93,12 @@ pub fn router(state: AppState) -> Router {
                                 method = %req.method(),
                                 path = %req.uri().path(),
                                 request_id = %id,
+                                // Recorded once known: the matched route
+                                // (telemetry::track_metrics) and the
+                                // authenticated account (auth.rs).
+                                route = tracing::field::Empty,
+                                user_id = tracing::field::Empty,
+                                admin_id = tracing::field::Empty,
                             )
                         })
                         .on_request(())

@@ -4,6 +4,7 @@
 
 pub mod achievements;
 pub mod admin;
+pub mod audio;
 pub mod auth;
 pub mod card_export;
 pub mod chat;
@@ -13,6 +14,7 @@ pub mod device_auth;
 pub mod error;
 pub mod extract;
 pub mod http;
+pub mod logship;
 pub mod qr;
 pub mod ratelimit;
 pub mod server;

@@ -102,13 +102,24 @@ pub fn build(config: &Config) -> anyhow::Result<Speech> {
     let mut asr: Option<Arc<dyn Asr>> = None;
     match provider {
         "local" => tts = local(),
+        "aliyun" => {
+            if let Some(client) = aliyun(config)? {
+                tts = Some(Arc::new(client.clone()));
+                asr = Some(Arc::new(client));
+            }
+        }
         "tencent" => {
             if let Some(client) = tencent(config)? {
                 tts = Some(Arc::new(client.clone()));
                 asr = Some(Arc::new(client));
             }
         }
-        // huoshan and aliyun plug in here as their clients land.
+        "huoshan" => {
+            if let Some(client) = huoshan(config)? {
+                tts = Some(Arc::new(client.clone()));
+                asr = Some(Arc::new(client));
+            }
+        }
         _ => {}
     }
     if tts.is_none() && provider != "local" && audio.local_fallback {
@@ -134,6 +145,32 @@ pub fn build(config: &Config) -> anyhow::Result<Speech> {
     })
 }
 
+/// The Aliyun NLS speech client, when its key pair and appkey are set.
+fn aliyun(config: &Config) -> anyhow::Result<Option<lty_vendors::aliyun::nls::NlsSpeech>> {
+    use lty_vendors::aliyun::AccessKey;
+    use lty_vendors::aliyun::nls::{self, NlsSpeech, NlsSpeechConfig};
+    let n = &config.aliyun.nls;
+    let (Some(id), Some(secret), Some(appkey)) =
+        (&n.access_key_id, &n.access_key_secret, &n.app_id)
+    else {
+        return Ok(None);
+    };
+    if id.is_empty() || secret.expose().is_empty() || appkey.is_empty() {
+        return Ok(None);
+    }
+    let client = NlsSpeech::new(NlsSpeechConfig {
+        key: AccessKey::new(id, secret.expose()),
+        appkey: appkey.clone(),
+        meta_endpoint: n.meta_endpoint.clone(),
+        gateway_url: n.gateway_url.clone(),
+        voice: nls::DEFAULT_VOICE.to_owned(),
+        tts_max_chars: nls::TTS_MAX_CHARS,
+        connect_timeout: Duration::from_secs(5),
+        timeout: Duration::from_secs(config.audio.timeout_secs.max(1)),
+    })?;
+    Ok(Some(client))
+}
+
 /// The Tencent Cloud speech client, when its key pair is set.
 fn tencent(config: &Config) -> anyhow::Result<Option<TencentSpeech>> {
     let t = &config.audio.tencent;
@@ -148,6 +185,37 @@ fn tencent(config: &Config) -> anyhow::Result<Option<TencentSpeech>> {
         voice_type: t.voice_type,
         connect_timeout: Duration::from_secs(5),
         timeout: Duration::from_secs(config.audio.timeout_secs.max(1)),
+    })?;
+    Ok(Some(client))
+}
+
+/// The huoshan speech client, when its APP ID, access token and cluster
+/// are set.
+fn huoshan(
+    config: &Config,
+) -> anyhow::Result<Option<lty_vendors::volcengine::speech::HuoshanSpeech>> {
+    use lty_vendors::volcengine::speech::{HuoshanSpeech, HuoshanSpeechConfig};
+    let h = &config.audio.huoshan;
+    let (Some(appid), Some(token)) = (&h.appid, &h.access_token) else {
+        return Ok(None);
+    };
+    if appid.is_empty() || token.expose().is_empty() || h.cluster.is_empty() {
+        return Ok(None);
+    }
+    if !(h.ws_url.starts_with("ws://") || h.ws_url.starts_with("wss://")) {
+        bail!("AUDIO_SERVICE_HUOSHAN_WS_URL must start with ws:// or wss://");
+    }
+    let client = HuoshanSpeech::new(HuoshanSpeechConfig {
+        appid: appid.clone(),
+        access_token: token.expose().to_owned(),
+        cluster: h.cluster.clone(),
+        voice_type: h.voice_type.clone().filter(|v| !v.is_empty()),
+        base_url: h.base_url.clone(),
+        ws_url: h.ws_url.clone(),
+        asr_resource_id: h.asr_resource_id.clone(),
+        connect_timeout: Duration::from_secs(5),
+        timeout: Duration::from_secs(config.audio.timeout_secs.max(1)),
+        asr_grace: Duration::from_secs(10),
     })?;
     Ok(Some(client))
 }

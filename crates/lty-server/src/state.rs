@@ -11,7 +11,7 @@ use lty_core::user::{DeviceRepo, UserRepo};
 use lty_core::voice_chat::VoiceChatSessionRepo;
 use lty_store::cache::{MemoryCache, RedisCache, RedisSettings};
 use lty_store::pubsub::{Hub, MemoryPubSub, RedisPubSub};
-use lty_store::{Database, OpendalBlobStore, PoolOptions};
+use lty_store::{Database, OpendalBlobStore, OssBlobStore, OssOptions, OssUrls, PoolOptions};
 use lty_vendors::volcengine::openapi::OpenApiClient;
 use metrics_exporter_prometheus::PrometheusHandle;
 use tokio_util::sync::CancellationToken;
@@ -63,6 +63,8 @@ pub struct AppState {
     pub moderator: Option<Arc<dyn lty_core::chat::Moderator>>,
     /// TTS and ASR adapters (`AUDIO_SERVICE_PROVIDER`).
     pub speech: Arc<crate::speech::Speech>,
+    /// The vision provider of `/api/ai/image/` (`LTY_IMAGE__PROVIDER`).
+    pub vision: Option<Arc<crate::http::image::Vision>>,
     pub metrics: PrometheusHandle,
     /// Cancelled when the server starts shutting down.
     pub shutdown: CancellationToken,
@@ -130,9 +132,7 @@ impl AppState {
                 }
             };
 
-        let media = config.data_dir.join("media");
-        let blobs = OpendalBlobStore::fs(&media, &format!("{}/media", config.public_base()))
-            .context("cannot open the media directory")?;
+        let blobs = blob_store(&config)?;
         let tokens = CacheTokenStore::new(cache.clone(), TOKEN_TTL);
         let repo = Arc::new(db.clone());
         let volcengine = crate::http::voice_chat::openapi_client(&config)?;
@@ -143,6 +143,7 @@ impl AppState {
         let chat_repo = Arc::new(db.clone());
         let moderator = crate::chat::moderator(&config)?;
         let speech = Arc::new(crate::speech::build(&config)?);
+        let vision = crate::http::image::vision(&config)?;
         let auth_repo = Arc::new(db.clone());
 
         Ok(Self {
@@ -155,13 +156,14 @@ impl AppState {
             tokens: Arc::new(tokens),
             pubsub,
             hub,
-            blobs: Arc::new(blobs),
+            blobs,
             voice_chats,
             volcengine,
             chat,
             chat_repo,
             moderator,
             speech,
+            vision,
             accounts: auth_repo.clone(),
             admins: auth_repo.clone(),
             device_credentials: auth_repo,
@@ -170,5 +172,139 @@ impl AppState {
             metrics,
             shutdown: CancellationToken::new(),
         })
+    }
+}
+
+/// Where media objects are kept (`storage.backend`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StorageBackend {
+    /// `data_dir/media`, served under `/media/`.
+    Fs,
+    /// Aliyun OSS.
+    Oss,
+}
+
+/// The configured storage backend: `storage.backend`, else OSS when its
+/// bucket and AccessKey pair are set, else the local directory.
+pub fn storage_backend(config: &Config) -> anyhow::Result<StorageBackend> {
+    let oss = &config.aliyun.oss;
+    let has_oss = oss.bucket.as_deref().is_some_and(|b| !b.is_empty())
+        && oss.access_key_id.as_deref().is_some_and(|k| !k.is_empty())
+        && oss.access_key_secret.is_some();
+    match config.storage.backend.as_deref().map(str::trim) {
+        None | Some("") => Ok(if has_oss {
+            StorageBackend::Oss
+        } else {
+            StorageBackend::Fs
+        }),
+        Some("fs") => Ok(StorageBackend::Fs),
+        Some("oss") if has_oss => Ok(StorageBackend::Oss),
+        Some("oss") => anyhow::bail!(
+            "storage.backend = oss needs ALIYUN_OSS_BUCKET, ALIYUN_OSS_ACCESS_KEY_ID and ALIYUN_OSS_ACCESS_KEY_SECRET"
+        ),
+        Some(other) => anyhow::bail!("storage.backend must be `fs` or `oss`, not `{other}`"),
+    }
+}
+
+/// `https://` added when there is no scheme, trailing `/` dropped.
+fn normalize_base(url: &str) -> String {
+    let url = url.trim().trim_end_matches('/');
+    if url.contains("://") {
+        url.to_owned()
+    } else {
+        format!("https://{url}")
+    }
+}
+
+/// Where OSS requests go. `ALIYUN_OSS_ENDPOINT` is a region endpoint
+/// (`oss-cn-hangzhou.aliyuncs.com`, addressed virtual-hosted as
+/// `<bucket>.<endpoint>`) or already a host bound to the bucket (its domain,
+/// a CNAME); without it, requests go to `ALIYUN_OSS_HOST`.
+fn oss_endpoint(
+    bucket: &str,
+    endpoint: Option<&str>,
+    host: Option<&str>,
+) -> anyhow::Result<String> {
+    let Some(endpoint) = endpoint.filter(|e| !e.trim().is_empty()) else {
+        let host = host.context("the OSS backend needs ALIYUN_OSS_ENDPOINT or ALIYUN_OSS_HOST")?;
+        return Ok(normalize_base(host));
+    };
+    let base = normalize_base(endpoint);
+    let url = url::Url::parse(&base).context("ALIYUN_OSS_ENDPOINT is not a URL")?;
+    let host_name = url.host_str().unwrap_or("");
+    if host_name.starts_with("oss-") {
+        let port = url.port().map(|p| format!(":{p}")).unwrap_or_default();
+        Ok(format!("{}://{bucket}.{host_name}{port}", url.scheme()))
+    } else {
+        Ok(base)
+    }
+}
+
+/// The blob store for `config` (see [`storage_backend`]).
+fn blob_store(config: &Config) -> anyhow::Result<Arc<dyn BlobStore>> {
+    if storage_backend(config)? == StorageBackend::Fs {
+        let media = config.data_dir.join("media");
+        let blobs = OpendalBlobStore::fs(&media, &format!("{}/media", config.public_base()))
+            .context("cannot open the media directory")?;
+        return Ok(Arc::new(blobs));
+    }
+    let oss = &config.aliyun.oss;
+    let (Some(bucket), Some(id), Some(secret)) =
+        (&oss.bucket, &oss.access_key_id, &oss.access_key_secret)
+    else {
+        anyhow::bail!("the OSS backend needs a bucket and an AccessKey pair");
+    };
+    let host = oss.host.as_deref().filter(|h| !h.trim().is_empty());
+    let endpoint = oss_endpoint(bucket, oss.endpoint.as_deref(), host)?;
+    let url_base = host.map_or_else(|| endpoint.clone(), normalize_base);
+    let urls = if config.storage.public_read {
+        OssUrls::Public { base: url_base }
+    } else {
+        OssUrls::Presigned {
+            base: url_base,
+            expiry: Duration::from_secs(config.storage.url_expiry_secs.max(1)),
+        }
+    };
+    let store = OssBlobStore::new(OssOptions {
+        bucket: bucket.clone(),
+        endpoint,
+        key: lty_vendors::aliyun::AccessKey::new(id, secret.expose()),
+        urls,
+        timeout: Duration::from_secs(config.storage.timeout_secs.max(1)),
+    })?;
+    Ok(Arc::new(store))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn oss_requests_go_to_the_bucket_host() {
+        let ep = |e: Option<&str>, h: Option<&str>| oss_endpoint("b", e, h).unwrap();
+        assert_eq!(
+            ep(Some("oss-cn-hangzhou.aliyuncs.com"), None),
+            "https://b.oss-cn-hangzhou.aliyuncs.com"
+        );
+        assert_eq!(
+            ep(
+                Some("http://oss-cn-shanghai-internal.aliyuncs.com/"),
+                Some("x")
+            ),
+            "http://b.oss-cn-shanghai-internal.aliyuncs.com"
+        );
+        assert_eq!(
+            ep(Some("https://media.example.com"), None),
+            "https://media.example.com"
+        );
+        assert_eq!(
+            ep(None, Some("b.oss-cn-hangzhou.aliyuncs.com/")),
+            "https://b.oss-cn-hangzhou.aliyuncs.com"
+        );
+        assert_eq!(
+            ep(Some(" "), Some("http://127.0.0.1:9000")),
+            "http://127.0.0.1:9000"
+        );
+        assert!(oss_endpoint("b", None, None).is_err());
     }
 }

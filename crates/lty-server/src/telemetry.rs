@@ -1,4 +1,5 @@
-//! Logs (tracing, JSON in production), request ids, and Prometheus metrics.
+//! Logs (tracing, JSON in production, optionally shipped to Aliyun SLS by
+//! [`crate::logship`]), request ids, and Prometheus metrics.
 
 use std::io::IsTerminal;
 use std::sync::OnceLock;
@@ -14,10 +15,19 @@ use tower_http::request_id::{MakeRequestId, RequestId};
 use tracing_subscriber::EnvFilter;
 
 use crate::config::{Config, LogFormat};
+use crate::logship;
 
-/// Installs the global log subscriber. Safe to call more than once (later
-/// calls do nothing).
+/// Installs the global log subscriber: lines on stdout (JSON in
+/// production, with the fields of the enclosing request span: `request_id`,
+/// `method`, `path`, `route`, `user_id`), plus shipping to Aliyun SLS when
+/// `aliyun.log.*` is complete (see [`crate::logship`]). Safe to call more
+/// than once (later calls do nothing). Shipping starts only when called
+/// inside a Tokio runtime.
 pub fn init_logging(config: &Config) {
+    use tracing_subscriber::Layer;
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+
     let default = if config.debug {
         "debug".to_owned()
     } else {
@@ -31,20 +41,78 @@ pub fn init_logging(config: &Config) {
         LogFormat::Pretty => false,
         LogFormat::Auto => !std::io::stdout().is_terminal(),
     };
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stdout);
-    // try_init fails only when a subscriber is already set (tests).
-    let _ = if json {
-        builder
+    let stdout = if json {
+        tracing_subscriber::fmt::layer()
+            .with_writer(std::io::stdout)
             .json()
             .flatten_event(true)
             .with_current_span(true)
             .with_span_list(false)
-            .try_init()
+            .boxed()
     } else {
-        builder.try_init()
+        tracing_subscriber::fmt::layer()
+            .with_writer(std::io::stdout)
+            .boxed()
     };
+    let setting = logship::ShipSetting::from_config(&config.aliyun.log);
+    let runtime = tokio::runtime::Handle::try_current().is_ok();
+    let mut problem = None;
+    let ship = match (&setting, runtime) {
+        (logship::ShipSetting::On(ship), true) => {
+            // The shipping counters bind to the recorder installed here.
+            let _ = metrics_handle();
+            match logship::build((**ship).clone()) {
+                Ok(parts) => Some(parts),
+                Err(err) => {
+                    problem = Some(err.to_string());
+                    None
+                }
+            }
+        }
+        (logship::ShipSetting::On(_), false) => {
+            problem = Some("no Tokio runtime to run it on".to_owned());
+            None
+        }
+        _ => None,
+    };
+    let (layer, shipper) = match ship {
+        Some((layer, shipper)) => (Some(layer), Some(shipper)),
+        None => (None, None),
+    };
+    // try_init fails only when a subscriber is already set (tests).
+    let installed = tracing_subscriber::registry()
+        .with(filter)
+        .with(stdout)
+        .with(layer)
+        .try_init()
+        .is_ok();
+    if !installed {
+        return;
+    }
+    if let Some(shipper) = shipper {
+        let handle = shipper.spawn();
+        logship::install_global(handle);
+        if let logship::ShipSetting::On(ship) = &setting {
+            tracing::info!(
+                project = %ship.client.project,
+                logstore = %ship.client.logstore,
+                endpoint = %ship.client.endpoint,
+                buffer_size = ship.buffer_size,
+                batch_size = ship.batch_size,
+                "shipping logs to Aliyun SLS"
+            );
+        }
+    }
+    match (&setting, problem) {
+        (logship::ShipSetting::Incomplete(missing), _) => tracing::warn!(
+            missing = %missing.join(", "),
+            "Aliyun SLS log shipping is partly configured and stays off"
+        ),
+        (logship::ShipSetting::On(_), Some(err)) => {
+            tracing::warn!(%err, "Aliyun SLS log shipping cannot start")
+        }
+        _ => {}
+    }
 }
 
 const LATENCY_BUCKETS: &[f64] = &[
@@ -81,6 +149,8 @@ pub async fn track_metrics(req: Request, next: Next) -> Response {
         .get::<MatchedPath>()
         .map(|p| p.as_str().to_owned())
         .unwrap_or_else(|| "unmatched".to_owned());
+    // The request span was opened before routing; the route is known now.
+    tracing::Span::current().record("route", route.as_str());
     let method = req.method().as_str().to_owned();
     let res = next.run(req).await;
     let status = res.status().as_u16().to_string();

@@ -85,6 +85,19 @@ async fn accept(
         .on_upgrade(move |socket| session::run(socket, state, user.id, mac)))
 }
 
+/// Closes every device socket of `user_id`'s family, on every instance
+/// (close code 4001), e.g. once the account is disabled.
+pub async fn kick_user(state: &AppState, user_id: i64) -> Result<(), ApiError> {
+    state
+        .pubsub
+        .publish(
+            &protocol::device_group(user_id),
+            protocol::kick_all_message(),
+        )
+        .await?;
+    Ok(())
+}
+
 /// The Bearer token of the upgrade request.
 struct HeaderToken(String);
 

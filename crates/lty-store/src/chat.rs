@@ -91,14 +91,20 @@ impl ChatRepo for Database {
     }
 
     async fn default_persona(&self) -> Result<Option<Persona>> {
-        Ok(ai_persona::Entity::find()
+        let start = match self.memos().default_persona.get(&()) {
+            Ok(hit) => return Ok(hit),
+            Err(start) => start,
+        };
+        let persona: Option<Persona> = ai_persona::Entity::find()
             .filter(ai_persona::Column::IsActive.eq(true))
             .order_by_desc(ai_persona::Column::IsDefault)
             .order_by_asc(ai_persona::Column::Id)
             .one(self.conn())
             .await
             .map_err(db_err)?
-            .map(Into::into))
+            .map(Into::into);
+        self.memos().default_persona.put((), persona.clone(), start);
+        Ok(persona)
     }
 
     async fn create_conversation(

@@ -2,6 +2,7 @@
 //! migrations, and the repositories of `lty-core` implemented with SeaORM.
 
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -19,6 +20,7 @@ use sea_orm::{
 use sea_orm_migration::MigratorTrait;
 
 use crate::entity::{user, user_device};
+use crate::memo::{MEMO_TTL, Memos};
 use crate::migration::Migrator;
 
 /// Which database engine a [`Database`] talks to.
@@ -51,6 +53,7 @@ impl Default for PoolOptions {
 pub struct Database {
     conn: DatabaseConnection,
     kind: DatabaseKind,
+    memos: Arc<Memos>,
 }
 
 fn db_err(err: impl std::fmt::Display) -> Error {
@@ -83,6 +86,7 @@ impl Database {
             Ok(Self {
                 conn: SqlxSqliteConnector::from_sqlx_sqlite_pool(pool),
                 kind: DatabaseKind::Sqlite,
+                memos: Arc::new(Memos::new(MEMO_TTL)),
             })
         } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
             let options = PgConnectOptions::from_str(url).map_err(db_err)?;
@@ -95,6 +99,7 @@ impl Database {
             Ok(Self {
                 conn: SqlxPostgresConnector::from_sqlx_postgres_pool(pool),
                 kind: DatabaseKind::Postgres,
+                memos: Arc::new(Memos::new(MEMO_TTL)),
             })
         } else {
             Err(Error::validation(
@@ -130,6 +135,25 @@ impl Database {
     /// The SeaORM connection, for repositories in this crate.
     pub fn conn(&self) -> &DatabaseConnection {
         &self.conn
+    }
+
+    /// The memoized catalog reads (default persona, plans by code).
+    pub(crate) fn memos(&self) -> &Memos {
+        &self.memos
+    }
+
+    /// Forgets the memoized catalog reads (personas, plans): a writer of
+    /// those tables calls it so that its change is seen at once.
+    pub fn forget_catalog(&self) {
+        self.memos.default_persona.clear();
+        self.memos.plan_by_code.clear();
+        self.memos.plan_by_id.clear();
+    }
+
+    /// Forgets the memoized subscription periods: every writer of
+    /// `user_subscriptions` calls it.
+    pub fn forget_subscriptions(&self) {
+        self.memos.subscriptions.clear();
     }
 
     /// Closes every pooled connection.

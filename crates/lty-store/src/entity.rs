@@ -3,6 +3,7 @@
 pub mod achievement_definition;
 pub mod achievement_progress;
 pub mod admin;
+pub mod admin_audit_log;
 pub mod ai_conversation;
 pub mod ai_message;
 pub mod ai_persona;

@@ -5,7 +5,9 @@
 
 mod accounts;
 pub mod achievements;
+pub mod admin_queries;
 mod admins;
+pub mod audit;
 pub mod blob;
 pub mod cache;
 pub mod cards;
@@ -13,6 +15,7 @@ mod chat;
 mod credentials;
 pub mod db;
 pub mod entity;
+mod memo;
 pub mod migration;
 pub mod provision;
 pub mod pubsub;
@@ -20,7 +23,7 @@ pub mod seed;
 pub mod subscriptions;
 mod voice_chat;
 
-pub use blob::OpendalBlobStore;
+pub use blob::{OpendalBlobStore, OssBlobStore, OssOptions, OssUrls};
 pub use db::{Database, DatabaseKind, PoolOptions};
 
 pub(crate) use cache::redis_err as cache_redis_err;

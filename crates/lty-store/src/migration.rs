@@ -11,6 +11,7 @@ mod m20261128_000001_ai_chat;
 mod m20261130_000001_cards_and_subscriptions;
 mod m20261130_000002_achievements;
 mod m20261201_000001_achievement_rules;
+mod m20261202_000001_admin_audit;
 
 /// All of lty's migrations.
 #[derive(Debug)]
@@ -28,6 +29,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261130_000001_cards_and_subscriptions::Migration),
             Box::new(m20261130_000002_achievements::Migration),
             Box::new(m20261201_000001_achievement_rules::Migration),
+            Box::new(m20261202_000001_admin_audit::Migration),
         ]
     }
 }

@@ -90,21 +90,36 @@ impl Database {
 
     /// The plan with `id`.
     pub async fn plan(&self, id: i64) -> Result<Option<Plan>> {
-        Ok(plan::Entity::find_by_id(id)
+        let start = match self.memos().plan_by_id.get(&id) {
+            Ok(hit) => return Ok(hit),
+            Err(start) => start,
+        };
+        let found = plan::Entity::find_by_id(id)
             .one(self.conn())
             .await
             .map_err(db_err)?
-            .map(plan_from))
+            .map(plan_from);
+        self.memos().plan_by_id.put(id, found.clone(), start);
+        Ok(found)
     }
 
     /// The plan with `code`.
+    /// Memoized for a few seconds (see `memo`): every chat turn of a user
+    /// without a subscription reads the `free` plan.
     pub async fn plan_by_code(&self, code: &str) -> Result<Option<Plan>> {
-        Ok(plan::Entity::find()
+        let key = code.to_owned();
+        let start = match self.memos().plan_by_code.get(&key) {
+            Ok(hit) => return Ok(hit),
+            Err(start) => start,
+        };
+        let found = plan::Entity::find()
             .filter(plan::Column::Code.eq(code))
             .one(self.conn())
             .await
             .map_err(db_err)?
-            .map(plan_from))
+            .map(plan_from);
+        self.memos().plan_by_code.put(key, found.clone(), start);
+        Ok(found)
     }
 
     /// Creates a plan; a taken code is `plan_exists`.
@@ -124,12 +139,17 @@ impl Database {
         .insert(self.conn())
         .await
         .map_err(|e| map_unique(e, "plan_exists", "a plan with this code exists"))?;
+        self.forget_catalog();
         Ok(plan_from(model))
     }
 
     /// Every subscription period of `user_id`, newest first.
     pub async fn subscriptions_of_user(&self, user_id: i64) -> Result<Vec<Subscription>> {
-        Ok(sub::Entity::find()
+        let start = match self.memos().subscriptions.get(&user_id) {
+            Ok(hit) => return Ok(hit),
+            Err(start) => start,
+        };
+        let found: Vec<Subscription> = sub::Entity::find()
             .filter(sub::Column::UserId.eq(user_id))
             .order_by_desc(sub::Column::EndsAt)
             .order_by_desc(sub::Column::Id)
@@ -138,7 +158,11 @@ impl Database {
             .map_err(db_err)?
             .into_iter()
             .map(sub_from)
-            .collect())
+            .collect();
+        self.memos()
+            .subscriptions
+            .put(user_id, found.clone(), start);
+        Ok(found)
     }
 
     /// Gives `user_id` `days` of plan `plan_id`. A period of the same plan
@@ -186,6 +210,7 @@ impl Database {
                 "this card has already been redeemed",
             )
         })?;
+        self.forget_subscriptions();
         Ok(sub_from(model))
     }
 }

@@ -4,9 +4,12 @@
 //! - [`pop`]: POP percent-encoding, RPC signature V1 (HMAC-SHA1), ACS3-HMAC-SHA256
 //!   (signature V3) and the `Code`/`Message`/`RequestId` error envelope, shared
 //!   by SMS, NLS `CreateToken` and Visual Intelligence.
+//! - [`nls`]: NLS speech: the `CreateToken` cache, RESTful TTS and
+//!   one-sentence ASR behind lty's `Tts` and `Asr` ports.
 //! - [`oss`]: OSS V1 `Authorization` header and V1 presigned URLs.
 //! - [`sls`]: Log Service `PutLogs` signing and the `LogGroup` protobuf body.
 //! - [`sms`]: the SMS `SendSms` call and its client.
+//! - [`vi`]: Visual Intelligence image tagging (`TaggingImage`) and its client.
 //!
 //! Every signer takes the clock reading and the nonce as arguments, so the
 //! same functions serve the real clients and the in-process fakes that
@@ -14,10 +17,12 @@
 
 use std::fmt;
 
+pub mod nls;
 pub mod oss;
 pub mod pop;
 pub mod sls;
 pub mod sms;
+pub mod vi;
 
 mod digest;
 mod time;

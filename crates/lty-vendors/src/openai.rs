@@ -220,6 +220,66 @@ impl ChatClient {
     }
 }
 
+/// A question about one image for a vision model: the system prompt,
+/// the question and the image, sent as a user message whose content is a
+/// `text` part and an `image_url` part carrying the image as a `data:` URL.
+#[derive(Debug, Clone)]
+pub struct VisionRequest {
+    /// The system message, when there is one.
+    pub system: Option<String>,
+    /// What to ask about the image.
+    pub prompt: String,
+    /// The image's media type (`image/jpeg`, `image/png`, ...).
+    pub media_type: String,
+    /// The image file.
+    pub image: bytes::Bytes,
+}
+
+impl ChatClient {
+    /// The JSON body for `request`: the configured model, temperature and
+    /// token limit as for chat, the image inlined as base64.
+    pub fn vision_body(&self, request: &VisionRequest) -> Value {
+        use base64::Engine;
+        let data_url = format!(
+            "data:{};base64,{}",
+            request.media_type,
+            base64::engine::general_purpose::STANDARD.encode(&request.image)
+        );
+        let mut messages = Vec::new();
+        if let Some(system) = &request.system {
+            messages.push(json!({ "role": "system", "content": system }));
+        }
+        messages.push(json!({
+            "role": "user",
+            "content": [
+                { "type": "text", "text": request.prompt },
+                { "type": "image_url", "image_url": { "url": data_url } },
+            ],
+        }));
+        let mut body = json!({ "model": self.config.model, "messages": messages });
+        if let Some(t) = self.config.temperature {
+            body["temperature"] = json!(t.clamp(0.0, self.config.flavor.max_temperature()));
+        }
+        if let Some(n) = self.config.max_tokens {
+            body["max_tokens"] = json!(n);
+        }
+        body
+    }
+
+    /// The model's whole answer about an image (not streamed), with the
+    /// same retry and error rules as [`ChatClient::complete`].
+    #[tracing::instrument(skip_all, err, fields(provider = self.config.flavor.provider()))]
+    pub async fn describe_image(&self, request: &VisionRequest) -> Result<ChatReply, ChatError> {
+        let res = self.send(&self.vision_body(request), false).await?;
+        log_request_id(&res);
+        let bytes = tokio::time::timeout(self.config.idle_timeout, res.bytes())
+            .await
+            .map_err(|_| ChatError::Timeout("the provider's answer stalled"))?
+            .map_err(transport)?;
+        parse_completion(&bytes)
+    }
+}
+
 struct StreamState {
     res: reqwest::Response,
     parser: SseParser,
@@ -565,6 +625,27 @@ mod tests {
                 .get("stream")
                 .is_none()
         );
+    }
+
+    #[test]
+    fn a_vision_body_carries_a_text_part_and_the_image_as_a_data_url() {
+        let req = VisionRequest {
+            system: Some("be kind".into()),
+            prompt: "what is this?".into(),
+            media_type: "image/png".into(),
+            image: bytes::Bytes::from_static(b"\x89PNG"),
+        };
+        let body = client(Flavor::Moonshot).vision_body(&req);
+        assert_eq!(body["messages"][0]["role"], "system");
+        let parts = &body["messages"][1]["content"];
+        assert_eq!(parts[0]["type"], "text");
+        assert_eq!(parts[0]["text"], "what is this?");
+        assert_eq!(parts[1]["type"], "image_url");
+        assert_eq!(
+            parts[1]["image_url"]["url"],
+            "data:image/png;base64,iVBORw=="
+        );
+        assert!(body.get("stream").is_none());
     }
 
     #[test]

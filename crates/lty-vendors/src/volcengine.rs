@@ -4,6 +4,7 @@
 pub mod callback;
 pub mod openapi;
 pub mod rtc_token;
+pub mod speech;
 pub mod voice_chat;
 
 use hmac::digest::{Key, KeyInit};

@@ -177,7 +177,7 @@ impl From<Achievement> for AchievementDefOut {
 
 /// Defines an achievement (operator). It counts totals from before it was
 /// defined once the next event of its kind is recorded.
-#[utoipa::path(post, path = "/api/v1/admin/achievements/", tag = "achievement",
+#[utoipa::path(post, path = "/api/v1/admin/achievements/", tags = ["admin", "achievement"],
     security(("admin_bearer" = [])),
     request_body = AchievementIn,
     responses(

@@ -443,7 +443,7 @@ pub(crate) fn validate_batch(
 }
 
 /// Generates a batch of cards in one transaction (operator).
-#[utoipa::path(post, path = "/api/v1/admin/card-batches/", tag = "card",
+#[utoipa::path(post, path = "/api/v1/admin/card-batches/", tags = ["admin", "card"],
     security(("admin_bearer" = [])),
     request_body = BatchIn,
     responses(
@@ -499,7 +499,7 @@ pub struct BatchListOut {
 }
 
 /// Lists batches, newest first (operator).
-#[utoipa::path(get, path = "/api/v1/admin/card-batches/", tag = "card",
+#[utoipa::path(get, path = "/api/v1/admin/card-batches/", tags = ["admin", "card"],
     security(("admin_bearer" = [])),
     params(PageQuery),
     responses((status = 200, body = BatchListOut), (status = 401, body = ErrorBody)))]
@@ -526,7 +526,7 @@ pub struct BatchDetailOut {
 
 /// One batch and its usage: scans, unique users, first and last scan,
 /// redemptions (operator).
-#[utoipa::path(get, path = "/api/v1/admin/card-batches/{id}/", tag = "card",
+#[utoipa::path(get, path = "/api/v1/admin/card-batches/{id}/", tags = ["admin", "card"],
     security(("admin_bearer" = [])),
     params(("id" = i64, Path, description = "batch id")),
     responses((status = 200, body = BatchDetailOut), (status = 401, body = ErrorBody),
@@ -557,7 +557,7 @@ fn yes() -> bool {
 }
 
 /// Disables (or re-enables) every card of a batch (operator).
-#[utoipa::path(post, path = "/api/v1/admin/card-batches/{id}/disable/", tag = "card",
+#[utoipa::path(post, path = "/api/v1/admin/card-batches/{id}/disable/", tags = ["admin", "card"],
     security(("admin_bearer" = [])),
     params(("id" = i64, Path, description = "batch id")),
     request_body = DisableIn,
@@ -624,7 +624,7 @@ pub struct CardListOut {
 }
 
 /// Lists the cards of a batch by id (operator).
-#[utoipa::path(get, path = "/api/v1/admin/card-batches/{id}/cards/", tag = "card",
+#[utoipa::path(get, path = "/api/v1/admin/card-batches/{id}/cards/", tags = ["admin", "card"],
     security(("admin_bearer" = [])),
     params(("id" = i64, Path, description = "batch id"), CardsQuery),
     responses((status = 200, body = CardListOut), (status = 401, body = ErrorBody),
@@ -652,7 +652,7 @@ pub async fn list_cards(
 
 /// Exports a batch as CSV (`code,card_id,disabled`), streamed page by
 /// page (operator).
-#[utoipa::path(get, path = "/api/v1/admin/card-batches/{id}/export.csv", tag = "card",
+#[utoipa::path(get, path = "/api/v1/admin/card-batches/{id}/export.csv", tags = ["admin", "card"],
     security(("admin_bearer" = [])),
     params(("id" = i64, Path, description = "batch id")),
     responses((status = 200, content_type = "text/csv", body = String),
@@ -681,7 +681,7 @@ pub async fn export_csv(
 /// Exports a batch as a ZIP archive (operator): `batch-{id}.csv`, then
 /// `png/{CODE}.png` and `svg/{CODE}.svg` QR images for every card. Streamed
 /// a page of cards at a time, never built in memory.
-#[utoipa::path(get, path = "/api/v1/admin/card-batches/{id}/export.zip", tag = "card",
+#[utoipa::path(get, path = "/api/v1/admin/card-batches/{id}/export.zip", tags = ["admin", "card"],
     security(("admin_bearer" = [])),
     params(("id" = i64, Path, description = "batch id")),
     responses((status = 200, content_type = "application/zip", description = "ZIP archive"),
@@ -717,7 +717,7 @@ pub struct CardDetailOut {
 }
 
 /// One card by code, with its batch and usage (operator).
-#[utoipa::path(get, path = "/api/v1/admin/cards/{code}/", tag = "card",
+#[utoipa::path(get, path = "/api/v1/admin/cards/{code}/", tags = ["admin", "card"],
     security(("admin_bearer" = [])),
     params(("code" = String, Path, description = "card code")),
     responses((status = 200, body = CardDetailOut), (status = 400, body = ErrorBody),
@@ -743,7 +743,7 @@ pub async fn get_card(
 }
 
 /// Disables (or re-enables) one card (operator).
-#[utoipa::path(post, path = "/api/v1/admin/cards/{code}/disable/", tag = "card",
+#[utoipa::path(post, path = "/api/v1/admin/cards/{code}/disable/", tags = ["admin", "card"],
     security(("admin_bearer" = [])),
     params(("code" = String, Path, description = "card code")),
     request_body = DisableIn,

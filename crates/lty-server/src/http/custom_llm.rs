@@ -21,7 +21,7 @@ use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use crate::chat::{Side, blocked, flagged_by_provider, moderate, take_message_quota};
+use crate::chat::{Side, blocked_since, flagged_by_provider, moderate, take_message_quota};
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::extract::{Json, Query};
 use crate::http::voice_chat::live_session;
@@ -298,8 +298,9 @@ pub async fn completions(
         loop {
             match stream.next().await {
                 Some(Ok(ChatEvent::Delta(piece))) => {
+                    let from = said.len();
                     said.push_str(&piece);
-                    if blocked(&state2.config, Side::Output, user_id, None, &said) {
+                    if blocked_since(&state2.config, Side::Output, user_id, None, &said, from) {
                         let refusal = state2.config.ai.refusal_message.clone();
                         let _ = send(chunks.delta(&refusal)).await;
                         let _ = send(chunks.finish("content_filter", None)).await;

@@ -4,13 +4,14 @@
 use axum::body::Body;
 use axum::extract::{DefaultBodyLimit, FromRequest, Multipart, Request, State};
 use axum::http::{StatusCode, header};
+use lty_core::speech::Pcm16k;
 use lty_core::speech::{AudioFormat, TtsRequest};
-use lty_core::speech::{Pcm16k, parse_wav};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
+use crate::audio::{self, AudioError};
 use crate::auth::AuthUserId;
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::extract::Json;
@@ -140,14 +141,6 @@ pub struct AsrOut {
     pub text: String,
 }
 
-fn unsupported(what: &str) -> ApiError {
-    ApiError::new(
-        StatusCode::UNSUPPORTED_MEDIA_TYPE,
-        "unsupported_audio_format",
-        format!("{what}; send WAV or raw PCM, 16 kHz, 16-bit, mono"),
-    )
-}
-
 fn too_large(max: usize) -> ApiError {
     ApiError::new(
         StatusCode::PAYLOAD_TOO_LARGE,
@@ -156,62 +149,49 @@ fn too_large(max: usize) -> ApiError {
     )
 }
 
-/// Whether a content type names raw 16-bit PCM.
-fn is_pcm_type(content_type: &str) -> bool {
-    let ct = content_type.to_ascii_lowercase();
-    ["audio/pcm", "audio/l16", "audio/x-pcm", "audio/raw"]
-        .iter()
-        .any(|t| ct.starts_with(t))
+impl From<AudioError> for ApiError {
+    fn from(err: AudioError) -> Self {
+        match err {
+            AudioError::Unsupported(what) => ApiError::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported_audio_format",
+                format!("{what}; send WAV, MP3, Ogg/Opus, or raw PCM (16 kHz, 16-bit, mono)"),
+            ),
+            AudioError::Empty | AudioError::Corrupt(_) | AudioError::TooLong { .. } => {
+                lty_core::Error::validation("audio", err.to_string()).into()
+            }
+        }
+    }
 }
 
-/// Checks an upload and returns its samples: WAV must be 16 kHz, 16-bit,
-/// mono PCM; anything without a RIFF header is PCM only when its type says
-/// so.
-fn decode_upload(data: bytes::Bytes, content_type: &str, max_seconds: u64) -> ApiResult<Pcm16k> {
-    if data.is_empty() {
-        return Err(lty_core::Error::validation("audio", "the upload is empty").into());
-    }
-    let samples = if data.starts_with(b"RIFF") {
-        let info = parse_wav(&data).ok_or_else(|| unsupported("not a readable WAV file"))?;
-        if info.format_tag != 1
-            || info.bits_per_sample != 16
-            || info.channels != 1
-            || info.sample_rate != Pcm16k::SAMPLE_RATE
-        {
-            return Err(unsupported(&format!(
-                "WAV with {} Hz, {}-bit, {} channel(s), format {} is not accepted",
-                info.sample_rate, info.bits_per_sample, info.channels, info.format_tag
-            )));
-        }
-        data.slice(info.data)
-    } else if is_pcm_type(content_type) {
-        data
-    } else if data.starts_with(b"ID3") || data.starts_with(&[0xff, 0xfb]) {
-        return Err(unsupported("MP3 is not accepted yet"));
-    } else if data.starts_with(b"OggS") {
-        return Err(unsupported("Ogg is not accepted yet"));
-    } else {
-        return Err(unsupported("unrecognized audio"));
-    };
-    if samples.len() % 2 != 0 {
-        return Err(
-            lty_core::Error::validation("audio", "16-bit PCM has an even number of bytes").into(),
-        );
-    }
-    let pcm = Pcm16k { samples };
-    if pcm.duration_ms() > max_seconds * 1000 {
-        return Err(lty_core::Error::validation(
-            "audio",
-            format!("at most {max_seconds} seconds of audio"),
-        )
-        .into());
-    }
-    Ok(pcm)
+/// Decodes an upload into 16 kHz 16-bit mono samples of at most
+/// `max_seconds`: WAV (any rate, channel count, integer or float PCM),
+/// MP3, Ogg/Opus, or raw 16 kHz 16-bit mono PCM when `content_type` says
+/// so (`audio/pcm`, `audio/L16`, …). Unknown or undecodable formats are
+/// 415 `unsupported_audio_format`; empty, damaged or too long audio is 400.
+pub(crate) fn decode_upload(
+    data: bytes::Bytes,
+    content_type: &str,
+    max_seconds: u64,
+) -> ApiResult<Pcm16k> {
+    Ok(audio::decode(data, content_type, max_seconds)?)
+}
+
+/// [`decode_upload`] on the blocking pool: decoding and resampling are CPU
+/// work that must not hold an async worker.
+pub(crate) async fn decode_off_runtime(
+    data: bytes::Bytes,
+    content_type: String,
+    max_seconds: u64,
+) -> ApiResult<Pcm16k> {
+    tokio::task::spawn_blocking(move || decode_upload(data, &content_type, max_seconds))
+        .await
+        .map_err(|_| ApiError::internal())?
 }
 
 /// Reads the audio of an upload: the raw body, or the first file part
 /// (`file` or `audio`) of a multipart form, within `max` bytes.
-async fn read_upload(req: Request, max: usize) -> ApiResult<(bytes::Bytes, String)> {
+pub(crate) async fn read_upload(req: Request, max: usize) -> ApiResult<(bytes::Bytes, String)> {
     let content_type = req
         .headers()
         .get(header::CONTENT_TYPE)
@@ -252,20 +232,32 @@ async fn read_upload(req: Request, max: usize) -> ApiResult<(bytes::Bytes, Strin
     Err(lty_core::Error::validation("audio", "no `file` or `audio` part in the form").into())
 }
 
-/// Recognizes a short recording. Send the audio as the body (`audio/wav`,
-/// or `audio/pcm` / `audio/L16` for raw samples) or as the `file` part of a
-/// multipart form: WAV or raw PCM, 16 kHz, 16-bit, mono, at most
-/// `LTY_AUDIO__ASR_MAX_SECONDS` (60 s) and `LTY_AUDIO__ASR_MAX_BYTES` (4 MiB).
+/// Recognizes a short recording. Send the audio as the body or as the
+/// `file` (or `audio`) part of a multipart form: WAV (any sample rate,
+/// channel count, 8/16/24/32-bit integer or float PCM), MP3, Ogg/Opus, or
+/// raw 16 kHz 16-bit little-endian mono PCM declared as `audio/pcm` or
+/// `audio/L16`. The format is told by the file's first bytes; the audio is
+/// decoded, mixed down to mono and resampled to 16 kHz for the provider.
+/// At most `LTY_AUDIO__ASR_MAX_SECONDS` (60 s) and
+/// `LTY_AUDIO__ASR_MAX_BYTES` (4 MiB).
 #[utoipa::path(post, path = "/api/ai/asr/", tag = "speech",
     security(("bearer" = [])),
-    request_body(content = Vec<u8>, content_type = "audio/wav",
-        description = "WAV or raw PCM (16 kHz, 16-bit, mono), or a multipart form with a `file` part"),
+    request_body(
+        content(
+            (Vec<u8> = "audio/wav"),
+            (Vec<u8> = "audio/mpeg"),
+            (Vec<u8> = "audio/ogg"),
+            (Vec<u8> = "audio/pcm"),
+            (Vec<u8> = "audio/L16"),
+            (Vec<u8> = "multipart/form-data"),
+        ),
+        description = "WAV, MP3, Ogg/Opus or raw PCM (16 kHz, 16-bit, mono), or a multipart form with a `file` part"),
     responses(
         (status = 200, description = "recognized", body = AsrOut),
-        (status = 400, description = "empty, malformed or too long audio", body = ErrorBody),
+        (status = 400, description = "empty, damaged or too long audio (`validation_error`)", body = ErrorBody),
         (status = 401, description = "no or invalid token", body = ErrorBody),
         (status = 413, description = "larger than the upload limit", body = ErrorBody),
-        (status = 415, description = "not WAV/PCM 16 kHz 16-bit mono (`unsupported_audio_format`)", body = ErrorBody),
+        (status = 415, description = "not WAV, MP3, Ogg/Opus or declared raw PCM, or an encoding of them that is not decoded, e.g. Ogg Vorbis or ADPCM WAV (`unsupported_audio_format`)", body = ErrorBody),
         (status = 502, description = "the provider failed (`upstream_error`)", body = ErrorBody),
         (status = 503, description = "no provider configured (`provider_not_configured`)", body = ErrorBody),
     ))]
@@ -278,7 +270,7 @@ pub async fn asr(
     let asr = state.speech.asr()?.clone();
     let audio = &state.config.audio;
     let (data, content_type) = read_upload(req, audio.asr_max_bytes).await?;
-    let pcm = decode_upload(data, &content_type, audio.asr_max_seconds)?;
+    let pcm = decode_off_runtime(data, content_type, audio.asr_max_seconds).await?;
     let transcript = asr.recognize(&pcm).await?;
     Ok(Json(AsrOut {
         text: transcript.text,

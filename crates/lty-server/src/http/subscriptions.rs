@@ -168,7 +168,7 @@ fn default_currency() -> String {
 }
 
 /// Defines a plan (superadmin).
-#[utoipa::path(post, path = "/api/v1/admin/plans/", tag = "subscription",
+#[utoipa::path(post, path = "/api/v1/admin/plans/", tags = ["admin", "subscription"],
     security(("admin_bearer" = [])),
     request_body = PlanIn,
     responses(
@@ -228,7 +228,7 @@ pub struct GrantIn {
 }
 
 /// Gives a user days of a plan, after any running period of the same plan.
-#[utoipa::path(post, path = "/api/v1/admin/users/{id}/subscription/", tag = "subscription",
+#[utoipa::path(post, path = "/api/v1/admin/users/{id}/subscription/", tags = ["admin", "subscription"],
     security(("admin_bearer" = [])),
     params(("id" = i64, Path, description = "user id")),
     request_body = GrantIn,

@@ -66,6 +66,7 @@ pub struct LoginOut {
         (status = 200, body = LoginOut),
         (status = 400, description = "missing or malformed MAC", body = ErrorBody),
         (status = 401, description = "signature required, invalid, stale or replayed", body = ErrorBody),
+        (status = 403, description = "the account is disabled", body = ErrorBody),
         (status = 404, description = "the MAC is not bound", body = ErrorBody),
         (status = 429, description = "rate limited per IP or per MAC", body = ErrorBody),
     ))]

@@ -11,6 +11,8 @@ pub const CLOSE_INVALID_PAYLOAD: u16 = 1007;
 pub const CLOSE_TOO_BIG: u16 = 1009;
 /// The device's binding changed (unbound or bound to another family).
 pub const CLOSE_UNBOUND: u16 = 4003;
+/// The account was disabled by an operator; do not reconnect.
+pub const CLOSE_ACCOUNT_DISABLED: u16 = 4001;
 /// The socket fell too far behind its group's messages; reconnect.
 pub const CLOSE_TOO_SLOW: u16 = 4008;
 /// No pong arrived for a server ping within one ping interval.
@@ -42,6 +44,22 @@ pub fn kick_message(mac: &lty_core::MacAddress) -> bytes::Bytes {
 pub fn parse_kick(msg: &[u8]) -> Option<lty_core::MacAddress> {
     let rest = msg.strip_prefix(&[CONTROL])?.strip_prefix(KICK)?;
     lty_core::MacAddress::parse(std::str::from_utf8(rest).ok()?).ok()
+}
+
+const KICK_ALL: &[u8] = b"kick-all";
+
+/// The control message that closes every socket of a family's group (the
+/// account was disabled).
+pub fn kick_all_message() -> bytes::Bytes {
+    let mut msg = Vec::with_capacity(1 + KICK_ALL.len());
+    msg.push(CONTROL);
+    msg.extend_from_slice(KICK_ALL);
+    msg.into()
+}
+
+/// Whether `msg` is the control message of [`kick_all_message`].
+pub fn is_kick_all(msg: &[u8]) -> bool {
+    msg.strip_prefix(&[CONTROL]) == Some(KICK_ALL)
 }
 
 /// The cache key holding a device's last-seen unix time (legacy format).

@@ -9,9 +9,9 @@ use lty_core::MacAddress;
 use tracing::Instrument;
 
 use super::protocol::{
-    CLOSE_GOING_AWAY, CLOSE_INVALID_PAYLOAD, CLOSE_PING_TIMEOUT, CLOSE_TOO_BIG, CLOSE_TOO_SLOW,
-    CLOSE_UNBOUND, CONTROL, ErrorFrame, LAST_SEEN_TTL_SECS, device_group, last_seen_key,
-    parse_kick,
+    CLOSE_ACCOUNT_DISABLED, CLOSE_GOING_AWAY, CLOSE_INVALID_PAYLOAD, CLOSE_PING_TIMEOUT,
+    CLOSE_TOO_BIG, CLOSE_TOO_SLOW, CLOSE_UNBOUND, CONTROL, ErrorFrame, LAST_SEEN_TTL_SECS,
+    device_group, is_kick_all, last_seen_key, parse_kick,
 };
 use crate::state::AppState;
 
@@ -75,6 +75,16 @@ async fn session(mut socket: WebSocket, state: AppState, user_id: i64, mac: Opti
     let ws = state.config.ws.clone();
     let group = device_group(user_id);
     let mut sub = state.pubsub.subscribe(&group, ws.queue_capacity);
+    // Checked once subscribed: an account disabled while this socket was
+    // being accepted published its close before the subscription existed.
+    match state.cache.get(&crate::auth::disabled_key(user_id)).await {
+        Ok(Some(_)) => {
+            close(&mut socket, CLOSE_ACCOUNT_DISABLED, "account disabled").await;
+            return;
+        }
+        Ok(None) => {}
+        Err(err) => tracing::warn!(%err, "cannot check whether the account is disabled"),
+    }
     let mut last_seen = mac.map(|m| LastSeen {
         key: last_seen_key(&m),
         written: None,
@@ -146,6 +156,10 @@ async fn session(mut socket: WebSocket, state: AppState, user_id: i64, mac: Opti
             },
             message = sub.recv() => match message {
                 Some(payload) if payload.first() == Some(&CONTROL) => {
+                    if is_kick_all(&payload) {
+                        close(&mut socket, CLOSE_ACCOUNT_DISABLED, "account disabled").await;
+                        break;
+                    }
                     if mac.is_some() && parse_kick(&payload) == mac {
                         close(&mut socket, CLOSE_UNBOUND, "device binding changed").await;
                         break;

@@ -70,7 +70,7 @@ fn config_print_reads_legacy_names_and_redacts_secrets() {
         assert!(!text.contains(secret), "{secret} leaked:\n{text}");
     }
     assert!(text.contains("#   KIMI_API_KEY -> llm.api_key (in use)"));
-    assert!(text.contains("#   ALIYUN_LOG_PROJECT -> aliyun.log.project (accepted"));
+    assert!(text.contains("#   ALIYUN_LOG_PROJECT -> aliyun.log.project (in use)"));
     assert!(text.contains("#   REDIS_LOCATION -> redis.location (in use)"));
 }
 

@@ -7,7 +7,9 @@
 
 mod achievements;
 mod admin;
+mod admin_api;
 mod ai;
+mod audio;
 mod cards;
 mod cli;
 mod cli_accounts;
@@ -19,12 +21,18 @@ mod errors;
 mod fakes;
 mod health;
 mod helpers;
+mod image;
+mod logship;
 mod ratelimit;
 mod rtc;
 mod sms;
 mod speech;
+mod speech_aliyun;
+mod speech_huoshan;
+mod storage;
 mod subscriptions;
 mod users;
+mod voice;
 mod voice_chat;
 mod wechat;
 mod ws;

@@ -380,8 +380,6 @@ async fn asr_rejects_other_formats_empty_and_oversized_uploads() {
             b"ID3\x03\x00\x00\x00\x00\x00\x00rest".to_vec(),
         ),
         ("audio/ogg", b"OggS\x00\x02rest".to_vec()),
-        ("audio/wav", wav(&pcm_second(), 44_100, 1)),
-        ("audio/wav", wav(&pcm_second()[..16_000], 16_000, 2)),
         ("application/octet-stream", pcm_second()),
     ] {
         let res = asr(&app, &token, ct, body).await;

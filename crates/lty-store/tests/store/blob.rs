@@ -108,3 +108,63 @@ async fn an_object_url_joins_the_public_base_and_the_key() {
         "http://127.0.0.1:8000/media/audio/a.mp3"
     );
 }
+
+#[tokio::test]
+async fn folders_are_listed_and_deleted_with_everything_in_them() {
+    let dir = TempDir::new();
+    let blobs = store(&dir);
+    assert!(
+        blobs
+            .list_folders("audio/temporary/")
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    for key in [
+        "audio/temporary/20261101/a.wav",
+        "audio/temporary/20261101/b.wav",
+        "audio/temporary/20261120/c.wav",
+        "audio/temporary/loose.wav",
+        "audio/permanent/20261101/d.wav",
+    ] {
+        blobs
+            .put(key, Bytes::from_static(b"x"), "audio/wav")
+            .await
+            .unwrap();
+    }
+    let mut folders = blobs.list_folders("audio/temporary/").await.unwrap();
+    folders.sort();
+    assert_eq!(folders, ["20261101", "20261120"]);
+
+    blobs
+        .delete_folder("audio/temporary/20261101/")
+        .await
+        .unwrap();
+    assert_eq!(
+        blobs.list_folders("audio/temporary/").await.unwrap(),
+        ["20261120"]
+    );
+    assert_eq!(
+        blobs.get("audio/temporary/20261101/a.wav").await.unwrap(),
+        None
+    );
+    assert!(
+        blobs
+            .get("audio/temporary/loose.wav")
+            .await
+            .unwrap()
+            .is_some()
+    );
+    assert!(
+        blobs
+            .get("audio/permanent/20261101/d.wav")
+            .await
+            .unwrap()
+            .is_some()
+    );
+
+    for bad in ["audio/temporary", "../", "/abs/", "a/../b/"] {
+        assert!(blobs.list_folders(bad).await.is_err(), "{bad}");
+        assert!(blobs.delete_folder(bad).await.is_err(), "{bad}");
+    }
+}

@@ -1,5 +1,7 @@
 //! Aliyun SLS (Log Service): the V1 `Authorization: LOG AccessKeyId:Signature`
-//! request signature, the `PutLogs` headers, and the `LogGroup` protobuf body.
+//! request signature, the `PutLogs` headers, the `LogGroup` protobuf body
+//! (hand-encoded; field numbers below), deflate body compression, and a
+//! `PutLogs` client.
 //!
 //! SLS signs like OSS V1 with two differences that are easy to miss:
 //! `Content-MD5` is the **uppercase hex** MD5 of the bytes sent (not Base64),
@@ -229,6 +231,14 @@ pub fn sign_put_logs(
 
 // ---------------------------------------------------------------------------
 // LogGroup protobuf (proto2), hand-encoded: the schema has five small messages.
+//
+//   message Log      { required uint32 Time = 1; repeated Content Contents = 2;
+//                      optional fixed32 TimeNs = 4; }
+//   message Content  { required string Key = 1; required string Value = 2; }
+//   message LogTag   { required string Key = 1; required string Value = 2; }
+//   message LogGroup { repeated Log Logs = 1; optional string Reserved = 2;
+//                      optional string Topic = 3; optional string Source = 4;
+//                      repeated LogTag LogTags = 6; }
 // ---------------------------------------------------------------------------
 
 /// One log entry (`message Log`).
@@ -456,6 +466,274 @@ impl<'a> Reader<'a> {
             FIXED32 => self.take(4).map(drop),
             _ => Err(DecodeError::WireType(field)),
         }
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Body compression and the PutLogs client.
+// ---------------------------------------------------------------------------
+
+/// Largest uncompressed body SLS accepts in one `PutLogs` (3 MiB).
+pub const MAX_RAW_BODY: usize = 3 * 1024 * 1024;
+/// Most logs SLS accepts in one `PutLogs`.
+pub const MAX_LOGS_PER_REQUEST: usize = 4096;
+
+/// Compresses a `PutLogs` body for `x-log-compresstype: deflate` (a zlib
+/// stream, as the service expects).
+pub fn deflate(raw: &[u8]) -> Vec<u8> {
+    use std::io::Write;
+    let mut enc = flate2::write::ZlibEncoder::new(
+        Vec::with_capacity(raw.len() / 2 + 16),
+        flate2::Compression::fast(),
+    );
+    // Writing into a Vec cannot fail; an error here would be a flate2 bug,
+    // and an empty body then fails the receiver's size check loudly.
+    if enc.write_all(raw).is_err() {
+        return Vec::new();
+    }
+    enc.finish().unwrap_or_default()
+}
+
+/// Why a received `PutLogs` body could not be read back.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum BodyError {
+    /// The zlib stream is corrupt.
+    #[error("body is not a valid zlib stream")]
+    Corrupt,
+    /// The inflated size differs from `x-log-bodyrawsize`.
+    #[error("inflated body has {actual} bytes, x-log-bodyrawsize says {declared}")]
+    SizeMismatch {
+        /// `x-log-bodyrawsize`.
+        declared: usize,
+        /// What the stream inflated to (reading stops one byte past the
+        /// declared size).
+        actual: usize,
+    },
+    /// A compression this crate does not decode (`lz4`) or an unknown one.
+    #[error("unsupported x-log-compresstype `{0}`")]
+    Unsupported(String),
+}
+
+/// Reverses the body encoding of a `PutLogs` request as received:
+/// `compress_type` is the `x-log-compresstype` header, `raw_size` the
+/// `x-log-bodyrawsize` one. Inflation stops one byte past `raw_size`, so a
+/// hostile stream cannot expand without bound.
+pub fn decode_body(
+    compress_type: Option<&str>,
+    body: &[u8],
+    raw_size: usize,
+) -> Result<Vec<u8>, BodyError> {
+    use std::io::Read;
+    let out = match compress_type {
+        None => body.to_vec(),
+        Some("deflate") => {
+            let limit = u64::try_from(raw_size)
+                .unwrap_or(u64::MAX)
+                .saturating_add(1);
+            let mut out = Vec::with_capacity(raw_size.min(MAX_RAW_BODY));
+            flate2::read::ZlibDecoder::new(body)
+                .take(limit)
+                .read_to_end(&mut out)
+                .map_err(|_| BodyError::Corrupt)?;
+            out
+        }
+        Some(other) => return Err(BodyError::Unsupported(other.to_owned())),
+    };
+    if out.len() != raw_size {
+        return Err(BodyError::SizeMismatch {
+            declared: raw_size,
+            actual: out.len(),
+        });
+    }
+    Ok(out)
+}
+
+/// The `PutLogs` URL. An `endpoint` with a scheme (`http://127.0.0.1:9000`,
+/// a proxy, a fake) is used as the base URL as is; a bare region endpoint
+/// (`cn-hangzhou.log.aliyuncs.com`) becomes `https://<project>.<endpoint>`.
+pub fn put_logs_url(endpoint: &str, project: &str, logstore: &str) -> String {
+    let endpoint = endpoint.trim().trim_end_matches('/');
+    let path = put_logs_path(logstore);
+    if endpoint.contains("://") {
+        format!("{endpoint}{path}")
+    } else {
+        format!("https://{project}.{endpoint}{path}")
+    }
+}
+
+/// The error body of a refused SLS request.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize)]
+pub struct SlsErrorBody {
+    /// `errorCode`, e.g. `SignatureNotMatch`, `WriteQuotaExceed`.
+    #[serde(rename = "errorCode", default)]
+    pub code: String,
+    /// `errorMessage`.
+    #[serde(rename = "errorMessage", default)]
+    pub message: String,
+}
+
+/// Why a `PutLogs` call failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PutLogsError {
+    /// SLS answered with an error status.
+    #[error("SLS refused PutLogs: HTTP {status} {code}: {message}")]
+    Rejected {
+        /// HTTP status.
+        status: u16,
+        /// `errorCode` (empty when the body was not the JSON error shape).
+        code: String,
+        /// `errorMessage`.
+        message: String,
+    },
+    /// No answer within the client timeout.
+    #[error("SLS did not answer in time")]
+    Timeout,
+    /// Connecting or reading failed.
+    #[error("SLS request failed: {0}")]
+    Transport(String),
+    /// The request could not be signed.
+    #[error(transparent)]
+    Sign(#[from] SignError),
+    /// The batch exceeds the service's per-request limits.
+    #[error("batch too large: {0}")]
+    TooLarge(String),
+}
+
+impl PutLogsError {
+    /// Whether sending the same batch again later may succeed: transport
+    /// failures, timeouts, 5xx, 429 and write-quota errors. Signature,
+    /// permission and not-found errors are final.
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            Self::Timeout | Self::Transport(_) => true,
+            Self::Rejected { status, code, .. } => {
+                *status >= 500 || *status == 429 || code.ends_with("QuotaExceed")
+            }
+            Self::Sign(_) | Self::TooLarge(_) => false,
+        }
+    }
+}
+
+/// Where and as whom a [`SlsClient`] writes.
+#[derive(Clone)]
+pub struct SlsClientConfig {
+    /// Region endpoint (`cn-hangzhou.log.aliyuncs.com`) or a base URL with
+    /// scheme; see [`put_logs_url`].
+    pub endpoint: String,
+    /// The SLS project.
+    pub project: String,
+    /// The logstore written to.
+    pub logstore: String,
+    /// The AccessKey pair.
+    pub key: AccessKey,
+    /// Whether bodies are sent deflate-compressed.
+    pub compress: bool,
+    /// TCP/TLS connect timeout.
+    pub connect_timeout: std::time::Duration,
+    /// Whole-request timeout.
+    pub timeout: std::time::Duration,
+}
+
+impl std::fmt::Debug for SlsClientConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SlsClientConfig")
+            .field("endpoint", &self.endpoint)
+            .field("project", &self.project)
+            .field("logstore", &self.logstore)
+            .field("key", &self.key)
+            .field("compress", &self.compress)
+            .field("timeout", &self.timeout)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A `PutLogs` client. It emits no log events of its own, so it can run
+/// inside the log pipeline that feeds it.
+#[derive(Debug, Clone)]
+pub struct SlsClient {
+    config: SlsClientConfig,
+    url: String,
+    http: reqwest::Client,
+}
+
+impl SlsClient {
+    /// Builds the client (no request is made).
+    pub fn new(config: SlsClientConfig) -> Result<Self, PutLogsError> {
+        let http = reqwest::Client::builder()
+            .connect_timeout(config.connect_timeout)
+            .timeout(config.timeout)
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .map_err(|e| PutLogsError::Transport(e.to_string()))?;
+        let url = put_logs_url(&config.endpoint, &config.project, &config.logstore);
+        Ok(Self { config, url, http })
+    }
+
+    /// The URL requests go to.
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// Sends one `LogGroup`, dated `now` (Unix seconds).
+    pub async fn put_logs(&self, group: &LogGroup, now: u64) -> Result<(), PutLogsError> {
+        if group.logs.len() > MAX_LOGS_PER_REQUEST {
+            return Err(PutLogsError::TooLarge(format!(
+                "{} logs, at most {MAX_LOGS_PER_REQUEST}",
+                group.logs.len()
+            )));
+        }
+        let raw = group.encode();
+        if raw.len() > MAX_RAW_BODY {
+            return Err(PutLogsError::TooLarge(format!(
+                "{} bytes, at most {MAX_RAW_BODY}",
+                raw.len()
+            )));
+        }
+        let raw_size = raw.len();
+        let (body, compression) = if self.config.compress {
+            (deflate(&raw), Some(CompressType::Deflate))
+        } else {
+            (raw, None)
+        };
+        let signed = sign_put_logs(
+            &self.config.logstore,
+            &body,
+            raw_size,
+            compression,
+            &self.config.key,
+            now,
+        )?;
+        let mut req = self.http.post(&self.url);
+        for (name, value) in &signed.headers {
+            req = req.header(name.as_str(), value.as_str());
+        }
+        let res = req.body(body).send().await.map_err(transport)?;
+        let status = res.status().as_u16();
+        if res.status().is_success() {
+            return Ok(());
+        }
+        let bytes = res.bytes().await.map_err(transport)?;
+        let parsed: Option<SlsErrorBody> = serde_json::from_slice(&bytes).ok();
+        let (code, message) = match parsed {
+            Some(b) => (b.code, b.message),
+            None => (
+                String::new(),
+                String::from_utf8_lossy(&bytes[..bytes.len().min(256)]).into_owned(),
+            ),
+        };
+        Err(PutLogsError::Rejected {
+            status,
+            code,
+            message,
+        })
+    }
+}
+
+fn transport(err: reqwest::Error) -> PutLogsError {
+    if err.is_timeout() {
+        PutLogsError::Timeout
+    } else {
+        PutLogsError::Transport(err.without_url().to_string())
     }
 }
 
@@ -744,6 +1022,72 @@ mod tests {
             LogGroup::decode(&[0x08, 0x01]),
             Err(DecodeError::WireType(1))
         );
+    }
+
+    #[test]
+    fn deflate_bodies_round_trip_and_sizes_are_checked() {
+        let raw = LogGroup {
+            logs: vec![Log {
+                time: 1_700_000_000,
+                contents: vec![("message".into(), "hello 你好 ".repeat(50))],
+                time_ns: Some(5),
+            }],
+            ..LogGroup::default()
+        }
+        .encode();
+        let body = deflate(&raw);
+        assert!(body.len() < raw.len());
+        // A zlib stream starts with CMF 0x78.
+        assert_eq!(body.first(), Some(&0x78));
+        assert_eq!(
+            decode_body(Some("deflate"), &body, raw.len()),
+            Ok(raw.clone())
+        );
+        assert_eq!(decode_body(None, &raw, raw.len()), Ok(raw.clone()));
+        assert_eq!(
+            decode_body(Some("deflate"), &body, raw.len() - 1),
+            Err(BodyError::SizeMismatch {
+                declared: raw.len() - 1,
+                actual: raw.len()
+            })
+        );
+        assert_eq!(
+            decode_body(Some("deflate"), b"not zlib", 8),
+            Err(BodyError::Corrupt)
+        );
+        assert_eq!(
+            decode_body(Some("lz4"), &body, raw.len()),
+            Err(BodyError::Unsupported("lz4".into()))
+        );
+    }
+
+    #[test]
+    fn put_logs_url_uses_the_project_host_or_a_base_url() {
+        assert_eq!(
+            put_logs_url("cn-hangzhou.log.aliyuncs.com", "lty", "events"),
+            "https://lty.cn-hangzhou.log.aliyuncs.com/logstores/events/shards/lb"
+        );
+        assert_eq!(
+            put_logs_url("http://127.0.0.1:9000/", "lty", "events"),
+            "http://127.0.0.1:9000/logstores/events/shards/lb"
+        );
+    }
+
+    #[test]
+    fn only_transient_failures_are_retryable() {
+        let rejected = |status: u16, code: &str| PutLogsError::Rejected {
+            status,
+            code: code.into(),
+            message: String::new(),
+        };
+        assert!(PutLogsError::Timeout.is_retryable());
+        assert!(PutLogsError::Transport("refused".into()).is_retryable());
+        assert!(rejected(500, "InternalServerError").is_retryable());
+        assert!(rejected(403, "WriteQuotaExceed").is_retryable());
+        assert!(rejected(403, "ShardWriteQuotaExceed").is_retryable());
+        assert!(!rejected(401, "SignatureNotMatch").is_retryable());
+        assert!(!rejected(404, "LogStoreNotExist").is_retryable());
+        assert!(!PutLogsError::TooLarge("x".into()).is_retryable());
     }
 
     fn arb_pair() -> impl Strategy<Value = (String, String)> {

@@ -122,12 +122,18 @@ impl FakeAliyunSms {
 }
 
 fn pop_error(status: u16, code: &str, message: &str) -> Response {
+    pop_error_from("dysmsapi.aliyuncs.com", status, code, message)
+}
+
+/// A POP gateway error body (`RequestId`, `HostId`, `Code`, `Message`,
+/// `Recommend`) with HTTP `status`, as answered by the gateway at `host_id`.
+pub fn pop_error_from(host_id: &str, status: u16, code: &str, message: &str) -> Response {
     let status = StatusCode::from_u16(status).unwrap();
     (
         status,
         axum::Json(json!({
             "RequestId": request_id(),
-            "HostId": "dysmsapi.aliyuncs.com",
+            "HostId": host_id,
             "Code": code,
             "Message": message,
             "Recommend": format!("https://next.api.aliyun.com/troubleshoot?q={code}"),
@@ -159,98 +165,31 @@ async fn handle(
     body: Bytes,
 ) -> Response {
     let reject = |code: &str| inner.lock().unwrap().rejected.push(code.to_owned());
-    let pop_method = match method {
-        Method::GET => PopMethod::Get,
-        Method::POST => PopMethod::Post,
-        _ => return pop_error(405, "UnsupportedHTTPMethod", "GET or POST"),
+    let checked = verify_rpc_v1(
+        &RpcGateway {
+            access_key_id: ACCESS_KEY_ID,
+            access_key_secret: ACCESS_KEY_SECRET,
+            action: "SendSms",
+            version: "2017-05-25",
+        },
+        &method,
+        &uri,
+        &body,
+        |nonce| inner.lock().unwrap().nonces.insert(nonce.to_owned()),
+    );
+    let params = match checked {
+        Ok(params) => params,
+        Err(r) => {
+            reject(&r.code);
+            return pop_error(r.status, &r.code, &r.message);
+        }
     };
-    // The gateway verifies over query and body parameters together.
-    let mut params = decode_pairs(uri.query().unwrap_or("").as_bytes());
-    params.extend(decode_pairs(&body));
     let get = |name: &str| {
         params
             .iter()
             .find(|(k, _)| k == name)
             .map(|(_, v)| v.clone())
     };
-    let Some(signature) = get("Signature") else {
-        reject("MissingSignature");
-        return pop_error(
-            400,
-            "MissingSignature",
-            "Signature is mandatory for this action.",
-        );
-    };
-    if get("AccessKeyId").as_deref() != Some(ACCESS_KEY_ID) {
-        reject("InvalidAccessKeyId.NotFound");
-        return pop_error(
-            404,
-            "InvalidAccessKeyId.NotFound",
-            "Specified access key is not found.",
-        );
-    }
-    let unsigned: Vec<(String, String)> = params
-        .iter()
-        .filter(|(k, _)| k != "Signature")
-        .cloned()
-        .collect();
-    let sts = rpc_string_to_sign(pop_method, &canonicalized_query(&unsigned));
-    let expected = rpc_signature(ACCESS_KEY_SECRET, &sts).unwrap();
-    if signature != expected {
-        reject("SignatureDoesNotMatch");
-        return pop_error(
-            400,
-            "SignatureDoesNotMatch",
-            &format!(
-                "Specified signature is not matched with our calculation. server string to sign is:{sts}"
-            ),
-        );
-    }
-    for (name, want) in [
-        ("SignatureMethod", "HMAC-SHA1"),
-        ("SignatureVersion", "1.0"),
-        ("Format", "JSON"),
-        ("Version", "2017-05-25"),
-        ("Action", "SendSms"),
-    ] {
-        if get(name).as_deref() != Some(want) {
-            reject("InvalidParameter");
-            return pop_error(400, "InvalidParameter", &format!("{name} must be {want}"));
-        }
-    }
-    match get("Timestamp").as_deref().and_then(parse_timestamp) {
-        Some(ts) => {
-            let now = SystemTime::now()
-                .duration_since(UNIX_EPOCH)
-                .unwrap()
-                .as_secs();
-            if now.abs_diff(ts) > 900 {
-                reject("InvalidTimeStamp.Expired");
-                return pop_error(
-                    400,
-                    "InvalidTimeStamp.Expired",
-                    "Specified time stamp or date value is expired.",
-                );
-            }
-        }
-        None => {
-            reject("InvalidTimeStamp.Format");
-            return pop_error(
-                400,
-                "InvalidTimeStamp.Format",
-                "Specified time stamp or date value is not well formatted.",
-            );
-        }
-    }
-    let nonce = get("SignatureNonce").unwrap_or_default();
-    if nonce.is_empty() || !inner.lock().unwrap().nonces.insert(nonce) {
-        reject("SignatureNonceUsed");
-        return pop_error(
-            400,
-            "SignatureNonceUsed",
-            "Specified signature nonce was used already.",
-        );
-    }
 
     let next = inner.lock().unwrap().script.pop_front();
     let mut delay = None;
@@ -318,6 +257,137 @@ async fn handle(
         "RequestId": request_id(),
     }))
     .into_response()
+}
+
+/// The account and API an RPC gateway fake serves.
+pub struct RpcGateway<'a> {
+    pub access_key_id: &'a str,
+    pub access_key_secret: &'a str,
+    /// The only `Action` accepted.
+    pub action: &'a str,
+    /// The only `Version` accepted.
+    pub version: &'a str,
+}
+
+/// Why an RPC gateway fake refused a request: HTTP status, `Code`, `Message`.
+#[derive(Debug, Clone)]
+pub struct RpcRejection {
+    pub status: u16,
+    pub code: String,
+    pub message: String,
+}
+
+fn rejection(status: u16, code: &str, message: impl Into<String>) -> RpcRejection {
+    RpcRejection {
+        status,
+        code: code.to_owned(),
+        message: message.into(),
+    }
+}
+
+/// Checks an RPC signature V1 request as the Aliyun gateway does: the
+/// parameters of the query string and form body together, the key id, the
+/// signature recomputed with the request's real method, the fixed common
+/// parameters, the `Timestamp` window (15 minutes) and the nonce
+/// (`nonce_is_new` records it and says whether it was unseen). Returns
+/// every parameter received.
+pub fn verify_rpc_v1(
+    gateway: &RpcGateway<'_>,
+    method: &Method,
+    uri: &Uri,
+    body: &[u8],
+    nonce_is_new: impl FnOnce(&str) -> bool,
+) -> Result<Vec<(String, String)>, RpcRejection> {
+    let pop_method = match *method {
+        Method::GET => PopMethod::Get,
+        Method::POST => PopMethod::Post,
+        _ => return Err(rejection(405, "UnsupportedHTTPMethod", "GET or POST")),
+    };
+    // The gateway verifies over query and body parameters together.
+    let mut params = decode_pairs(uri.query().unwrap_or("").as_bytes());
+    params.extend(decode_pairs(body));
+    let get = |name: &str| {
+        params
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.clone())
+    };
+    let Some(signature) = get("Signature") else {
+        return Err(rejection(
+            400,
+            "MissingSignature",
+            "Signature is mandatory for this action.",
+        ));
+    };
+    if get("AccessKeyId").as_deref() != Some(gateway.access_key_id) {
+        return Err(rejection(
+            404,
+            "InvalidAccessKeyId.NotFound",
+            "Specified access key is not found.",
+        ));
+    }
+    let unsigned: Vec<(String, String)> = params
+        .iter()
+        .filter(|(k, _)| k != "Signature")
+        .cloned()
+        .collect();
+    let sts = rpc_string_to_sign(pop_method, &canonicalized_query(&unsigned));
+    let expected = rpc_signature(gateway.access_key_secret, &sts).unwrap();
+    if signature != expected {
+        return Err(rejection(
+            400,
+            "SignatureDoesNotMatch",
+            format!(
+                "Specified signature is not matched with our calculation. server string to sign is:{sts}"
+            ),
+        ));
+    }
+    for (name, want) in [
+        ("SignatureMethod", "HMAC-SHA1"),
+        ("SignatureVersion", "1.0"),
+        ("Format", "JSON"),
+        ("Version", gateway.version),
+        ("Action", gateway.action),
+    ] {
+        if get(name).as_deref() != Some(want) {
+            return Err(rejection(
+                400,
+                "InvalidParameter",
+                format!("{name} must be {want}"),
+            ));
+        }
+    }
+    match get("Timestamp").as_deref().and_then(parse_timestamp) {
+        Some(ts) => {
+            let now = SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .unwrap()
+                .as_secs();
+            if now.abs_diff(ts) > 900 {
+                return Err(rejection(
+                    400,
+                    "InvalidTimeStamp.Expired",
+                    "Specified time stamp or date value is expired.",
+                ));
+            }
+        }
+        None => {
+            return Err(rejection(
+                400,
+                "InvalidTimeStamp.Format",
+                "Specified time stamp or date value is not well formatted.",
+            ));
+        }
+    }
+    let nonce = get("SignatureNonce").unwrap_or_default();
+    if nonce.is_empty() || !nonce_is_new(&nonce) {
+        return Err(rejection(
+            400,
+            "SignatureNonceUsed",
+            "Specified signature nonce was used already.",
+        ));
+    }
+    Ok(params)
 }
 
 /// `YYYY-MM-DDThh:mm:ssZ` to Unix seconds.

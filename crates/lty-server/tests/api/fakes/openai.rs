@@ -9,6 +9,13 @@
 //! stream without `[DONE]`, a stall before the first byte or mid-stream,
 //! and a stream that waits for the client to go away (recorded).
 //!
+//! Vision: a user message of the vision model ([`VISION_MODEL`]) may be a
+//! list of `text` and `image_url` parts; the image must be a `data:` URL
+//! whose base64 decodes to an image of the named type (checked by its
+//! leading bytes), and image parts sent to the text model are refused like
+//! Moonshot does. A request with an image is answered with the vision
+//! reply ([`VISION_REPLY`] unless changed).
+//!
 //! `POST /v1/moderations` answers like OpenAI's moderation API: it flags
 //! every input containing the marker word ([`FLAG_MARKER`] unless changed),
 //! or fails with a 500 when told to.
@@ -30,8 +37,12 @@ use tokio::sync::mpsc;
 
 /// The key the fake accepts (fictional).
 pub const API_KEY: &str = "sk-fake-moonshot-key-0001";
-/// The only model it serves.
+/// The text model it serves.
 pub const MODEL: &str = "moonshot-v1-8k";
+/// The vision model it serves.
+pub const VISION_MODEL: &str = "moonshot-v1-8k-vision-preview";
+/// What it says about any image by default.
+pub const VISION_REPLY: &str = "图片里有一只橘色的小猫在晒太阳。";
 
 /// A scripted answer for the next call.
 #[derive(Debug, Clone)]
@@ -69,6 +80,8 @@ struct Inner {
     moderation_fails: bool,
     /// Inputs `/moderations` received.
     moderated: Vec<String>,
+    /// The answer about images; [`VISION_REPLY`] when `None`.
+    vision_reply: Option<String>,
 }
 
 /// A running fake; stopped when dropped.
@@ -145,6 +158,11 @@ impl FakeOpenAi {
         self.inner.lock().unwrap().marker = Some(word.to_owned());
     }
 
+    /// Makes requests with an image answered with `text` from now on.
+    pub fn set_vision_reply(&self, text: &str) {
+        self.inner.lock().unwrap().vision_reply = Some(text.to_owned());
+    }
+
     /// Makes `/moderations` answer 500 from now on.
     pub fn fail_moderation(&self) {
         self.inner.lock().unwrap().moderation_fails = true;
@@ -211,7 +229,7 @@ fn check(headers: &HeaderMap, body: &Value) -> Option<Response> {
             None,
         ));
     }
-    if body["model"] != MODEL {
+    if body["model"] != MODEL && body["model"] != VISION_MODEL {
         return Some(vendor_error(
             404,
             "resource_not_found_error",
@@ -226,6 +244,15 @@ fn check(headers: &HeaderMap, body: &Value) -> Option<Response> {
         if !matches!(m["role"].as_str(), Some("system" | "user" | "assistant")) {
             return Some(invalid("unknown role"));
         }
+        if let Some(parts) = m["content"].as_array() {
+            if m["role"] != "user" {
+                return Some(invalid("only user messages may have content parts"));
+            }
+            if let Some(err) = check_parts(body["model"] == VISION_MODEL, parts) {
+                return Some(err);
+            }
+            continue;
+        }
         if m["content"].as_str().is_none_or(str::is_empty) {
             return Some(invalid("message content must not be empty"));
         }
@@ -236,6 +263,62 @@ fn check(headers: &HeaderMap, body: &Value) -> Option<Response> {
         return Some(invalid("temperature must be in [0, 1]"));
     }
     None
+}
+
+/// Whether `bytes` start like an image of the media type `mime`.
+fn looks_like(mime: &str, bytes: &[u8]) -> bool {
+    match mime {
+        "image/jpeg" => bytes.starts_with(&[0xff, 0xd8, 0xff]),
+        "image/png" => bytes.starts_with(b"\x89PNG\r\n\x1a\n"),
+        "image/gif" => bytes.starts_with(b"GIF8"),
+        "image/webp" => bytes.len() >= 12 && bytes.starts_with(b"RIFF") && &bytes[8..12] == b"WEBP",
+        _ => false,
+    }
+}
+
+/// Checks the content parts of a user message.
+fn check_parts(vision: bool, parts: &[Value]) -> Option<Response> {
+    use base64::Engine;
+    if parts.is_empty() {
+        return Some(invalid("message content must not be empty"));
+    }
+    for part in parts {
+        match part["type"].as_str() {
+            Some("text") if part["text"].as_str().is_some_and(|t| !t.is_empty()) => {}
+            Some("image_url") => {
+                if !vision {
+                    return Some(invalid(
+                        "Image input not supported for model moonshot-v1-8k",
+                    ));
+                }
+                let url = part["image_url"]["url"].as_str().unwrap_or("");
+                let Some((mime, data)) = url
+                    .strip_prefix("data:")
+                    .and_then(|rest| rest.split_once(";base64,"))
+                else {
+                    return Some(invalid("image_url must be a base64 data URL"));
+                };
+                let Ok(bytes) = base64::engine::general_purpose::STANDARD.decode(data) else {
+                    return Some(invalid("image_url is not valid base64"));
+                };
+                if !looks_like(mime, &bytes) {
+                    return Some(invalid("the image does not match its media type"));
+                }
+            }
+            _ => return Some(invalid("unknown or empty content part")),
+        }
+    }
+    None
+}
+
+fn has_image(body: &Value) -> bool {
+    body["messages"].as_array().is_some_and(|ms| {
+        ms.iter().any(|m| {
+            m["content"]
+                .as_array()
+                .is_some_and(|ps| ps.iter().any(|p| p["type"] == "image_url"))
+        })
+    })
 }
 
 async fn handle(State(s): State<Shared>, headers: HeaderMap, body: Bytes) -> Response {
@@ -250,8 +333,16 @@ async fn handle(State(s): State<Shared>, headers: HeaderMap, body: Bytes) -> Res
     if let Some(err) = check(&headers, &body) {
         return err;
     }
-    s.inner.lock().unwrap().requests.push(body.clone());
-    let parts: Vec<String> = REPLY_PARTS.iter().map(|p| (*p).to_owned()).collect();
+    let vision_reply = {
+        let mut inner = s.inner.lock().unwrap();
+        inner.requests.push(body.clone());
+        inner.vision_reply.clone()
+    };
+    let parts: Vec<String> = if has_image(&body) {
+        vec![vision_reply.unwrap_or_else(|| VISION_REPLY.to_owned())]
+    } else {
+        REPLY_PARTS.iter().map(|p| (*p).to_owned()).collect()
+    };
     match script {
         Some(Script::Error {
             status,

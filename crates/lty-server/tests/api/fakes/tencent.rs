@@ -86,6 +86,12 @@ impl FakeTencent {
         self.inner.lock().unwrap().errors.clone()
     }
 
+    /// Makes `SentenceRecognition` recognize `text` from now on (empty for
+    /// silence).
+    pub fn set_transcript(&self, text: &str) {
+        self.inner.lock().unwrap().transcript = text.to_owned();
+    }
+
     /// Answers the next correctly signed call with this error code.
     pub fn script_error(&self, code: &'static str) {
         self.inner.lock().unwrap().script.push_back(code);

@@ -1,0 +1,382 @@
+//! Devices: search by MAC, one device with its binding history, online
+//! state and secret, force unbind, secret revocation and a test push.
+
+use axum::extract::State;
+use bytes::Bytes;
+use chrono::{DateTime, Utc};
+use lty_core::MacAddress;
+use lty_core::user::DeviceBinding;
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use super::users::{AdminBindingOut, online_state};
+use super::{AdminCtx, OptionalJson, PageInfo, PageQuery, not_found};
+use crate::error::{ApiError, ApiResult, ErrorBody};
+use crate::extract::{Json, Path, Query};
+use crate::state::AppState;
+use crate::ws::protocol::{device_group, kick_message};
+
+/// Device routes.
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(search))
+        .routes(routes!(view))
+        .routes(routes!(unbind))
+        .routes(routes!(revoke_secret))
+        .routes(routes!(push_test))
+}
+
+fn device_not_found() -> ApiError {
+    not_found("device", "device_not_found")
+}
+
+fn not_bound() -> ApiError {
+    not_found("device binding", "device_not_bound")
+}
+
+fn parse_mac(raw: &str) -> ApiResult<MacAddress> {
+    Ok(MacAddress::parse(raw)?)
+}
+
+/// A search fragment of a MAC: hex digits with `:` or `-` separators, in
+/// the stored form (lower case, `:`).
+fn mac_fragment(raw: Option<String>) -> ApiResult<Option<String>> {
+    let Some(raw) = raw.map(|s| s.trim().to_owned()).filter(|s| !s.is_empty()) else {
+        return Ok(None);
+    };
+    if let Ok(mac) = MacAddress::parse(&raw) {
+        return Ok(Some(mac.to_string()));
+    }
+    if raw.len() > 17
+        || !raw
+            .bytes()
+            .all(|b| b.is_ascii_hexdigit() || b == b':' || b == b'-')
+    {
+        return Err(lty_core::Error::validation(
+            "mac",
+            "must be part of a MAC address: hex digits separated by : or -",
+        )
+        .into());
+    }
+    Ok(Some(raw.to_ascii_lowercase().replace('-', ":")))
+}
+
+/// Device search filters.
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct DeviceSearchQuery {
+    pub page: Option<u64>,
+    pub page_size: Option<u64>,
+    /// A MAC address or part of one (`02:00:00`, `a4-cf`).
+    pub mac: Option<String>,
+    /// Devices ever bound to this user.
+    pub user_id: Option<i64>,
+}
+
+/// A device found by search.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct DeviceSummaryOut {
+    #[schema(value_type = String, example = "02:00:00:00:00:05")]
+    pub mac_address: String,
+    /// The binding in force; `null` when the device is unbound.
+    pub binding: Option<AdminBindingOut>,
+    /// Seen within the last 5 minutes.
+    pub online: bool,
+    pub last_seen: Option<DateTime<Utc>>,
+}
+
+/// A page of devices.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct DeviceListOut {
+    pub devices: Vec<DeviceSummaryOut>,
+    #[serde(flatten)]
+    pub page: PageInfo,
+}
+
+/// Devices ever bound, by MAC, filtered by MAC fragment or user.
+#[utoipa::path(get, path = "/api/v1/admin/devices/", tag = "admin", operation_id = "admin_devices_search",
+    security(("admin_bearer" = [])),
+    params(DeviceSearchQuery),
+    responses(
+        (status = 200, body = DeviceListOut),
+        (status = 400, description = "bad filter or paging", body = ErrorBody),
+        (status = 401, body = ErrorBody),
+        (status = 403, body = ErrorBody),
+    ))]
+pub async fn search(
+    State(state): State<AppState>,
+    _ctx: AdminCtx,
+    Query(q): Query<DeviceSearchQuery>,
+) -> ApiResult<Json<DeviceListOut>> {
+    let (offset, limit, page, size) = PageQuery {
+        page: q.page,
+        page_size: q.page_size,
+    }
+    .window()?;
+    let fragment = mac_fragment(q.mac)?;
+    let found = state
+        .db
+        .search_device_macs(fragment.as_deref(), q.user_id, offset, limit)
+        .await?;
+    let mut devices = Vec::with_capacity(found.items.len());
+    for raw in found.items {
+        let Ok(mac) = MacAddress::parse(&raw) else {
+            continue;
+        };
+        let binding = state.devices.latest_binding(&mac).await?;
+        let (online, last_seen) = online_state(&state, &mac).await?;
+        devices.push(DeviceSummaryOut {
+            mac_address: mac.to_string(),
+            binding: binding.map(Into::into),
+            online,
+            last_seen,
+        });
+    }
+    Ok(Json(DeviceListOut {
+        devices,
+        page: PageInfo::new(found.total, page, size),
+    }))
+}
+
+/// One device.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct DeviceDetailOut {
+    #[schema(value_type = String, example = "02:00:00:00:00:05")]
+    pub mac_address: String,
+    /// The binding in force; `null` when unbound.
+    pub binding: Option<AdminBindingOut>,
+    /// Every binding of this MAC, newest first.
+    pub history: Vec<AdminBindingOut>,
+    pub online: bool,
+    pub last_seen: Option<DateTime<Utc>>,
+    /// Whether the device holds a secret (signed requests required).
+    pub has_secret: bool,
+    pub secret_created_at: Option<DateTime<Utc>>,
+}
+
+/// One device: binding in force, binding history, online state and
+/// whether it holds a secret (audited as `device.view`).
+#[utoipa::path(get, path = "/api/v1/admin/devices/{mac}/", tag = "admin", operation_id = "admin_device_view",
+    security(("admin_bearer" = [])),
+    params(("mac" = String, Path, description = "MAC address")),
+    responses(
+        (status = 200, body = DeviceDetailOut),
+        (status = 400, description = "malformed MAC", body = ErrorBody),
+        (status = 401, body = ErrorBody),
+        (status = 403, body = ErrorBody),
+        (status = 404, description = "`device_not_found`: never bound and no secret", body = ErrorBody),
+    ))]
+pub async fn view(
+    State(state): State<AppState>,
+    ctx: AdminCtx,
+    Path(mac): Path<String>,
+) -> ApiResult<Json<DeviceDetailOut>> {
+    let mac = parse_mac(&mac)?;
+    let history = state.devices.history(&mac).await?;
+    let secret_at = state.db.device_secret_created_at(&mac).await?;
+    if history.is_empty() && secret_at.is_none() {
+        return Err(device_not_found());
+    }
+    let binding = state.devices.latest_binding(&mac).await?;
+    let (online, last_seen) = online_state(&state, &mac).await?;
+    ctx.audit(&state, "device.view", "device", mac, json!({}))
+        .await?;
+    Ok(Json(DeviceDetailOut {
+        mac_address: mac.to_string(),
+        binding: binding.map(Into::into),
+        history: history.into_iter().map(Into::into).collect(),
+        online,
+        last_seen,
+        has_secret: secret_at.is_some(),
+        secret_created_at: secret_at,
+    }))
+}
+
+/// The result of an unbind.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AdminUnbindOut {
+    #[schema(value_type = String)]
+    pub mac_address: String,
+    /// The family that lost the device.
+    pub user_id: i64,
+    pub unbound: bool,
+}
+
+async fn current_binding(state: &AppState, mac: &MacAddress) -> ApiResult<DeviceBinding> {
+    state
+        .devices
+        .latest_binding(mac)
+        .await?
+        .ok_or_else(not_bound)
+}
+
+/// Ends the device's binding and closes its sockets on every instance
+/// (close code 4003). Audited as `device.unbind`.
+#[utoipa::path(post, path = "/api/v1/admin/devices/{mac}/unbind/", tag = "admin", operation_id = "admin_device_unbind",
+    security(("admin_bearer" = [])),
+    params(("mac" = String, Path, description = "MAC address")),
+    responses(
+        (status = 200, body = AdminUnbindOut),
+        (status = 400, body = ErrorBody),
+        (status = 401, body = ErrorBody),
+        (status = 403, body = ErrorBody),
+        (status = 404, description = "`device_not_bound`", body = ErrorBody),
+    ))]
+pub async fn unbind(
+    State(state): State<AppState>,
+    ctx: AdminCtx,
+    Path(mac): Path<String>,
+) -> ApiResult<Json<AdminUnbindOut>> {
+    let mac = parse_mac(&mac)?;
+    let binding = current_binding(&state, &mac).await?;
+    let details = json!({ "binding_id": binding.id, "user_id": binding.user_id });
+    ctx.audited(&state, "device.unbind", "device", mac, details, async {
+        state.devices.unbind(binding.id).await?;
+        state
+            .pubsub
+            .publish(&device_group(binding.user_id), kick_message(&mac))
+            .await?;
+        Ok(())
+    })
+    .await?;
+    Ok(Json(AdminUnbindOut {
+        mac_address: mac.to_string(),
+        user_id: binding.user_id,
+        unbound: true,
+    }))
+}
+
+/// The result of a secret revocation.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RevokeSecretOut {
+    #[schema(value_type = String)]
+    pub mac_address: String,
+    pub revoked: bool,
+}
+
+/// Deletes the device's secret: its signatures stop verifying, and it is
+/// back to the configured `device_auth` default until provisioned again.
+/// Superadmin only; audited as `device.revoke_secret`.
+#[utoipa::path(post, path = "/api/v1/admin/devices/{mac}/revoke-secret/", tag = "admin", operation_id = "admin_device_revoke_secret",
+    security(("admin_bearer" = [])),
+    params(("mac" = String, Path, description = "MAC address")),
+    responses(
+        (status = 200, body = RevokeSecretOut),
+        (status = 400, body = ErrorBody),
+        (status = 401, body = ErrorBody),
+        (status = 403, description = "needs superadmin", body = ErrorBody),
+        (status = 404, description = "`device_secret_not_found`", body = ErrorBody),
+    ))]
+pub async fn revoke_secret(
+    State(state): State<AppState>,
+    ctx: AdminCtx,
+    Path(mac): Path<String>,
+) -> ApiResult<Json<RevokeSecretOut>> {
+    let mac = parse_mac(&mac)?;
+    let secret_not_found = || not_found("device secret", "device_secret_not_found");
+    if state.db.device_secret_created_at(&mac).await?.is_none() {
+        return Err(secret_not_found());
+    }
+    ctx.audited(
+        &state,
+        "device.revoke_secret",
+        "device",
+        mac,
+        json!({}),
+        async {
+            if state.db.delete_device_secret(&mac).await? {
+                Ok(())
+            } else {
+                Err(secret_not_found())
+            }
+        },
+    )
+    .await?;
+    Ok(Json(RevokeSecretOut {
+        mac_address: mac.to_string(),
+        revoked: true,
+    }))
+}
+
+/// A test message.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+pub struct PushTestIn {
+    /// Text shown by the device, at most 200 characters (default
+    /// `"test"`).
+    pub message: Option<String>,
+}
+
+/// What the test push reached.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PushTestOut {
+    pub delivered: bool,
+    /// Local sockets reached (in-process mode).
+    pub sockets: Option<usize>,
+    /// Instances reached (Redis mode).
+    pub instances: Option<usize>,
+    /// The message sent.
+    #[schema(value_type = Object)]
+    pub payload: serde_json::Value,
+}
+
+/// Sends `{"type":"admin_test","message":..,"sent_at":..}` to the family
+/// group of the device's binding, like `POST /api/device/send/`. Audited
+/// as `device.push_test`.
+#[utoipa::path(post, path = "/api/v1/admin/devices/{mac}/push-test/", tag = "admin", operation_id = "admin_device_push_test",
+    security(("admin_bearer" = [])),
+    params(("mac" = String, Path, description = "MAC address")),
+    request_body(content = Option<PushTestIn>, description = "optional"),
+    responses(
+        (status = 200, body = PushTestOut),
+        (status = 400, body = ErrorBody),
+        (status = 401, body = ErrorBody),
+        (status = 403, body = ErrorBody),
+        (status = 404, description = "`device_not_bound`", body = ErrorBody),
+    ))]
+pub async fn push_test(
+    State(state): State<AppState>,
+    ctx: AdminCtx,
+    Path(mac): Path<String>,
+    body: OptionalJson<PushTestIn>,
+) -> ApiResult<Json<PushTestOut>> {
+    let mac = parse_mac(&mac)?;
+    let message = body
+        .0
+        .and_then(|b| b.message)
+        .map(|m| m.trim().to_owned())
+        .filter(|m| !m.is_empty())
+        .unwrap_or_else(|| "test".to_owned());
+    if message.chars().count() > 200 || message.chars().any(char::is_control) {
+        return Err(lty_core::Error::validation(
+            "message",
+            "must be at most 200 printable characters",
+        )
+        .into());
+    }
+    let binding = current_binding(&state, &mac).await?;
+    let payload = json!({
+        "type": "admin_test",
+        "mac_address": mac.to_string(),
+        "message": message,
+        "sent_at": Utc::now(),
+    });
+    let details = json!({ "user_id": binding.user_id, "message": message });
+    let delivery = ctx
+        .audited(&state, "device.push_test", "device", mac, details, async {
+            let bytes = serde_json::to_vec(&payload).map_err(|_| ApiError::internal())?;
+            Ok(state
+                .pubsub
+                .publish(&device_group(binding.user_id), Bytes::from(bytes))
+                .await?)
+        })
+        .await?;
+    Ok(Json(PushTestOut {
+        delivered: true,
+        sockets: delivery.instances.is_none().then_some(delivery.local),
+        instances: delivery.instances,
+        payload,
+    }))
+}

@@ -1,0 +1,147 @@
+//! The admin audit log on the database: insert and query, nothing else.
+//! Rows are never updated or deleted by lty.
+
+use chrono::{DateTime, Utc};
+use lty_core::chat::Page;
+use lty_core::{BackendError, Error, Result};
+use sea_orm::{
+    ActiveModelTrait, ActiveValue::Set, ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter,
+    QueryOrder, QuerySelect,
+};
+use serde_json::Value;
+
+use crate::Database;
+use crate::entity::admin_audit_log as log;
+
+fn db_err(err: impl std::fmt::Display) -> Error {
+    Error::Backend(BackendError::new("database", err))
+}
+
+/// An audit entry to record.
+#[derive(Debug, Clone)]
+pub struct NewAuditEntry {
+    pub admin_id: i64,
+    pub admin_username: String,
+    /// Stable action code, e.g. `user.disable` or `conversation.view`.
+    pub action: String,
+    pub target_type: Option<String>,
+    pub target_id: Option<String>,
+    /// Parameters of the action (a JSON object).
+    pub details: Value,
+    pub ip: Option<String>,
+    pub request_id: Option<String>,
+}
+
+/// A recorded audit entry.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AuditEntry {
+    pub id: i64,
+    pub admin_id: i64,
+    pub admin_username: String,
+    pub action: String,
+    pub target_type: Option<String>,
+    pub target_id: Option<String>,
+    pub details: Value,
+    pub ip: Option<String>,
+    pub request_id: Option<String>,
+    pub created_at: DateTime<Utc>,
+}
+
+impl From<log::Model> for AuditEntry {
+    fn from(m: log::Model) -> Self {
+        Self {
+            id: m.id,
+            admin_id: m.admin_id,
+            admin_username: m.admin_username,
+            action: m.action,
+            target_type: m.target_type,
+            target_id: m.target_id,
+            // Written by lty as JSON; anything else is kept as a string.
+            details: serde_json::from_str(&m.details).unwrap_or(Value::String(m.details)),
+            ip: m.ip,
+            request_id: m.request_id,
+            created_at: m.created_at,
+        }
+    }
+}
+
+/// Which audit entries to list; every set field must match.
+#[derive(Debug, Clone, Default)]
+pub struct AuditFilter {
+    pub admin_id: Option<i64>,
+    /// Exact action code, or a prefix ending in `.` (`user.` for every
+    /// user action).
+    pub action: Option<String>,
+    pub target_type: Option<String>,
+    pub target_id: Option<String>,
+    /// Entries at or after this time.
+    pub since: Option<DateTime<Utc>>,
+    /// Entries before this time.
+    pub until: Option<DateTime<Utc>>,
+}
+
+impl Database {
+    /// Records an audit entry and returns its id.
+    pub async fn insert_audit(&self, entry: NewAuditEntry) -> Result<i64> {
+        let m = log::ActiveModel {
+            admin_id: Set(entry.admin_id),
+            admin_username: Set(entry.admin_username),
+            action: Set(entry.action),
+            target_type: Set(entry.target_type),
+            target_id: Set(entry.target_id),
+            details: Set(entry.details.to_string()),
+            ip: Set(entry.ip),
+            request_id: Set(entry.request_id),
+            created_at: Set(Utc::now()),
+            ..Default::default()
+        }
+        .insert(self.conn())
+        .await
+        .map_err(db_err)?;
+        Ok(m.id)
+    }
+
+    /// A page of audit entries matching `filter`, newest first (by id).
+    pub async fn audit_entries(
+        &self,
+        filter: &AuditFilter,
+        offset: u64,
+        limit: u64,
+    ) -> Result<Page<AuditEntry>> {
+        let mut q = log::Entity::find();
+        if let Some(id) = filter.admin_id {
+            q = q.filter(log::Column::AdminId.eq(id));
+        }
+        if let Some(action) = &filter.action {
+            q = if action.ends_with('.') {
+                q.filter(log::Column::Action.starts_with(action.as_str()))
+            } else {
+                q.filter(log::Column::Action.eq(action.as_str()))
+            };
+        }
+        if let Some(t) = &filter.target_type {
+            q = q.filter(log::Column::TargetType.eq(t.as_str()));
+        }
+        if let Some(t) = &filter.target_id {
+            q = q.filter(log::Column::TargetId.eq(t.as_str()));
+        }
+        if let Some(since) = filter.since {
+            q = q.filter(log::Column::CreatedAt.gte(since));
+        }
+        if let Some(until) = filter.until {
+            q = q.filter(log::Column::CreatedAt.lt(until));
+        }
+        let total = q.clone().count(self.conn()).await.map_err(db_err)?;
+        let items = q
+            .order_by_desc(log::Column::Id)
+            .offset(offset)
+            .limit(limit)
+            .all(self.conn())
+            .await
+            .map_err(db_err)?
+            .into_iter()
+            .map(AuditEntry::from)
+            .collect();
+        Ok(Page { items, total })
+    }
+}
