@@ -73,6 +73,23 @@ pub struct Synthesis {
     pub duration_ms: u64,
 }
 
+impl Synthesis {
+    /// The synthesis of pieces joined in `audio`: MP3 frames and PCM join
+    /// byte-wise; `Wav` (asked of the provider as PCM at `sample_rate`, mono)
+    /// gets one header over every piece.
+    pub fn joined(audio: Vec<u8>, format: AudioFormat, sample_rate: u32, duration_ms: u64) -> Self {
+        let audio = match format {
+            AudioFormat::Wav => wav_from_pcm16(&audio, sample_rate, 1),
+            _ => Bytes::from(audio),
+        };
+        Self {
+            audio,
+            format,
+            duration_ms,
+        }
+    }
+}
+
 /// Text to speech.
 #[async_trait]
 pub trait Tts: Send + Sync {

@@ -17,6 +17,7 @@ pub mod http;
 pub mod logship;
 pub mod qr;
 pub mod ratelimit;
+pub mod rounds;
 pub mod server;
 pub mod sms;
 pub mod speech;

@@ -16,7 +16,8 @@ use sea_orm::{
 use crate::Database;
 use crate::db::map_unique;
 use crate::entity::{
-    achievement_definition as def, achievement_progress as progress, user_achievement as unlock,
+    achievement_definition as def, achievement_progress as progress, event_day,
+    user_achievement as unlock,
 };
 
 fn db_err(err: impl std::fmt::Display) -> Error {
@@ -92,8 +93,9 @@ impl Database {
         Ok(achievement_from(m))
     }
 
-    /// Adds `amount` to the user's total of `kind` and returns the new
-    /// total.
+    /// Adds `amount` to the user's total of `kind`, and to the day's total
+    /// of `kind` over all users (`event_days`, for the operators' per-day
+    /// statistics), and returns the user's new total.
     pub async fn add_progress(
         &self,
         user_id: i64,
@@ -119,12 +121,46 @@ impl Database {
         .exec_without_returning(self.conn())
         .await
         .map_err(db_err)?;
+        event_day::Entity::insert(event_day::ActiveModel {
+            day: Set(now.format("%Y-%m-%d").to_string()),
+            event_kind: Set(kind.to_owned()),
+            total: Set(amount),
+        })
+        .on_conflict(
+            OnConflict::columns([event_day::Column::Day, event_day::Column::EventKind])
+                .value(
+                    event_day::Column::Total,
+                    Expr::cust(r#""event_days"."total" + "excluded"."total""#),
+                )
+                .to_owned(),
+        )
+        .exec_without_returning(self.conn())
+        .await
+        .map_err(db_err)?;
         progress::Entity::find_by_id((user_id, kind.to_owned()))
             .one(self.conn())
             .await
             .map_err(db_err)?
             .map(|m| m.total)
             .ok_or_else(|| db_err("progress row missing after upsert"))
+    }
+
+    /// The totals of `kind` per UTC day (`YYYY-MM-DD`) from `first` on;
+    /// days without events are absent.
+    pub async fn event_days(
+        &self,
+        kind: &str,
+        first: chrono::NaiveDate,
+    ) -> Result<HashMap<String, i64>> {
+        Ok(event_day::Entity::find()
+            .filter(event_day::Column::EventKind.eq(kind))
+            .filter(event_day::Column::Day.gte(first.format("%Y-%m-%d").to_string()))
+            .all(self.conn())
+            .await
+            .map_err(db_err)?
+            .into_iter()
+            .map(|m| (m.day, m.total))
+            .collect())
     }
 
     /// Counts `now`'s UTC day in the user's streak of `kind` (kept in the

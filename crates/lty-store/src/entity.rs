@@ -11,6 +11,7 @@ pub mod card;
 pub mod card_batch;
 pub mod card_scan;
 pub mod device_credential;
+pub mod event_day;
 pub mod plan;
 pub mod social_account;
 pub mod user;

@@ -12,6 +12,7 @@ mod m20261130_000001_cards_and_subscriptions;
 mod m20261130_000002_achievements;
 mod m20261201_000001_achievement_rules;
 mod m20261202_000001_admin_audit;
+mod m20261203_000001_event_days;
 
 /// All of lty's migrations.
 #[derive(Debug)]
@@ -30,6 +31,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261130_000002_achievements::Migration),
             Box::new(m20261201_000001_achievement_rules::Migration),
             Box::new(m20261202_000001_admin_audit::Migration),
+            Box::new(m20261203_000001_event_days::Migration),
         ]
     }
 }

@@ -81,27 +81,16 @@ pub fn spawn_sweeper(state: AppState) -> Option<JoinHandle<()>> {
         return None;
     }
     let every = Duration::from_secs(state.config.storage.sweep_interval_secs.max(1));
-    Some(tokio::spawn(async move {
-        // The first round one interval after start: a restart loop must
-        // not turn into a sweep loop.
-        let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            tokio::select! {
-                () = state.shutdown.cancelled() => break,
-                _ = tick.tick() => {}
-            }
-            let hold = every
-                .saturating_sub(Duration::from_millis(200))
-                .max(Duration::from_millis(100));
-            match state.cache.set_nx(SWEEP_LOCK_KEY, "1", hold).await {
-                Ok(true) => {}
-                Ok(false) => continue,
-                Err(err) => {
-                    tracing::warn!(%err, "media sweeper cannot take its lock");
-                    continue;
-                }
-            }
+    // The first round one interval after start: a restart loop must not
+    // turn into a sweep loop.
+    let first = tokio::time::Instant::now() + every;
+    Some(crate::rounds::spawn_exclusive(
+        state,
+        "media sweeper",
+        SWEEP_LOCK_KEY,
+        first,
+        every,
+        |state| async move {
             match sweep_temporary(&state, Utc::now()).await {
                 Ok(deleted) if !deleted.is_empty() => {
                     tracing::info!(?deleted, "expired temporary media deleted");
@@ -109,8 +98,8 @@ pub fn spawn_sweeper(state: AppState) -> Option<JoinHandle<()>> {
                 Ok(_) => {}
                 Err(err) => tracing::warn!(%err, "media sweep failed"),
             }
-        }
-    }))
+        },
+    ))
 }
 
 /// The last Asia/Shanghai day whose temporary folder is expired at `now`

@@ -1070,6 +1070,14 @@ async fn stats_count_users_devices_messages_and_scans() {
             .await
             .unwrap();
     }
+    // Voice minutes of sessions that ended today and yesterday.
+    let now = chrono::Utc::now();
+    let voice = lty_core::achievement::VOICE_MINUTES;
+    for (minutes, at) in [(4, now), (3, now - chrono::Duration::days(1)), (2, now)] {
+        lty_server::achievements::record_at(&app.state, uid, voice, minutes, at)
+            .await
+            .unwrap();
+    }
     let ops = admin_token(&app, AdminRole::Operator).await;
     post_json(
         &app,
@@ -1085,13 +1093,17 @@ async fn stats_count_users_devices_messages_and_scans() {
     assert_eq!(stats["users"]["active"], 1);
     assert_eq!(stats["users"]["disabled"], 1);
     assert_eq!(stats["devices"]["bound"], 2);
-    let days = stats["messages_per_day"].as_array().unwrap();
+    let days = stats["per_day"].as_array().unwrap();
     assert_eq!(days.len(), 3);
-    let today = chrono::Utc::now().format("%Y-%m-%d").to_string();
+    let today = now.format("%Y-%m-%d").to_string();
     assert_eq!(days[2]["day"], today);
     assert_eq!(days[2]["user_messages"], 2);
     assert_eq!(days[2]["assistant_messages"], 1);
+    assert_eq!(days[2]["voice_minutes"], 6);
+    assert_eq!(days[1]["voice_minutes"], 3);
     assert_eq!(days[0]["user_messages"], 0);
+    assert_eq!(days[0]["voice_minutes"], 0);
+    assert_eq!(stats["voice"]["minutes_total"], 9);
     assert!(stats["card_scans_per_batch"].as_array().unwrap().is_empty());
     assert_eq!(stats["voice"]["sessions_running"], 0);
     assert!(stats["provider_errors"].is_array());

@@ -19,7 +19,6 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use lty_core::speech::{
     Asr, AudioFormat, Pcm16k, Synthesis, Transcript, Tts, TtsRequest, split_sentences,
-    wav_from_pcm16,
 };
 use lty_core::{Error, Result};
 use serde::{Deserialize, Serialize};
@@ -747,15 +746,12 @@ impl Tts for NlsSpeech {
             };
             audio.extend_from_slice(&piece);
         }
-        let (audio, format) = match req.format {
-            AudioFormat::Wav => (wav_from_pcm16(&audio, SAMPLE_RATE, 1), AudioFormat::Wav),
-            other => (Bytes::from(audio), other),
-        };
-        Ok(Synthesis {
+        Ok(Synthesis::joined(
             audio,
-            format,
+            req.format,
+            SAMPLE_RATE,
             duration_ms,
-        })
+        ))
     }
 }
 

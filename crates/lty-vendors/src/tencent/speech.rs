@@ -11,10 +11,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use async_trait::async_trait;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
-use bytes::Bytes;
 use lty_core::speech::{
     Asr, AudioFormat, Pcm16k, Synthesis, Transcript, Tts, TtsRequest, split_sentences,
-    wav_from_pcm16,
 };
 use lty_core::{Error, Result};
 use serde::Serialize;
@@ -247,15 +245,12 @@ impl Tts for TencentSpeech {
             };
             audio.extend_from_slice(&bytes);
         }
-        let (audio, format) = match req.format {
-            AudioFormat::Wav => (wav_from_pcm16(&audio, SAMPLE_RATE, 1), AudioFormat::Wav),
-            other => (Bytes::from(audio), other),
-        };
-        Ok(Synthesis {
+        Ok(Synthesis::joined(
             audio,
-            format,
+            req.format,
+            SAMPLE_RATE,
             duration_ms,
-        })
+        ))
     }
 }
 

@@ -23,7 +23,6 @@ use bytes::Bytes;
 use futures_util::{SinkExt, StreamExt};
 use lty_core::speech::{
     Asr, AudioFormat, Pcm16k, Synthesis, Transcript, Tts, TtsRequest, split_sentences,
-    wav_from_pcm16,
 };
 use lty_core::{Error, Result};
 use tokio::time::Instant;
@@ -518,18 +517,12 @@ impl Tts for HuoshanSpeech {
             };
             audio.extend_from_slice(&bytes);
         }
-        let (audio, format) = match req.format {
-            AudioFormat::Wav => (
-                wav_from_pcm16(&audio, tts::SAMPLE_RATE, 1),
-                AudioFormat::Wav,
-            ),
-            other => (Bytes::from(audio), other),
-        };
-        Ok(Synthesis {
+        Ok(Synthesis::joined(
             audio,
-            format,
+            req.format,
+            tts::SAMPLE_RATE,
             duration_ms,
-        })
+        ))
     }
 }
 

@@ -3,7 +3,7 @@
 
 use axum::extract::State;
 use chrono::{DateTime, Utc};
-use lty_core::chat::{Conversation, StoredMessage};
+use lty_core::chat::Conversation;
 use serde::Serialize;
 use serde_json::json;
 use utoipa::ToSchema;
@@ -14,6 +14,7 @@ use super::users::user_not_found;
 use super::{AdminCtx, PageInfo, PageQuery, not_found};
 use crate::error::{ApiResult, ErrorBody};
 use crate::extract::{Json, Path, Query};
+use crate::http::ai::MessageOut;
 use crate::state::AppState;
 
 /// Conversation routes.
@@ -93,43 +94,12 @@ pub async fn list(
     }))
 }
 
-/// A stored message.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct AdminMessageOut {
-    pub id: i64,
-    /// `system`, `user` or `assistant`.
-    pub role: String,
-    pub content: String,
-    /// The reply was cut short (client gone or provider error).
-    pub incomplete: bool,
-    /// The text was blocked or replaced by moderation.
-    pub moderated: bool,
-    pub prompt_tokens: Option<i32>,
-    pub completion_tokens: Option<i32>,
-    pub created_at: DateTime<Utc>,
-}
-
-impl From<StoredMessage> for AdminMessageOut {
-    fn from(m: StoredMessage) -> Self {
-        Self {
-            id: m.id,
-            role: m.role.as_str().to_owned(),
-            content: m.content,
-            incomplete: m.incomplete,
-            moderated: m.moderated,
-            prompt_tokens: m.prompt_tokens,
-            completion_tokens: m.completion_tokens,
-            created_at: m.created_at,
-        }
-    }
-}
-
 /// A conversation with a page of its messages.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct AdminConversationDetailOut {
     pub conversation: AdminConversationOut,
     /// Oldest first (by id).
-    pub messages: Vec<AdminMessageOut>,
+    pub messages: Vec<MessageOut>,
     #[serde(flatten)]
     pub page: PageInfo,
 }

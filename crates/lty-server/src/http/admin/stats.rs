@@ -48,7 +48,7 @@ pub struct DeviceStats {
     pub sockets_open_here: u64,
 }
 
-/// Chat messages of one UTC day.
+/// Activity of one UTC day.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct DayStats {
     /// `YYYY-MM-DD`.
@@ -57,6 +57,8 @@ pub struct DayStats {
     pub user_messages: u64,
     /// Replies.
     pub assistant_messages: u64,
+    /// Minutes of voice-chat sessions that ended that day.
+    pub voice_minutes: i64,
 }
 
 /// Scans of one card batch.
@@ -104,7 +106,7 @@ pub struct StatsOut {
     pub users: UserStats,
     pub devices: DeviceStats,
     /// Oldest day first, `days` entries.
-    pub messages_per_day: Vec<DayStats>,
+    pub per_day: Vec<DayStats>,
     pub card_scans_per_batch: Vec<BatchScanStats>,
     pub voice: VoiceStats,
     /// Counters since this instance started.
@@ -265,7 +267,11 @@ pub async fn stats(
     let bound = state.db.bound_device_count().await?;
     let user_msgs = state.db.messages_per_day("user", since).await?;
     let bot_msgs = state.db.messages_per_day("assistant", since).await?;
-    let messages_per_day = first
+    let voice_minutes = state
+        .db
+        .event_days(lty_core::achievement::VOICE_MINUTES, first)
+        .await?;
+    let per_day = first
         .iter_days()
         .take(usize::try_from(days).unwrap_or(7))
         .map(|d| {
@@ -273,6 +279,7 @@ pub async fn stats(
             DayStats {
                 user_messages: user_msgs.get(&day).copied().unwrap_or(0),
                 assistant_messages: bot_msgs.get(&day).copied().unwrap_or(0),
+                voice_minutes: voice_minutes.get(&day).copied().unwrap_or(0),
                 day,
             }
         })
@@ -299,7 +306,7 @@ pub async fn stats(
             bound,
             sockets_open_here: sockets,
         },
-        messages_per_day,
+        per_day,
         card_scans_per_batch: scans
             .into_iter()
             .map(|b| BatchScanStats {

@@ -46,32 +46,19 @@ pub fn spawn_sweeper(state: AppState) -> JoinHandle<()> {
             "LTY_PUBLIC_BASE_URL is not set: Volcengine will be told to call back to the bind address"
         );
     }
-    tokio::spawn(async move {
-        let mut tick = tokio::time::interval(every);
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            tokio::select! {
-                () = state.shutdown.cancelled() => break,
-                _ = tick.tick() => {}
-            }
-            // Slightly shorter than a round, so the next round can run.
-            let hold = every
-                .saturating_sub(Duration::from_millis(200))
-                .max(Duration::from_millis(100));
-            match state.cache.set_nx(LOCK_KEY, "1", hold).await {
-                Ok(true) => {}
-                Ok(false) => continue,
-                Err(err) => {
-                    tracing::warn!(%err, "voice-chat sweeper cannot take its lock");
-                    continue;
-                }
-            }
+    crate::rounds::spawn_exclusive(
+        state,
+        "voice-chat sweeper",
+        LOCK_KEY,
+        tokio::time::Instant::now(),
+        every,
+        |state| async move {
             let report = sweep_once(&state).await;
             if !report.stopped.is_empty() || !report.failed.is_empty() {
                 tracing::info!(stopped = ?report.stopped, failed = ?report.failed, "voice-chat sweep");
             }
-        }
-    })
+        },
+    )
 }
 
 /// Runs one sweep over every recorded session.
