@@ -70,7 +70,6 @@ pub struct LoginOut {
         (status = 404, description = "the MAC is not bound", body = ErrorBody),
         (status = 429, description = "rate limited per IP or per MAC", body = ErrorBody),
     ))]
-#[tracing::instrument(skip_all)]
 pub async fn mac_login(
     State(state): State<AppState>,
     ip: ClientIp,

@@ -277,6 +277,26 @@ async fn request_lines_reach_sls_with_request_id_route_and_user_id() {
     assert!((0..120).contains(&age), "time {}", line.time);
     assert!(sls.rejected().is_empty(), "{:?}", sls.rejected());
 
+    // A device authenticated by its MAC is named by its family's user id.
+    let login_id = format!("logship-{}", random_hex(8));
+    let res = lty
+        .client
+        .post(lty.url("/api/user/mac-login/"))
+        .header("x-request-id", &login_id)
+        .json(&serde_json::json!({ "mac_address": "02:00:00:00:00:00" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let line = sls
+        .wait_for(Duration::from_secs(15), |r| {
+            r.get("request_id") == Some(login_id.as_str())
+        })
+        .await
+        .expect("the mac-login line reached SLS");
+    assert_eq!(line.get("route"), Some("/api/user/mac-login/"));
+    assert_eq!(line.get("user_id"), Some(user_id.to_string().as_str()));
+
     // The same fields are in the JSON line on stdout.
     let printed = lty
         .stdout()
