@@ -206,18 +206,14 @@ impl Database {
         if let Some(active) = search.is_active {
             q = q.filter(user::Column::IsActive.eq(active));
         }
-        let total = q.clone().count(self.conn()).await.map_err(db_err)?;
-        let items = q
-            .order_by_asc(user::Column::Id)
-            .offset(offset)
-            .limit(limit)
-            .all(self.conn())
-            .await
-            .map_err(db_err)?
-            .into_iter()
-            .map(User::from)
-            .collect();
-        Ok(Page { items, total })
+        self.fetch_page(
+            q,
+            |q| q.order_by_asc(user::Column::Id),
+            User::from,
+            offset,
+            limit,
+        )
+        .await
     }
 
     /// Enables or disables a user; `None` when there is no such user.
@@ -338,18 +334,14 @@ impl Database {
     /// A page of every persona, inactive ones included, by id.
     pub async fn admin_personas(&self, offset: u64, limit: u64) -> Result<Page<AdminPersona>> {
         let q = ai_persona::Entity::find();
-        let total = q.clone().count(self.conn()).await.map_err(db_err)?;
-        let items = q
-            .order_by_asc(ai_persona::Column::Id)
-            .offset(offset)
-            .limit(limit)
-            .all(self.conn())
-            .await
-            .map_err(db_err)?
-            .into_iter()
-            .map(AdminPersona::from)
-            .collect();
-        Ok(Page { items, total })
+        self.fetch_page(
+            q,
+            |q| q.order_by_asc(ai_persona::Column::Id),
+            AdminPersona::from,
+            offset,
+            limit,
+        )
+        .await
     }
 
     /// One persona, active or not.
@@ -463,18 +455,14 @@ impl Database {
     /// id.
     pub async fn admin_achievements(&self, offset: u64, limit: u64) -> Result<Page<Achievement>> {
         let q = def::Entity::find();
-        let total = q.clone().count(self.conn()).await.map_err(db_err)?;
-        let items = q
-            .order_by_asc(def::Column::Id)
-            .offset(offset)
-            .limit(limit)
-            .all(self.conn())
-            .await
-            .map_err(db_err)?
-            .into_iter()
-            .map(achievement_from)
-            .collect();
-        Ok(Page { items, total })
+        self.fetch_page(
+            q,
+            |q| q.order_by_asc(def::Column::Id),
+            achievement_from,
+            offset,
+            limit,
+        )
+        .await
     }
 
     /// One achievement definition, active or not.

@@ -5,8 +5,7 @@ use chrono::{DateTime, Utc};
 use lty_core::chat::Page;
 use lty_core::{BackendError, Error, Result};
 use sea_orm::{
-    ActiveModelTrait, ActiveValue::Set, ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter,
-    QueryOrder, QuerySelect,
+    ActiveModelTrait, ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter, QueryOrder,
 };
 use serde_json::Value;
 
@@ -131,17 +130,13 @@ impl Database {
         if let Some(until) = filter.until {
             q = q.filter(log::Column::CreatedAt.lt(until));
         }
-        let total = q.clone().count(self.conn()).await.map_err(db_err)?;
-        let items = q
-            .order_by_desc(log::Column::Id)
-            .offset(offset)
-            .limit(limit)
-            .all(self.conn())
-            .await
-            .map_err(db_err)?
-            .into_iter()
-            .map(AuditEntry::from)
-            .collect();
-        Ok(Page { items, total })
+        self.fetch_page(
+            q,
+            |q| q.order_by_desc(log::Column::Id),
+            AuditEntry::from,
+            offset,
+            limit,
+        )
+        .await
     }
 }

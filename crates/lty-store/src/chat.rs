@@ -6,8 +6,8 @@ use lty_core::chat::{ChatRepo, Conversation, NewMessage, Page, Persona, Role, St
 use lty_core::{BackendError, Error, Result};
 use sea_orm::sea_query::Expr;
 use sea_orm::{
-    ActiveModelTrait, ActiveValue::Set, ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter,
-    QueryOrder, QuerySelect, TransactionTrait,
+    ActiveModelTrait, ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter, QueryOrder,
+    QuerySelect, TransactionTrait,
 };
 
 use crate::Database;
@@ -144,19 +144,17 @@ impl ChatRepo for Database {
     ) -> Result<Page<Conversation>> {
         let query =
             ai_conversation::Entity::find().filter(ai_conversation::Column::UserId.eq(user_id));
-        let total = query.clone().count(self.conn()).await.map_err(db_err)?;
-        let items = query
-            .order_by_desc(ai_conversation::Column::UpdatedAt)
-            .order_by_desc(ai_conversation::Column::Id)
-            .offset(offset)
-            .limit(limit)
-            .all(self.conn())
-            .await
-            .map_err(db_err)?
-            .into_iter()
-            .map(Into::into)
-            .collect();
-        Ok(Page { items, total })
+        self.fetch_page(
+            query,
+            |q| {
+                q.order_by_desc(ai_conversation::Column::UpdatedAt)
+                    .order_by_desc(ai_conversation::Column::Id)
+            },
+            Into::into,
+            offset,
+            limit,
+        )
+        .await
     }
 
     async fn messages(
@@ -167,18 +165,14 @@ impl ChatRepo for Database {
     ) -> Result<Page<StoredMessage>> {
         let query = ai_message::Entity::find()
             .filter(ai_message::Column::ConversationId.eq(conversation_id));
-        let total = query.clone().count(self.conn()).await.map_err(db_err)?;
-        let items = query
-            .order_by_asc(ai_message::Column::Id)
-            .offset(offset)
-            .limit(limit)
-            .all(self.conn())
-            .await
-            .map_err(db_err)?
-            .into_iter()
-            .map(Into::into)
-            .collect();
-        Ok(Page { items, total })
+        self.fetch_page(
+            query,
+            |q| q.order_by_asc(ai_message::Column::Id),
+            Into::into,
+            offset,
+            limit,
+        )
+        .await
     }
 
     async fn recent_messages(

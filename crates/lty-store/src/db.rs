@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::Utc;
+use lty_core::chat::Page;
 use lty_core::user::{DeviceBinding, DeviceRepo, NewUser, ProfilePatch, User, UserRepo};
 use lty_core::{BackendError, Error, MacAddress, Result};
 use sea_orm::sqlx::postgres::{PgConnectOptions, PgPoolOptions};
@@ -15,7 +16,8 @@ use sea_orm::sqlx::sqlite::{
 };
 use sea_orm::{
     ActiveModelTrait, ActiveValue::Set, ColumnTrait, DatabaseConnection, DbErr, EntityTrait,
-    QueryFilter, QueryOrder, SqlErr, SqlxPostgresConnector, SqlxSqliteConnector,
+    PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, Select, SqlErr, SqlxPostgresConnector,
+    SqlxSqliteConnector,
 };
 use sea_orm_migration::MigratorTrait;
 
@@ -154,6 +156,33 @@ impl Database {
     /// `user_subscriptions` calls it.
     pub fn forget_subscriptions(&self) {
         self.memos.subscriptions.clear();
+    }
+
+    /// One page of `query`: how many rows it matches, and the rows of
+    /// `order(query)` from `offset`, at most `limit`, mapped by `map`.
+    pub(crate) async fn fetch_page<E, T>(
+        &self,
+        query: Select<E>,
+        order: impl FnOnce(Select<E>) -> Select<E>,
+        map: impl FnMut(E::Model) -> T,
+        offset: u64,
+        limit: u64,
+    ) -> Result<Page<T>>
+    where
+        E: EntityTrait,
+        E::Model: Sync,
+    {
+        let total = query.clone().count(self.conn()).await.map_err(db_err)?;
+        let items = order(query)
+            .offset(offset)
+            .limit(limit)
+            .all(self.conn())
+            .await
+            .map_err(db_err)?
+            .into_iter()
+            .map(map)
+            .collect();
+        Ok(Page { items, total })
     }
 
     /// Closes every pooled connection.
