@@ -35,6 +35,19 @@ pub trait Cache: Send + Sync {
     async fn ttl(&self, key: &str) -> Result<Option<Duration>>;
     /// Checks that the backend answers.
     async fn ping(&self) -> Result<()>;
+    /// The value of `key` and whether the key `{marker_prefix}{value}`
+    /// exists, looked up together: one round trip on a networked backend.
+    /// `None` when `key` does not exist.
+    async fn get_marked(&self, key: &str, marker_prefix: &str) -> Result<Option<(String, bool)>> {
+        let Some(value) = self.get(key).await? else {
+            return Ok(None);
+        };
+        let marked = self
+            .get(&format!("{marker_prefix}{value}"))
+            .await?
+            .is_some();
+        Ok(Some((value, marked)))
+    }
 }
 
 /// What a publish reached.

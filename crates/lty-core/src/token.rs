@@ -60,6 +60,15 @@ pub trait TokenStore: Send + Sync {
     async fn resolve(&self, kind: TokenKind, token: &str) -> Result<Option<i64>>;
     /// Deletes `token`; `true` when it existed.
     async fn revoke(&self, kind: TokenKind, token: &str) -> Result<bool>;
+    /// The subject of `token`, as [`TokenStore::resolve`], and whether the
+    /// cache key `{marker_prefix}{subject}` exists (e.g. a disabled-account
+    /// marker), looked up in one round trip.
+    async fn resolve_marked(
+        &self,
+        kind: TokenKind,
+        token: &str,
+        marker_prefix: &str,
+    ) -> Result<Option<(i64, bool)>>;
 }
 
 /// The token store over any [`Cache`]: one implementation for the in-process
@@ -104,6 +113,38 @@ impl TokenStore for CacheTokenStore {
             return Ok(false);
         }
         self.cache.delete(&kind.key(token)).await
+    }
+
+    async fn resolve_marked(
+        &self,
+        kind: TokenKind,
+        token: &str,
+        marker_prefix: &str,
+    ) -> Result<Option<(i64, bool)>> {
+        if !is_plausible_token(token) {
+            return Ok(None);
+        }
+        let Some((value, marked)) = self
+            .cache
+            .get_marked(&kind.key(token), marker_prefix)
+            .await?
+        else {
+            return Ok(None);
+        };
+        let Ok(subject) = value.trim().parse::<i64>() else {
+            return Ok(None);
+        };
+        if subject.to_string() == value {
+            return Ok(Some((subject, marked)));
+        }
+        // A value not in canonical form (padded, leading zeros) named a
+        // marker key that is never written; look up the subject's own one.
+        let marked = self
+            .cache
+            .get(&format!("{marker_prefix}{subject}"))
+            .await?
+            .is_some();
+        Ok(Some((subject, marked)))
     }
 }
 

@@ -54,10 +54,7 @@ pub async fn resolve_user(state: &AppState, token: &str) -> Result<User, ApiErro
         .ok_or_else(invalid_token)?;
     match state.users.get(id).await? {
         Some(user) if user.is_active => Ok(user),
-        Some(_) => Err(lty_core::Error::Forbidden {
-            message: "this account is disabled",
-        }
-        .into()),
+        Some(_) => Err(account_disabled()),
         None => Err(invalid_token().into()),
     }
 }
@@ -78,7 +75,18 @@ impl FromRequestParts<AppState> for AuthUser {
 /// load the user (token-only routes, MAC login) refuse it without a
 /// database query.
 pub fn disabled_key(user_id: i64) -> String {
-    format!("user:disabled:{user_id}")
+    format!("{DISABLED_PREFIX}{user_id}")
+}
+
+/// The prefix of [`disabled_key`].
+pub const DISABLED_PREFIX: &str = "user:disabled:";
+
+/// The `403` a disabled account gets.
+fn account_disabled() -> ApiError {
+    lty_core::Error::Forbidden {
+        message: "this account is disabled",
+    }
+    .into()
 }
 
 /// Sets (`disabled`) or clears the disabled marker of `user_id`.
@@ -95,10 +103,7 @@ pub async fn mark_disabled(state: &AppState, user_id: i64, disabled: bool) -> Re
 /// `403 forbidden` when `user_id` carries the disabled marker.
 pub async fn refuse_if_disabled(state: &AppState, user_id: i64) -> Result<(), ApiError> {
     if state.cache.get(&disabled_key(user_id)).await?.is_some() {
-        return Err(lty_core::Error::Forbidden {
-            message: "this account is disabled",
-        }
-        .into());
+        return Err(account_disabled());
     }
     Ok(())
 }
@@ -116,13 +121,16 @@ impl FromRequestParts<AppState> for AuthUserId {
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
         let token = bearer_token(parts)?.to_owned();
-        let user_id = state
+        // The token and the disabled marker in one cache round trip.
+        let (user_id, disabled) = state
             .tokens
-            .resolve(TokenKind::User, &token)
+            .resolve_marked(TokenKind::User, &token, DISABLED_PREFIX)
             .await?
             .ok_or_else(invalid_token)?;
         tracing::Span::current().record("user_id", user_id);
-        refuse_if_disabled(state, user_id).await?;
+        if disabled {
+            return Err(account_disabled());
+        }
         Ok(Self { user_id, token })
     }
 }

@@ -59,12 +59,23 @@ if ttl < 0 then redis.call('PEXPIRE', KEYS[1], ARGV[1]); ttl = tonumber(ARGV[1])
 return {n, ttl}
 ";
 
+// A value and whether the marker key named by it exists, in one round
+// trip. The marker key is built from the value inside the script, so it
+// is not declared in KEYS: fine on one Redis server (or a replica set),
+// not on Redis Cluster, which lty does not use.
+const GET_MARKED_SCRIPT: &str = r"
+local v = redis.call('GET', KEYS[1])
+if not v then return false end
+return {v, redis.call('EXISTS', ARGV[1] .. v)}
+";
+
 /// The production cache.
 #[derive(Clone)]
 pub struct RedisCache {
     conn: ConnectionManager,
     prefix: String,
     incr: Script,
+    get_marked: Script,
 }
 
 impl std::fmt::Debug for RedisCache {
@@ -95,6 +106,7 @@ impl RedisCache {
             conn,
             prefix: settings.key_prefix.clone(),
             incr: Script::new(INCR_SCRIPT),
+            get_marked: Script::new(GET_MARKED_SCRIPT),
         })
     }
 
@@ -177,6 +189,18 @@ impl Cache for RedisCache {
             -1 => Some(Duration::MAX),
             ms => Some(Duration::from_millis(ms.max(0).unsigned_abs())),
         })
+    }
+
+    async fn get_marked(&self, key: &str, marker_prefix: &str) -> Result<Option<(String, bool)>> {
+        let mut conn = self.conn.clone();
+        let reply: Option<(String, i64)> = self
+            .get_marked
+            .key(self.key(key))
+            .arg(self.key(marker_prefix))
+            .invoke_async(&mut conn)
+            .await
+            .map_err(redis_err)?;
+        Ok(reply.map(|(value, marked)| (value, marked > 0)))
     }
 
     async fn ping(&self) -> Result<()> {

@@ -200,6 +200,10 @@ impl Cache for CountingCache {
         self.count();
         self.inner.ping().await
     }
+    async fn get_marked(&self, key: &str, marker_prefix: &str) -> Result<Option<(String, bool)>> {
+        self.count();
+        self.inner.get_marked(key, marker_prefix).await
+    }
 }
 
 #[tokio::test]
@@ -237,6 +241,11 @@ async fn a_token_with_weird_characters_resolves_to_none_without_touching_the_bac
                     "{token:?}"
                 );
                 assert!(!tokens.revoke(kind, token).await.unwrap(), "{token:?}");
+                assert_eq!(
+                    tokens.resolve_marked(kind, token, "m:").await.unwrap(),
+                    None,
+                    "{token:?}"
+                );
             }
         }
         assert_eq!(counting.calls.load(Ordering::SeqCst), 0);
@@ -250,6 +259,90 @@ async fn a_token_with_weird_characters_resolves_to_none_without_touching_the_bac
             None
         );
         assert_eq!(counting.calls.load(Ordering::SeqCst), 1);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn resolve_marked_reports_the_subjects_marker_in_one_backend_call() {
+    each_cache(async |t| {
+        let counting = Arc::new(CountingCache {
+            inner: t.cache.clone(),
+            calls: AtomicUsize::new(0),
+        });
+        let tokens = CacheTokenStore::new(counting.clone(), TOKEN_TTL);
+        let calls = || counting.calls.load(Ordering::SeqCst);
+        let token = tokens.issue(TokenKind::User, 77).await.unwrap();
+        let before = calls();
+        assert_eq!(
+            tokens
+                .resolve_marked(TokenKind::User, &token, "user:disabled:")
+                .await
+                .unwrap(),
+            Some((77, false)),
+            "{}",
+            t.name
+        );
+        assert_eq!(calls() - before, 1, "{}: one call", t.name);
+
+        // Another subject's marker, or another prefix, is not this one's.
+        t.cache.set("user:disabled:7", "1", None).await.unwrap();
+        t.cache.set("other:77", "1", None).await.unwrap();
+        assert_eq!(
+            tokens
+                .resolve_marked(TokenKind::User, &token, "user:disabled:")
+                .await
+                .unwrap(),
+            Some((77, false))
+        );
+        t.cache.set("user:disabled:77", "1", None).await.unwrap();
+        let before = calls();
+        assert_eq!(
+            tokens
+                .resolve_marked(TokenKind::User, &token, "user:disabled:")
+                .await
+                .unwrap(),
+            Some((77, true))
+        );
+        assert_eq!(calls() - before, 1, "{}: one call", t.name);
+        // Admin tokens live in their own key space.
+        assert_eq!(
+            tokens
+                .resolve_marked(TokenKind::Admin, &token, "user:disabled:")
+                .await
+                .unwrap(),
+            None
+        );
+
+        // A value not in canonical form still finds its subject's marker.
+        t.cache
+            .set("token:padded-77", " 077\n", None)
+            .await
+            .unwrap();
+        assert_eq!(
+            tokens
+                .resolve_marked(TokenKind::User, "padded-77", "user:disabled:")
+                .await
+                .unwrap(),
+            Some((77, true))
+        );
+        // A value that is no id resolves to nothing.
+        t.cache.set("token:junk", "abc", None).await.unwrap();
+        assert_eq!(
+            tokens
+                .resolve_marked(TokenKind::User, "junk", "user:disabled:")
+                .await
+                .unwrap(),
+            None
+        );
+        assert!(tokens.revoke(TokenKind::User, &token).await.unwrap());
+        assert_eq!(
+            tokens
+                .resolve_marked(TokenKind::User, &token, "user:disabled:")
+                .await
+                .unwrap(),
+            None
+        );
     })
     .await;
 }
