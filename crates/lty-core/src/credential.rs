@@ -6,6 +6,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use rand::RngCore;
 
+use crate::user::DeviceBinding;
 use crate::{MacAddress, Result};
 
 /// A device's secret and its provenance.
@@ -36,11 +37,35 @@ pub fn generate_device_secret() -> String {
     hex::encode(raw)
 }
 
+/// What authenticating a device reads about its MAC.
+#[derive(Clone, PartialEq, Eq)]
+pub struct DeviceAuthFacts {
+    /// The device's secret, if it holds one.
+    pub secret: Option<String>,
+    /// The binding in force (as `DeviceRepo::latest_binding`).
+    pub binding: Option<DeviceBinding>,
+    /// Whether the bound account is active; `false` without a binding.
+    pub owner_active: bool,
+}
+
+impl std::fmt::Debug for DeviceAuthFacts {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DeviceAuthFacts")
+            .field("has_secret", &self.secret.is_some())
+            .field("binding", &self.binding)
+            .field("owner_active", &self.owner_active)
+            .finish()
+    }
+}
+
 /// Persistence of device secrets, one per MAC.
 #[async_trait]
 pub trait DeviceCredentialRepo: Send + Sync {
     /// The secret of `mac`, if it has one.
     async fn secret_for(&self, mac: &MacAddress) -> Result<Option<String>>;
+    /// The secret of `mac`, its binding in force and whether the bound
+    /// account is active, read together (one query on the database).
+    async fn auth_facts(&self, mac: &MacAddress) -> Result<DeviceAuthFacts>;
     /// Gives `mac` the secret `secret`, replacing any previous one.
     async fn set_secret(
         &self,

@@ -71,9 +71,9 @@ impl FromRequestParts<AppState> for AuthUser {
 }
 
 /// The cache key marking a disabled user. Set when an operator disables
-/// the account and deleted when it is enabled again, so paths that do not
-/// load the user (token-only routes, MAC login) refuse it without a
-/// database query.
+/// the account and deleted when it is enabled again, so token-only routes
+/// ([`AuthUserId`]), which do not load the user, refuse it without a
+/// database query (device logins read the account with the binding).
 pub fn disabled_key(user_id: i64) -> String {
     format!("{DISABLED_PREFIX}{user_id}")
 }
@@ -82,7 +82,7 @@ pub fn disabled_key(user_id: i64) -> String {
 pub const DISABLED_PREFIX: &str = "user:disabled:";
 
 /// The `403` a disabled account gets.
-fn account_disabled() -> ApiError {
+pub fn account_disabled() -> ApiError {
     lty_core::Error::Forbidden {
         message: "this account is disabled",
     }
@@ -96,14 +96,6 @@ pub async fn mark_disabled(state: &AppState, user_id: i64, disabled: bool) -> Re
         state.cache.set(&key, "1", None).await?;
     } else {
         state.cache.delete(&key).await?;
-    }
-    Ok(())
-}
-
-/// `403 forbidden` when `user_id` carries the disabled marker.
-pub async fn refuse_if_disabled(state: &AppState, user_id: i64) -> Result<(), ApiError> {
-    if state.cache.get(&disabled_key(user_id)).await?.is_some() {
-        return Err(account_disabled());
     }
     Ok(())
 }

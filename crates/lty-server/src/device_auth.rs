@@ -243,7 +243,8 @@ pub struct DeviceRouteLimits {
 /// the per-MAC limit (so guessing MACs is throttled), then the binding and
 /// the device's secret looked up together, and the signature when the device
 /// holds a secret — before anything about the binding is revealed. Returns
-/// the binding in force; a disabled family's device gets `403`.
+/// the binding in force; a disabled family's device gets `403` (from the
+/// account itself, not the cache marker token-only routes use).
 pub async fn authenticate_device(
     state: &AppState,
     ip: &crate::ratelimit::ClientIp,
@@ -255,10 +256,7 @@ pub async fn authenticate_device(
     crate::ratelimit::check_ip(state, limits.ip_rule, ip, limits.per_ip).await?;
     let mac = MacAddress::parse(mac.unwrap_or(""))?;
     crate::ratelimit::check(state, limits.mac_rule, &mac.to_string(), limits.per_mac).await?;
-    let (binding, secret) = tokio::try_join!(
-        state.devices.latest_binding(&mac),
-        state.device_credentials.secret_for(&mac),
-    )?;
+    let facts = state.device_credentials.auth_facts(&mac).await?;
     let target = uri.path_and_query().map_or(uri.path(), |pq| pq.as_str());
     verify_with_secret(
         state,
@@ -266,16 +264,19 @@ pub async fn authenticate_device(
         &Method::POST,
         target,
         &mac,
-        secret.as_deref(),
+        facts.secret.as_deref(),
     )
     .await?;
-    let binding = binding.ok_or_else(|| {
+    let binding = facts.binding.ok_or_else(|| {
         ApiError::from(lty_core::Error::NotFound {
             what: "device binding",
             code: "device_not_bound",
         })
     })?;
     tracing::Span::current().record("user_id", binding.user_id);
-    crate::auth::refuse_if_disabled(state, binding.user_id).await?;
+    // The account's own state, read with the binding: no cache round trip.
+    if !facts.owner_active {
+        return Err(crate::auth::account_disabled());
+    }
     Ok(binding)
 }

@@ -2,11 +2,15 @@
 //! by an upsert.
 
 use async_trait::async_trait;
-use chrono::Utc;
-use lty_core::credential::{DeviceCredential, DeviceCredentialRepo};
+use chrono::{DateTime, Utc};
+use lty_core::credential::{DeviceAuthFacts, DeviceCredential, DeviceCredentialRepo};
+use lty_core::user::DeviceBinding;
 use lty_core::{BackendError, Error, MacAddress, Result};
 use sea_orm::sea_query::OnConflict;
-use sea_orm::{ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter, QuerySelect};
+use sea_orm::{
+    ActiveValue::Set, ColumnTrait, DbBackend, EntityTrait, FromQueryResult, QueryFilter,
+    QuerySelect, Statement,
+};
 
 use crate::Database;
 use crate::entity::device_credential;
@@ -15,8 +19,75 @@ fn db_err(err: impl std::fmt::Display) -> Error {
     Error::Backend(BackendError::new("database", err))
 }
 
+/// One row of [`AUTH_FACTS_SQL`]: the secret, and the binding columns
+/// (all NULL without a binding).
+#[derive(Debug, FromQueryResult)]
+struct AuthFactsRow {
+    secret: Option<String>,
+    id: Option<i64>,
+    user_id: Option<i64>,
+    name: Option<String>,
+    bound_at: Option<DateTime<Utc>>,
+    unbound_at: Option<DateTime<Utc>>,
+    is_active: Option<bool>,
+}
+
+/// The device's secret and its latest binding with the owner's state, in
+/// one row whatever exists: the one-row derived table keeps the row when
+/// there is neither. `{mac1}`/`{mac2}` are the backend's placeholders.
+const AUTH_FACTS_SQL: &str = "\
+SELECT c.secret AS secret, b.id AS id, b.user_id AS user_id, b.name AS name, \
+       b.bound_at AS bound_at, b.unbound_at AS unbound_at, b.is_active AS is_active \
+FROM (SELECT 1 AS one) AS x \
+LEFT JOIN (SELECT ud.id, ud.user_id, ud.name, ud.bound_at, ud.unbound_at, u.is_active \
+           FROM user_devices AS ud LEFT JOIN users AS u ON u.id = ud.user_id \
+           WHERE ud.mac_address = {mac1} \
+           ORDER BY ud.bound_at DESC, ud.id DESC LIMIT 1) AS b ON 1 = 1 \
+LEFT JOIN device_credentials AS c ON c.mac_address = {mac2}";
+
 #[async_trait]
 impl DeviceCredentialRepo for Database {
+    async fn auth_facts(&self, mac: &MacAddress) -> Result<DeviceAuthFacts> {
+        let backend = self.conn().get_database_backend();
+        let (p1, p2) = match backend {
+            DbBackend::Postgres => ("$1", "$2"),
+            _ => ("?", "?"),
+        };
+        let sql = AUTH_FACTS_SQL.replace("{mac1}", p1).replace("{mac2}", p2);
+        let text = mac.to_string();
+        let stmt = Statement::from_sql_and_values(backend, sql, [text.clone().into(), text.into()]);
+        let row = AuthFactsRow::find_by_statement(stmt)
+            .one(self.conn())
+            .await
+            .map_err(db_err)?;
+        let Some(row) = row else {
+            return Ok(DeviceAuthFacts {
+                secret: None,
+                binding: None,
+                owner_active: false,
+            });
+        };
+        // The binding in force: the latest one, unless it was ended.
+        let binding = match (row.id, row.user_id, row.bound_at) {
+            (Some(id), Some(user_id), Some(bound_at)) if row.unbound_at.is_none() => {
+                Some(DeviceBinding {
+                    id,
+                    user_id,
+                    mac_address: *mac,
+                    name: row.name,
+                    bound_at,
+                    unbound_at: None,
+                })
+            }
+            _ => None,
+        };
+        Ok(DeviceAuthFacts {
+            secret: row.secret,
+            owner_active: binding.is_some() && row.is_active.unwrap_or(false),
+            binding,
+        })
+    }
+
     async fn secret_for(&self, mac: &MacAddress) -> Result<Option<String>> {
         device_credential::Entity::find()
             .select_only()

@@ -256,3 +256,60 @@ async fn with_database_replaces_only_the_database_name() {
         "postgres://postgres@127.0.0.1:5432/lty"
     );
 }
+
+#[tokio::test]
+async fn device_auth_facts_read_the_secret_the_binding_in_force_and_the_account_together() {
+    use lty_core::credential::DeviceCredentialRepo;
+    each_database(async |t| {
+        let alice = t.db.create(user_named("alice")).await.unwrap();
+        let bob = t.db.create(user_named("bob")).await.unwrap();
+        let speaker = mac("02:00:00:00:0f:01");
+
+        // Nothing known about the MAC.
+        let facts = t.db.auth_facts(&speaker).await.unwrap();
+        assert_eq!(
+            (facts.secret, facts.binding, facts.owner_active),
+            (None, None, false),
+            "{}",
+            t.name()
+        );
+
+        // A secret but no binding: the secret still comes back, so the
+        // signature is checked before "not bound" is revealed.
+        t.db.set_secret(&speaker, "s1", alice.id).await.unwrap();
+        let facts = t.db.auth_facts(&speaker).await.unwrap();
+        assert_eq!(facts.secret.as_deref(), Some("s1"));
+        assert_eq!(facts.binding, None);
+        assert!(!facts.owner_active);
+
+        // The latest binding wins, equal to what latest_binding says.
+        t.db.bind(alice.id, &speaker, Some("lamp")).await.unwrap();
+        let rebound = t.db.bind(bob.id, &speaker, None).await.unwrap();
+        let facts = t.db.auth_facts(&speaker).await.unwrap();
+        assert_eq!(facts.binding.as_ref(), Some(&rebound));
+        assert_eq!(facts.binding, t.db.latest_binding(&speaker).await.unwrap());
+        assert!(facts.owner_active);
+        assert_eq!(facts.secret.as_deref(), Some("s1"));
+
+        // A binding without a secret; another MAC's secret is not its own.
+        let lamp = mac("02:00:00:00:0f:02");
+        t.db.bind(alice.id, &lamp, None).await.unwrap();
+        let facts = t.db.auth_facts(&lamp).await.unwrap();
+        assert_eq!(facts.secret, None);
+        assert_eq!(facts.binding.map(|b| b.user_id), Some(alice.id));
+
+        // The owner's account state, not a cache marker.
+        t.db.set_user_active(bob.id, false).await.unwrap();
+        let facts = t.db.auth_facts(&speaker).await.unwrap();
+        assert_eq!(facts.binding.map(|b| b.user_id), Some(bob.id));
+        assert!(!facts.owner_active);
+
+        // An ended binding is no binding, though the secret stays.
+        assert!(t.db.unbind(rebound.id).await.unwrap());
+        let facts = t.db.auth_facts(&speaker).await.unwrap();
+        assert_eq!(facts.binding, None);
+        assert!(!facts.owner_active);
+        assert_eq!(facts.secret.as_deref(), Some("s1"));
+    })
+    .await;
+}
