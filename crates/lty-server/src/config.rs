@@ -356,7 +356,8 @@ pub struct AudioConfig {
     /// Seconds allowed for one provider call (or one espeak-ng run).
     pub timeout_secs: u64,
     /// Days objects under `{base_dir}/temporary/` are kept (deleted by the
-    /// sweeper on the `fs` storage backend, by a lifecycle rule on OSS).
+    /// sweeper on the `fs` and `s3` storage backends, by a lifecycle rule on
+    /// OSS).
     pub temporary_days: u32,
 }
 
@@ -392,19 +393,22 @@ pub struct TencentConfig {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default)]
 pub struct StorageConfig {
-    /// `fs` (a directory under `data_dir`, served under `/media/`) or `oss`
-    /// (Aliyun OSS, `ALIYUN_OSS_*`); unset: `oss` when `ALIYUN_OSS_BUCKET`
-    /// and its AccessKey pair are set, else `fs`.
+    /// `fs` (a directory under `data_dir`, served under `/media/`), `oss`
+    /// (Aliyun OSS, `ALIYUN_OSS_*`) or `s3` (an S3-compatible bucket,
+    /// `storage.s3.*`); unset: `oss` when `ALIYUN_OSS_BUCKET` and its
+    /// AccessKey pair are set, else `fs`.
     pub backend: Option<String>,
-    /// The OSS bucket is public-read: URLs are `{ALIYUN_OSS_HOST}/{key}`
-    /// without a signature. Otherwise they are V1 presigned GET URLs.
+    /// The bucket is public-read: URLs are `{ALIYUN_OSS_HOST}/{key}` (OSS)
+    /// or `{storage.s3.public_base}/{key}` (S3) without a signature.
+    /// Otherwise they are presigned GET URLs (OSS V1, S3 SigV4).
     pub public_read: bool,
-    /// Seconds a presigned URL stays valid.
+    /// Seconds a presigned URL stays valid (at most 604800 on S3).
     pub url_expiry_secs: u64,
     /// Seconds allowed for one object storage request.
     pub timeout_secs: u64,
-    /// Seconds between two sweeps of expired temporary media (`fs`).
+    /// Seconds between two sweeps of expired temporary media (`fs`, `s3`).
     pub sweep_interval_secs: u64,
+    pub s3: S3StorageConfig,
 }
 
 impl Default for StorageConfig {
@@ -415,6 +419,44 @@ impl Default for StorageConfig {
             url_expiry_secs: 3_600,
             timeout_secs: 30,
             sweep_interval_secs: 3_600,
+            s3: S3StorageConfig::default(),
+        }
+    }
+}
+
+/// An S3-compatible bucket (`LTY_STORAGE__S3__*`), used when
+/// `storage.backend = s3`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct S3StorageConfig {
+    /// Scheme and host of the S3 API (`http://minio:9000`); unset:
+    /// `https://s3.{region}.amazonaws.com`.
+    pub endpoint: Option<String>,
+    /// The signing region.
+    pub region: String,
+    pub bucket: Option<String>,
+    pub access_key_id: Option<String>,
+    pub secret_access_key: Option<Secret>,
+    /// Where public-read objects are fetched from (a CDN or the bucket's
+    /// public address): URLs are `{public_base}/{key}`. Unset: the bucket's
+    /// own address.
+    pub public_base: Option<String>,
+    /// Address the bucket as `{bucket}.{endpoint host}` (AWS's default)
+    /// instead of path-style `{endpoint}/{bucket}` (MinIO and most
+    /// self-hosted stores).
+    pub virtual_host_style: bool,
+}
+
+impl Default for S3StorageConfig {
+    fn default() -> Self {
+        Self {
+            endpoint: None,
+            region: "us-east-1".into(),
+            bucket: None,
+            access_key_id: None,
+            secret_access_key: None,
+            public_base: None,
+            virtual_host_style: false,
         }
     }
 }
@@ -477,6 +519,14 @@ pub struct AliyunViConfig {
     pub access_key_secret: Option<Secret>,
     pub endpoint: Option<String>,
     pub region: Option<String>,
+    /// The openplatform API that grants temporary uploads
+    /// (`LTY_ALIYUN__VI__OPENPLATFORM_ENDPOINT`); unset:
+    /// `https://openplatform.aliyuncs.com`.
+    pub openplatform_endpoint: Option<String>,
+    /// Base URL that receives the temporary upload's OSS PostObject instead
+    /// of `https://<Bucket>.<Endpoint>` (a proxy or a test endpoint;
+    /// `LTY_ALIYUN__VI__UPLOAD_BASE_URL`). VI is still given the bucket's URL.
+    pub upload_base_url: Option<String>,
 }
 
 /// Image understanding behind `/api/ai/image/` (`LTY_IMAGE__*`).
@@ -501,6 +551,10 @@ pub struct ImageConfig {
     pub min_confidence: f64,
     /// Seconds allowed for one provider call.
     pub timeout_secs: u64,
+    /// When Aliyun VI gets the image through its temporary upload: `auto`
+    /// (unless the image is stored on OSS in the VI region), `always` or
+    /// `never` (VI is given the stored object's URL).
+    pub vi_upload: String,
 }
 
 impl Default for ImageConfig {
@@ -513,6 +567,7 @@ impl Default for ImageConfig {
             max_labels: 10,
             min_confidence: 10.0,
             timeout_secs: 20,
+            vi_upload: "auto".into(),
         }
     }
 }
@@ -918,17 +973,13 @@ pub const ENV_VARS: &[EnvVar] = &[
     var(
         "AUDIO_SERVICE_HUOSHAN_BASE_URL",
         "audio.huoshan.base_url",
-        false,
+        true,
     ),
-    var(
-        "AUDIO_SERVICE_HUOSHAN_WS_URL",
-        "audio.huoshan.ws_url",
-        false,
-    ),
+    var("AUDIO_SERVICE_HUOSHAN_WS_URL", "audio.huoshan.ws_url", true),
     var(
         "LTY_HUOSHAN_ASR_RESOURCE_ID",
         "audio.huoshan.asr_resource_id",
-        false,
+        true,
     ),
     var(
         "AUDIO_SERVICE_TENCENT_API_KEY",
@@ -959,49 +1010,37 @@ pub const ENV_VARS: &[EnvVar] = &[
     var("ALIYUN_SMS_SIGN_NAME", "aliyun.sms.sign_name", true),
     var("ALIYUN_SMS_TEMPLATE_CODE", "aliyun.sms.template_code", true),
     var("ALIYUN_SMS_ENDPOINT", "aliyun.sms.endpoint", true),
-    var(
-        "ALIYUN_NLS_ACCESS_KEY_ID",
-        "aliyun.nls.access_key_id",
-        false,
-    ),
+    var("ALIYUN_NLS_ACCESS_KEY_ID", "aliyun.nls.access_key_id", true),
     var(
         "ALIYUN_NLS_ACCESS_KEY_SECRET",
         "aliyun.nls.access_key_secret",
-        false,
+        true,
     ),
-    var("ALIYUN_NLS_APP_ID", "aliyun.nls.app_id", false),
-    var(
-        "ALIYUN_NLS_META_ENDPOINT",
-        "aliyun.nls.meta_endpoint",
-        false,
-    ),
-    var("ALIYUN_NLS_GATEWAY_URL", "aliyun.nls.gateway_url", false),
-    var(
-        "ALIYUN_OSS_ACCESS_KEY_ID",
-        "aliyun.oss.access_key_id",
-        false,
-    ),
+    var("ALIYUN_NLS_APP_ID", "aliyun.nls.app_id", true),
+    var("ALIYUN_NLS_META_ENDPOINT", "aliyun.nls.meta_endpoint", true),
+    var("ALIYUN_NLS_GATEWAY_URL", "aliyun.nls.gateway_url", true),
+    var("ALIYUN_OSS_ACCESS_KEY_ID", "aliyun.oss.access_key_id", true),
     var(
         "ALIYUN_OSS_ACCESS_KEY_SECRET",
         "aliyun.oss.access_key_secret",
-        false,
+        true,
     ),
-    var("ALIYUN_OSS_BUCKET", "aliyun.oss.bucket", false),
-    var("ALIYUN_OSS_ENDPOINT", "aliyun.oss.endpoint", false),
-    var("ALIYUN_OSS_HOST", "aliyun.oss.host", false),
+    var("ALIYUN_OSS_BUCKET", "aliyun.oss.bucket", true),
+    var("ALIYUN_OSS_ENDPOINT", "aliyun.oss.endpoint", true),
+    var("ALIYUN_OSS_HOST", "aliyun.oss.host", true),
     var(
         "ALIYUN_OSS_AUDIO_BASE_DIR",
         "aliyun.oss.audio_base_dir",
         true,
     ),
-    var("ALIYUN_VI_ACCESS_KEY_ID", "aliyun.vi.access_key_id", false),
+    var("ALIYUN_VI_ACCESS_KEY_ID", "aliyun.vi.access_key_id", true),
     var(
         "ALIYUN_VI_ACCESS_KEY_SECRET",
         "aliyun.vi.access_key_secret",
-        false,
+        true,
     ),
-    var("ALIYUN_VI_ENDPOINT", "aliyun.vi.endpoint", false),
-    var("ALIYUN_VI_REGION", "aliyun.vi.region", false),
+    var("ALIYUN_VI_ENDPOINT", "aliyun.vi.endpoint", true),
+    var("ALIYUN_VI_REGION", "aliyun.vi.region", true),
     var("ALIYUN_LOG_PROJECT", "aliyun.log.project", true),
     var("ALIYUN_LOG_STORE", "aliyun.log.store", true),
     var("ALIYUN_LOG_ENDPOINT", "aliyun.log.endpoint", true),

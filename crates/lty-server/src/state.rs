@@ -9,6 +9,7 @@ use lty_core::ports::{BlobStore, Cache, PubSub};
 use lty_core::token::{CacheTokenStore, TOKEN_TTL, TokenStore};
 use lty_core::user::{DeviceRepo, UserRepo};
 use lty_core::voice_chat::VoiceChatSessionRepo;
+use lty_store::blob::{S3Options, S3Urls};
 use lty_store::cache::{MemoryCache, RedisCache, RedisSettings};
 use lty_store::pubsub::{Hub, MemoryPubSub, RedisPubSub};
 use lty_store::{Database, OpendalBlobStore, OssBlobStore, OssOptions, OssUrls, PoolOptions};
@@ -16,7 +17,7 @@ use lty_vendors::volcengine::openapi::OpenApiClient;
 use metrics_exporter_prometheus::PrometheusHandle;
 use tokio_util::sync::CancellationToken;
 
-use crate::config::Config;
+use crate::config::{Config, Secret};
 use crate::telemetry;
 
 /// Which adapter backs the cache and pub/sub.
@@ -182,6 +183,8 @@ pub enum StorageBackend {
     Fs,
     /// Aliyun OSS.
     Oss,
+    /// An S3-compatible bucket (`storage.s3`).
+    S3,
 }
 
 /// The configured storage backend: `storage.backend`, else OSS when its
@@ -202,7 +205,32 @@ pub fn storage_backend(config: &Config) -> anyhow::Result<StorageBackend> {
         Some("oss") => anyhow::bail!(
             "storage.backend = oss needs ALIYUN_OSS_BUCKET, ALIYUN_OSS_ACCESS_KEY_ID and ALIYUN_OSS_ACCESS_KEY_SECRET"
         ),
-        Some(other) => anyhow::bail!("storage.backend must be `fs` or `oss`, not `{other}`"),
+        Some("s3") => {
+            let s3 = &config.storage.s3;
+            let missing: Vec<&str> = [
+                ("LTY_STORAGE__S3__BUCKET", s3.bucket.as_deref()),
+                (
+                    "LTY_STORAGE__S3__ACCESS_KEY_ID",
+                    s3.access_key_id.as_deref(),
+                ),
+                (
+                    "LTY_STORAGE__S3__SECRET_ACCESS_KEY",
+                    s3.secret_access_key.as_ref().map(Secret::expose),
+                ),
+            ]
+            .into_iter()
+            .filter(|(_, value)| value.is_none_or(|v| v.trim().is_empty()))
+            .map(|(name, _)| name)
+            .collect();
+            if missing.is_empty() {
+                Ok(StorageBackend::S3)
+            } else {
+                anyhow::bail!("storage.backend = s3 needs {}", missing.join(", "))
+            }
+        }
+        Some(other) => {
+            anyhow::bail!("storage.backend must be `fs`, `oss` or `s3`, not `{other}`")
+        }
     }
 }
 
@@ -240,13 +268,64 @@ fn oss_endpoint(
     }
 }
 
+/// The S3 store of `storage.s3` (see [`storage_backend`]).
+fn s3_store(config: &Config) -> anyhow::Result<OpendalBlobStore> {
+    let s3 = &config.storage.s3;
+    let (Some(bucket), Some(id), Some(secret)) =
+        (&s3.bucket, &s3.access_key_id, &s3.secret_access_key)
+    else {
+        anyhow::bail!("the S3 backend needs a bucket and an access key pair");
+    };
+    let region = s3.region.trim();
+    anyhow::ensure!(!region.is_empty(), "LTY_STORAGE__S3__REGION is empty");
+    let endpoint = match s3.endpoint.as_deref().filter(|e| !e.trim().is_empty()) {
+        Some(endpoint) => normalize_base(endpoint),
+        None => format!("https://s3.{region}.amazonaws.com"),
+    };
+    url::Url::parse(&endpoint)
+        .ok()
+        .filter(|u| matches!(u.scheme(), "http" | "https") && u.has_host())
+        .with_context(|| format!("LTY_STORAGE__S3__ENDPOINT `{endpoint}` is not an http(s) URL"))?;
+    let urls = if config.storage.public_read {
+        // Without a public base, objects are read from the bucket itself.
+        let base = match s3.public_base.as_deref().filter(|b| !b.trim().is_empty()) {
+            Some(base) => normalize_base(base),
+            None if s3.virtual_host_style => {
+                let (scheme, host) = endpoint.split_once("://").unwrap_or(("https", &endpoint));
+                format!("{scheme}://{bucket}.{host}")
+            }
+            None => format!("{endpoint}/{bucket}"),
+        };
+        S3Urls::Public { base }
+    } else {
+        S3Urls::Presigned {
+            expiry: Duration::from_secs(config.storage.url_expiry_secs.max(1)),
+        }
+    };
+    let store = OpendalBlobStore::s3(S3Options {
+        endpoint,
+        region: region.to_owned(),
+        bucket: bucket.clone(),
+        access_key_id: id.clone(),
+        secret_access_key: secret.expose().to_owned(),
+        virtual_host_style: s3.virtual_host_style,
+        urls,
+        timeout: Duration::from_secs(config.storage.timeout_secs.max(1)),
+    })?;
+    Ok(store)
+}
+
 /// The blob store for `config` (see [`storage_backend`]).
 fn blob_store(config: &Config) -> anyhow::Result<Arc<dyn BlobStore>> {
-    if storage_backend(config)? == StorageBackend::Fs {
-        let media = config.data_dir.join("media");
-        let blobs = OpendalBlobStore::fs(&media, &format!("{}/media", config.public_base()))
-            .context("cannot open the media directory")?;
-        return Ok(Arc::new(blobs));
+    match storage_backend(config)? {
+        StorageBackend::Fs => {
+            let media = config.data_dir.join("media");
+            let blobs = OpendalBlobStore::fs(&media, &format!("{}/media", config.public_base()))
+                .context("cannot open the media directory")?;
+            return Ok(Arc::new(blobs));
+        }
+        StorageBackend::S3 => return Ok(Arc::new(s3_store(config)?)),
+        StorageBackend::Oss => {}
     }
     let oss = &config.aliyun.oss;
     let (Some(bucket), Some(id), Some(secret)) =

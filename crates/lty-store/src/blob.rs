@@ -1,6 +1,11 @@
 //! [`BlobStore`](lty_core::ports::BlobStore) adapters: [`OpendalBlobStore`]
-//! on a local directory (embedded mode, served under `/media/`), and
-//! [`OssBlobStore`] on Aliyun OSS with the V1 signature of `lty-vendors`.
+//! on a local directory (embedded mode, served under `/media/`) or on any
+//! S3-compatible bucket ([`s3`]), and [`OssBlobStore`] on Aliyun OSS with
+//! the V1 signature of `lty-vendors`.
+
+mod s3;
+
+pub use s3::{S3Options, S3Urls};
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -21,7 +26,16 @@ fn blob_err(err: impl std::fmt::Display) -> Error {
 #[derive(Debug, Clone)]
 pub struct OpendalBlobStore {
     op: Operator,
-    public_base: String,
+    urls: Urls,
+}
+
+/// How [`OpendalBlobStore`] forms object URLs.
+#[derive(Debug, Clone)]
+enum Urls {
+    /// `{base}/{key}`, unsigned.
+    Public(String),
+    /// SigV4 presigned GET URLs on an S3 bucket.
+    Presigned(Arc<s3::Presigner>),
 }
 
 impl OpendalBlobStore {
@@ -36,7 +50,7 @@ impl OpendalBlobStore {
         let op = Operator::new(builder).map_err(blob_err)?;
         Ok(Self {
             op,
-            public_base: public_base.trim_end_matches('/').to_owned(),
+            urls: Urls::Public(public_base.trim_end_matches('/').to_owned()),
         })
     }
 }
@@ -86,7 +100,10 @@ impl BlobStore for OpendalBlobStore {
     }
 
     fn url(&self, key: &str) -> String {
-        format!("{}/{}", self.public_base, key)
+        match &self.urls {
+            Urls::Public(base) => format!("{base}/{key}"),
+            Urls::Presigned(presigner) => presigner.url(key),
+        }
     }
 
     async fn ping(&self) -> Result<()> {

@@ -9,7 +9,8 @@
 //! - [`oss`]: OSS V1 `Authorization` header and V1 presigned URLs.
 //! - [`sls`]: Log Service `PutLogs` signing and the `LogGroup` protobuf body.
 //! - [`sms`]: the SMS `SendSms` call and its client.
-//! - [`vi`]: Visual Intelligence image tagging (`TaggingImage`) and its client.
+//! - [`vi`]: Visual Intelligence image tagging (`TaggingImage`), the
+//!   temporary upload for images off OSS in its region, and the client.
 //!
 //! Every signer takes the clock reading and the nonce as arguments, so the
 //! same functions serve the real clients and the in-process fakes that

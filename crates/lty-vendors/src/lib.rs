@@ -4,6 +4,7 @@
 #![forbid(unsafe_code)]
 
 pub mod aliyun;
+pub mod aws;
 pub mod openai;
 pub mod tencent;
 pub mod volcengine;

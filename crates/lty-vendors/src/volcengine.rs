@@ -31,8 +31,8 @@ fn keyed_mac(key: &[u8]) -> HmacSha256 {
     <HmacSha256 as KeyInit>::new(&block)
 }
 
-/// `HMAC-SHA256(key, data)` as 32 raw bytes.
-fn hmac_sha256(key: &[u8], data: &[u8]) -> [u8; 32] {
+/// `HMAC-SHA256(key, data)` as 32 raw bytes (also used by [`crate::aws`]).
+pub(crate) fn hmac_sha256(key: &[u8], data: &[u8]) -> [u8; 32] {
     keyed_mac(key)
         .chain_update(data)
         .finalize()

@@ -13,7 +13,7 @@ use utoipa_axum::routes;
 
 use crate::error::ErrorBody;
 use crate::extract::Json;
-use crate::state::{AppState, CacheBackend};
+use crate::state::{AppState, CacheBackend, StorageBackend, storage_backend};
 
 const CHECK_TIMEOUT: Duration = Duration::from_secs(2);
 
@@ -47,7 +47,10 @@ pub async fn healthz() -> Json<HealthOut> {
 /// Readiness answer: each backing service and whether it answered.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ReadyOut {
-    /// `ready`.
+    /// `ready`, or `degraded` when only the object store is down (the
+    /// instance still serves everything but media, and every instance
+    /// shares the store: taking them all out of rotation would turn a
+    /// media outage into a full one).
     pub status: &'static str,
     /// Backend name → `ok`.
     #[schema(value_type = Object)]
@@ -71,8 +74,9 @@ where
     }
 }
 
-/// The database and (in production) Redis answer. 503 names the ones that
-/// do not.
+/// The database and (in production) Redis answer; 503 names the ones
+/// that do not. A remote object store (OSS, S3) is checked and reported
+/// too, but its failure only makes the answer `degraded`.
 #[utoipa::path(get, path = "/readyz", tag = "health",
     responses((status = 200, body = ReadyOut),
               (status = 503, description = "a backing service is down", body = ErrorBody)))]
@@ -90,11 +94,32 @@ pub async fn readyz(State(state): State<AppState>) -> Response {
             }
         }
     };
-    let (database, redis) = tokio::join!(database, redis);
+    // A remote object store (OSS, S3) is checked too; the local media
+    // directory is not a service that can be down on its own.
+    let remote_storage = matches!(
+        storage_backend(&state.config),
+        Ok(StorageBackend::Oss | StorageBackend::S3)
+    );
+    let storage = async {
+        if remote_storage {
+            check("storage", state.blobs.ping()).await
+        } else {
+            Ok(())
+        }
+    };
+    let (database, redis, storage) = tokio::join!(database, redis, storage);
     let mut checks = serde_json::Map::new();
     let mut down = Vec::new();
-    for (name, result) in [("database", database), ("redis", redis)] {
+    let mut degraded = false;
+    for (name, result) in [
+        ("database", database),
+        ("redis", redis),
+        ("storage", storage),
+    ] {
         if name == "redis" && state.cache_backend == CacheBackend::Memory {
+            continue;
+        }
+        if name == "storage" && !remote_storage {
             continue;
         }
         match result {
@@ -103,7 +128,11 @@ pub async fn readyz(State(state): State<AppState>) -> Response {
             }
             Err(why) => {
                 checks.insert(name.into(), json!(why));
-                down.push(name);
+                if name == "storage" {
+                    degraded = true;
+                } else {
+                    down.push(name);
+                }
             }
         }
     }
@@ -111,7 +140,7 @@ pub async fn readyz(State(state): State<AppState>) -> Response {
         (
             StatusCode::OK,
             Json(ReadyOut {
-                status: "ready",
+                status: if degraded { "degraded" } else { "ready" },
                 checks: checks.into(),
             }),
         )

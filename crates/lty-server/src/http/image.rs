@@ -2,6 +2,8 @@
 //! as a temporary object under the legacy layout and handed to the
 //! configured vision provider: Aliyun Visual Intelligence tagging (labels)
 //! or the OpenAI-compatible chat provider's vision model (a description).
+//! VI only downloads from OSS in its own region, so unless the stored
+//! object is there the bytes go through the vendor's temporary upload.
 //! The result passes the same output checks as a chat reply (blocked terms
 //! and the moderation API); a block answers with the refusal message.
 
@@ -14,7 +16,7 @@ use axum::http::{StatusCode, header};
 use chrono::Utc;
 use lty_core::chat::ChatError;
 use lty_vendors::aliyun::AccessKey;
-use lty_vendors::aliyun::vi::{self, ViClient, ViClientConfig, ViError};
+use lty_vendors::aliyun::vi::{self, ViClient, ViClientConfig, ViError, upload};
 use lty_vendors::openai::{ChatClient, ChatClientConfig, Flavor, VisionRequest};
 use serde::Serialize;
 use serde_json::json;
@@ -28,7 +30,7 @@ use crate::config::Config;
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::extract::Json;
 use crate::speech::{Retention, object_key};
-use crate::state::AppState;
+use crate::state::{AppState, StorageBackend, storage_backend};
 
 /// Image routes.
 pub fn router() -> OpenApiRouter<AppState> {
@@ -38,10 +40,59 @@ pub fn router() -> OpenApiRouter<AppState> {
         .layer(DefaultBodyLimit::disable())
 }
 
+/// When Aliyun VI gets the image through its temporary upload
+/// (`LTY_IMAGE__VI_UPLOAD`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ViUpload {
+    /// Upload unless the stored object is on OSS in the VI region.
+    Auto,
+    /// Always upload.
+    Always,
+    /// Never upload: VI is given the stored object's URL.
+    Never,
+}
+
+impl ViUpload {
+    fn parse(value: &str) -> anyhow::Result<Self> {
+        match value.trim() {
+            "auto" | "" => Ok(Self::Auto),
+            "always" => Ok(Self::Always),
+            "never" => Ok(Self::Never),
+            other => {
+                anyhow::bail!("LTY_IMAGE__VI_UPLOAD must be auto, always or never, not {other:?}")
+            }
+        }
+    }
+}
+
+/// The Aliyun provider: its client and when to upload.
+pub struct AliyunVision {
+    /// The `TaggingImage` / temporary-upload client.
+    pub client: ViClient,
+    /// `LTY_IMAGE__VI_UPLOAD`.
+    pub upload: ViUpload,
+    /// Whether the blob store is OSS (its URLs may then be VI's to fetch).
+    pub oss_store: bool,
+}
+
+impl AliyunVision {
+    /// Whether an image stored at `stored_url` must go through the
+    /// temporary upload.
+    pub fn needs_upload(&self, stored_url: &str) -> bool {
+        match self.upload {
+            ViUpload::Always => true,
+            ViUpload::Never => false,
+            ViUpload::Auto => {
+                !(self.oss_store && vi::is_oss_url_in_region(stored_url, self.client.region()))
+            }
+        }
+    }
+}
+
 /// The configured vision provider.
 pub enum Vision {
     /// Aliyun Visual Intelligence `TaggingImage`: labels.
-    Aliyun(ViClient),
+    Aliyun(AliyunVision),
     /// A vision model behind the OpenAI-compatible chat API: a description.
     OpenAi(ChatClient),
 }
@@ -87,6 +138,7 @@ pub fn vision(config: &Config) -> anyhow::Result<Option<Arc<Vision>>> {
         None => "none",
     };
     let timeout = Duration::from_secs(config.image.timeout_secs.max(1));
+    let upload_mode = ViUpload::parse(&config.image.vi_upload)?;
     let built = match choice {
         "aliyun" => {
             let Some((id, secret)) = vi_keys else {
@@ -105,11 +157,25 @@ pub fn vision(config: &Config) -> anyhow::Result<Option<Arc<Vision>>> {
                     .filter(|r| !r.trim().is_empty())
                     .unwrap_or_else(|| vi::DEFAULT_REGION.to_owned()),
                 key: AccessKey::new(id, secret.expose()),
+                openplatform_endpoint: vi
+                    .openplatform_endpoint
+                    .clone()
+                    .filter(|e| !e.trim().is_empty())
+                    .unwrap_or_else(|| upload::DEFAULT_OPENPLATFORM_ENDPOINT.to_owned()),
+                upload_base_url: vi.upload_base_url.clone(),
                 connect_timeout: Duration::from_secs(5),
                 timeout,
             })
-            .map_err(|e| anyhow::anyhow!("ALIYUN_VI_ENDPOINT: {e}"))?;
-            Vision::Aliyun(client)
+            .map_err(|e| {
+                anyhow::anyhow!(
+                    "ALIYUN_VI_ENDPOINT / LTY_ALIYUN__VI__OPENPLATFORM_ENDPOINT / LTY_ALIYUN__VI__UPLOAD_BASE_URL: {e}"
+                )
+            })?;
+            Vision::Aliyun(AliyunVision {
+                client,
+                upload: upload_mode,
+                oss_store: storage_backend(config)? == StorageBackend::Oss,
+            })
         }
         "openai" => {
             let (Some(key), Some(model)) = (llm_key, model) else {
@@ -234,10 +300,11 @@ async fn read_image(req: Request, max: usize) -> ApiResult<bytes::Bytes> {
     Err(lty_core::Error::validation("image", "no `file` or `image` part in the form").into())
 }
 
-/// A failed VI call as an API error: `429` under the vendor's flow
-/// control, else `502 upstream_error` with the vendor's code.
+/// A failed VI call (temporary upload or tagging) as an API error: `429`
+/// under the vendor's flow control, else `502 upstream_error` with the
+/// vendor's code.
 fn vi_error(err: &ViError) -> ApiError {
-    tracing::warn!(%err, "image tagging failed");
+    tracing::warn!(%err, "aliyun VI failed");
     if let ViError::Rejected(e) = err
         && e.code.starts_with("Throttling")
     {
@@ -268,8 +335,9 @@ struct Seen {
 /// part of a multipart form: JPEG, PNG, WebP or GIF by their leading bytes,
 /// at most `LTY_IMAGE__MAX_BYTES` (5 MiB). The image is stored as a
 /// temporary object, `{audio base dir}/image/temporary/{YYYYMMDD}/{32
-/// hex}.{ext}`, and handed to the provider: Aliyun VI gets its URL
-/// (`labels`), an OpenAI-compatible vision model gets it inline
+/// hex}.{ext}`, and handed to the provider: Aliyun VI gets its URL when it
+/// is on OSS in the VI region, else a copy in the vendor's temporary bucket
+/// (`labels`); an OpenAI-compatible vision model gets it inline
 /// (`description`). The result passes the output checks of a chat reply;
 /// a block answers `moderated: true` with the refusal as the description.
 #[utoipa::path(post, path = "/api/ai/image/", tag = "ai",
@@ -316,11 +384,17 @@ pub async fn image(
     let image_url = state.blobs.url(&key);
     let provider = vision.provider();
     let seen = match &*vision {
-        Vision::Aliyun(client) => {
-            let tags = client
-                .tag_image(&image_url)
-                .await
-                .map_err(|e| vi_error(&e))?;
+        Vision::Aliyun(aliyun) => {
+            let client = &aliyun.client;
+            let vi_url = if aliyun.needs_upload(&image_url) {
+                client
+                    .upload_image(&file, kind.media_type, data.clone())
+                    .await
+                    .map_err(|e| vi_error(&e))?
+            } else {
+                image_url.clone()
+            };
+            let tags = client.tag_image(&vi_url).await.map_err(|e| vi_error(&e))?;
             Ok(Seen {
                 labels: tags
                     .into_iter()
@@ -393,5 +467,43 @@ mod tests {
         assert!(sniff(b"RIFF\x10\0\0\0WAVEfmt ").is_none());
         assert!(sniff(b"%PDF-1.7").is_none());
         assert!(sniff(b"").is_none());
+    }
+
+    #[test]
+    fn the_upload_mode_is_parsed_strictly() {
+        assert_eq!(ViUpload::parse("auto").unwrap(), ViUpload::Auto);
+        assert_eq!(ViUpload::parse(" always ").unwrap(), ViUpload::Always);
+        assert_eq!(ViUpload::parse("never").unwrap(), ViUpload::Never);
+        assert!(ViUpload::parse("sometimes").is_err());
+    }
+
+    #[test]
+    fn auto_uploads_unless_the_store_is_oss_in_the_vi_region() {
+        let client = ViClient::new(ViClientConfig {
+            endpoint: vi::DEFAULT_ENDPOINT.into(),
+            region: "cn-shanghai".into(),
+            key: AccessKey::new("i", "s"),
+            openplatform_endpoint: upload::DEFAULT_OPENPLATFORM_ENDPOINT.into(),
+            upload_base_url: None,
+            connect_timeout: Duration::from_secs(1),
+            timeout: Duration::from_secs(1),
+        })
+        .unwrap();
+        let mut aliyun = AliyunVision {
+            client,
+            upload: ViUpload::Auto,
+            oss_store: true,
+        };
+        let oss = "https://b.oss-cn-shanghai.aliyuncs.com/a.png";
+        assert!(!aliyun.needs_upload(oss));
+        assert!(aliyun.needs_upload("https://b.oss-cn-beijing.aliyuncs.com/a.png"));
+        assert!(aliyun.needs_upload("https://cdn.example.com/a.png"));
+        aliyun.upload = ViUpload::Always;
+        assert!(aliyun.needs_upload(oss));
+        aliyun.upload = ViUpload::Never;
+        assert!(!aliyun.needs_upload("http://127.0.0.1/media/a.png"));
+        aliyun.upload = ViUpload::Auto;
+        aliyun.oss_store = false;
+        assert!(aliyun.needs_upload(oss));
     }
 }

@@ -2,7 +2,7 @@
 //! through the [`BlobStore`](lty_core::ports::BlobStore) port, for embedded
 //! mode where the store is a local directory. Not part of the API document.
 //!
-//! Also the expiry sweeper of the `fs` backend: folders
+//! Also the expiry sweeper of the `fs` and `s3` backends: folders
 //! `{base_dir}/temporary/{YYYYMMDD}/` older than `audio.temporary_days` are
 //! deleted, `permanent/` is never touched. On OSS a bucket lifecycle rule on
 //! the prefix `{base_dir}/temporary/` does the same (docs/speech.md).
@@ -75,9 +75,13 @@ async fn serve(State(state): State<AppState>, Path(key): Path<String>) -> ApiRes
 }
 
 /// Starts the sweeper of expired temporary media when the storage is the
-/// local directory; it ends when `state.shutdown` is cancelled.
+/// local directory or an S3 bucket (which can list its folders); it ends
+/// when `state.shutdown` is cancelled.
 pub fn spawn_sweeper(state: AppState) -> Option<JoinHandle<()>> {
-    if !matches!(storage_backend(&state.config), Ok(StorageBackend::Fs)) {
+    if !matches!(
+        storage_backend(&state.config),
+        Ok(StorageBackend::Fs | StorageBackend::S3)
+    ) {
         return None;
     }
     let every = Duration::from_secs(state.config.storage.sweep_interval_secs.max(1));

@@ -7,6 +7,7 @@ pub mod aliyun_sms;
 pub mod aliyun_vi;
 pub mod huoshan;
 pub mod openai;
+pub mod s3;
 pub mod sls;
 pub mod tencent;
 pub mod volcengine;

@@ -1,17 +1,20 @@
 //! `/api/ai/image/`: uploads stored under the legacy layout and recognized
-//! by Aliyun Visual Intelligence (signed RPC against its fake, which
-//! downloads the image from `/media/`) or by an OpenAI-compatible vision
-//! model (the image inline as a data URL); format sniffing, limits and the
-//! child-safety checks on the result.
+//! by Aliyun Visual Intelligence (signed RPC against its fake, which only
+//! downloads from OSS in cn-shanghai: embedded images go through the
+//! temporary upload, images on such OSS are passed directly) or by an
+//! OpenAI-compatible vision model (the image inline as a data URL); format
+//! sniffing, limits and the child-safety checks on the result.
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use lty_server::config::{Config, Secret};
 use lty_vendors::aliyun::AccessKey;
 use lty_vendors::aliyun::vi::sign_tagging_image;
+use lty_vendors::aliyun::vi::upload::{parse_authorize_response, sign_authorize_file_upload};
 use serde_json::Value;
 
-use crate::fakes::aliyun_vi::{ACCESS_KEY_ID, ACCESS_KEY_SECRET, FakeAliyunVi};
+use crate::fakes::aliyun_oss::{BUCKET, FakeOss};
+use crate::fakes::aliyun_vi::{ACCESS_KEY_ID, ACCESS_KEY_SECRET, FakeAliyunVi, TEMP_BUCKET};
 use crate::fakes::openai::{FLAG_MARKER, FakeOpenAi, VISION_MODEL, VISION_REPLY};
 use crate::helpers::{TestApp, assert_error, spawn_app_with};
 
@@ -65,7 +68,7 @@ fn media_path(url: &str) -> String {
 }
 
 #[tokio::test]
-async fn aliyun_vi_tags_an_image_it_downloads_from_media() {
+async fn aliyun_vi_tags_an_embedded_image_through_the_temporary_upload() {
     let (app, token, fake) = vi_app(|_| {}).await;
     let res = upload(&app, &token, "image/png", PNG.to_vec()).await;
     assert_eq!(res.status(), 200);
@@ -94,11 +97,130 @@ async fn aliyun_vi_tags_an_image_it_downloads_from_media() {
     assert_eq!(served.headers()["content-type"], "image/png");
     assert_eq!(served.bytes().await.unwrap(), PNG);
 
-    // The vendor was given the stored URL and got the very bytes.
+    // `/media/` is out of the vendor's reach: one grant, one PostObject of
+    // the very bytes under the granted key, fields in order and `file` last.
+    let grants = fake.grants();
+    assert_eq!(grants.len(), 1);
+    let uploads = fake.uploads();
+    assert_eq!(uploads.len(), 1);
+    assert_eq!(uploads[0].key, grants[0]);
+    assert_eq!(uploads[0].data, PNG);
+    assert_eq!(
+        uploads[0].fields,
+        [
+            "OSSAccessKeyId",
+            "policy",
+            "Signature",
+            "key",
+            "success_action_status",
+            "file"
+        ]
+    );
+    assert_eq!(uploads[0].content_type.as_deref(), Some("image/png"));
+    assert_eq!(uploads[0].file_name.as_deref(), Some(parts[4]));
+
+    // The vendor was given the temporary object's URL and got the bytes.
     let tagged = fake.tagged();
     assert_eq!(tagged.len(), 1);
-    assert_eq!(tagged[0].image_url, body["image_url"].as_str().unwrap());
+    assert_eq!(tagged[0].image_url, FakeAliyunVi::temp_url(&grants[0]));
+    assert!(tagged[0].image_url.starts_with(&format!(
+        "http://{TEMP_BUCKET}.oss-cn-shanghai.aliyuncs.com/"
+    )));
     assert_eq!(tagged[0].image, PNG);
+    assert!(fake.rejected().is_empty());
+}
+
+#[tokio::test]
+async fn with_uploads_turned_off_an_embedded_image_is_a_502_download_error() {
+    let (app, token, fake) = vi_app(|c| c.image.vi_upload = "never".into()).await;
+    let res = upload(&app, &token, "image/png", PNG.to_vec()).await;
+    let body = assert_error(res, 502, "upstream_error").await;
+    assert_eq!(body["details"]["provider"], "aliyun_vi");
+    assert_eq!(body["details"]["vendor_code"], "InvalidImage.Download");
+    assert!(fake.grants().is_empty());
+    assert!(fake.uploads().is_empty());
+    assert_eq!(fake.rejected(), ["InvalidImage.Download"]);
+}
+
+#[tokio::test]
+async fn a_refused_temporary_upload_is_a_502_with_the_oss_code() {
+    let (app, token, fake) = vi_app(|_| {}).await;
+    fake.script_upload(403, "AccessDenied");
+    let res = upload(&app, &token, "image/png", PNG.to_vec()).await;
+    let body = assert_error(res, 502, "upstream_error").await;
+    assert_eq!(body["details"]["provider"], "aliyun_vi");
+    assert_eq!(body["details"]["vendor_code"], "AccessDenied");
+    assert_eq!(fake.upload_errors(), ["AccessDenied"]);
+    assert_eq!(fake.grants().len(), 1, "a refusal is not retried");
+    assert!(fake.uploads().is_empty());
+    assert!(fake.tagged().is_empty());
+}
+
+#[tokio::test]
+async fn upload_grant_flow_control_is_retried_once_then_429() {
+    let (app, token, fake) = vi_app(|_| {}).await;
+    fake.script_authorize(400, "Throttling.User");
+    let res = upload(&app, &token, "image/png", PNG.to_vec()).await;
+    assert_eq!(res.status(), 200, "one throttled grant is retried");
+    fake.script_authorize(400, "Throttling.User");
+    fake.script_authorize(400, "Throttling.User");
+    let res = upload(&app, &token, "image/png", PNG.to_vec()).await;
+    let body = assert_error(res, 429, "upstream_rate_limited").await;
+    assert_eq!(body["details"]["vendor_code"], "Throttling.User");
+    fake.script_authorize(403, "Forbidden.NoPermission");
+    let res = upload(&app, &token, "image/png", PNG.to_vec()).await;
+    let body = assert_error(res, 502, "upstream_error").await;
+    assert_eq!(body["details"]["vendor_code"], "Forbidden.NoPermission");
+    assert_eq!(fake.uploads().len(), 1);
+    assert_eq!(fake.tagged().len(), 1);
+}
+
+/// An app storing on the OSS fake, whose URLs name a cn-shanghai bucket
+/// host; the VI fake fetches them from the OSS fake.
+async fn oss_vi_app(tweak: impl FnOnce(&mut Config)) -> (TestApp, String, FakeAliyunVi, FakeOss) {
+    let oss = FakeOss::start().await;
+    let (app, token, fake) = vi_app(|c| {
+        oss.configure(c);
+        c.aliyun.oss.host = Some(format!("https://{BUCKET}.oss-cn-shanghai.aliyuncs.com"));
+        tweak(c);
+    })
+    .await;
+    fake.download_from(oss.addr);
+    (app, token, fake, oss)
+}
+
+#[tokio::test]
+async fn an_image_on_oss_in_the_vi_region_is_given_to_vi_directly() {
+    let (app, token, fake, oss) = oss_vi_app(|_| {}).await;
+    let res = upload(&app, &token, "image/png", PNG.to_vec()).await;
+    assert_eq!(res.status(), 200);
+    let body: Value = res.json().await.unwrap();
+    assert_eq!(body["labels"][0]["name"], "猫");
+    let image_url = body["image_url"].as_str().unwrap();
+    assert!(
+        image_url.starts_with(&format!("https://{BUCKET}.oss-cn-shanghai.aliyuncs.com/")),
+        "{image_url}"
+    );
+    let keys = oss.keys();
+    assert_eq!(keys.len(), 1);
+    assert_eq!(oss.object(&keys[0]).unwrap().data, PNG);
+    // No temporary upload: VI got the stored object's (presigned) URL.
+    assert!(fake.grants().is_empty());
+    assert!(fake.uploads().is_empty());
+    let tagged = fake.tagged();
+    assert_eq!(tagged.len(), 1);
+    assert_eq!(tagged[0].image_url, image_url);
+    assert_eq!(tagged[0].image, PNG);
+
+    // `always` uploads even then.
+    let (app, token, fake, _oss) = oss_vi_app(|c| c.image.vi_upload = "always".into()).await;
+    let res = upload(&app, &token, "image/png", PNG.to_vec()).await;
+    assert_eq!(res.status(), 200);
+    assert_eq!(fake.uploads().len(), 1);
+    assert_eq!(
+        fake.tagged()[0].image_url,
+        FakeAliyunVi::temp_url(&fake.grants()[0])
+    );
 }
 
 #[tokio::test]
@@ -174,7 +296,11 @@ async fn a_wrong_vi_secret_is_refused_by_the_vendor_and_answers_502() {
     let body = assert_error(res, 502, "upstream_error").await;
     assert_eq!(body["details"]["provider"], "aliyun_vi");
     assert_eq!(body["details"]["vendor_code"], "SignatureDoesNotMatch");
+    // The upload grant is the first signed call, and nothing follows it.
     assert_eq!(fake.rejected(), ["SignatureDoesNotMatch"]);
+    assert!(fake.grants().is_empty());
+    assert!(fake.uploads().is_empty());
+    assert!(fake.tagged().is_empty());
 }
 
 #[tokio::test]
@@ -217,17 +343,97 @@ async fn the_vi_signature_survives_awkward_characters_and_the_gateway_rules_hold
         .duration_since(UNIX_EPOCH)
         .unwrap()
         .as_secs();
-    // `*`, `~`, space and Chinese pass the signature check; the (missing)
-    // image is what fails.
-    let awkward = "http://127.0.0.1/media/a b*~/小猫.png";
+    // `*`, `~`, space and Chinese pass the signature check; the image
+    // (never uploaded) is what fails.
+    let awkward = format!("http://{TEMP_BUCKET}.oss-cn-shanghai.aliyuncs.com/a b*~/小猫.png");
+    let awkward = awkward.as_str();
     let body = signed_call(&fake, awkward, now, "nonce-1").await;
     assert_eq!(body["Code"], "InvalidImage.Download", "{body}");
+    assert!(
+        body["Message"].as_str().unwrap().contains("no such object"),
+        "{body}"
+    );
     let body = signed_call(&fake, awkward, now, "nonce-1").await;
     assert_eq!(body["Code"], "SignatureNonceUsed");
     let body = signed_call(&fake, awkward, now - 3600, "nonce-2").await;
     assert_eq!(body["Code"], "InvalidTimeStamp.Expired");
-    let body = signed_call(&fake, "http://example.com/x.png", now, "nonce-3").await;
-    assert_eq!(body["Code"], "InvalidImage.Region");
+    // Outside OSS in cn-shanghai the vendor does not even try.
+    for (url, nonce) in [
+        ("http://example.com/x.png", "nonce-3"),
+        ("http://b.oss-cn-hangzhou.aliyuncs.com/x.png", "nonce-4"),
+    ] {
+        let body = signed_call(&fake, url, now, nonce).await;
+        assert_eq!(body["Code"], "InvalidImage.Download");
+        assert!(body["Message"].as_str().unwrap().contains("cn-shanghai"));
+    }
+}
+
+#[tokio::test]
+async fn the_fake_temporary_bucket_only_takes_the_granted_upload_with_file_last() {
+    let (_app, _token, fake) = vi_app(|_| {}).await;
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let key = AccessKey::new(ACCESS_KEY_ID, ACCESS_KEY_SECRET);
+    let signed =
+        sign_authorize_file_upload("imagerecog", "cn-shanghai", &key, now, "grant-1").unwrap();
+    let http = reqwest::Client::new();
+    let res = http
+        .post(format!("http://{}/openplatform/", fake.addr))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(signed.signed_query)
+        .send()
+        .await
+        .unwrap();
+    let status = res.status().as_u16();
+    let grant = parse_authorize_response(status, &res.bytes().await.unwrap()).unwrap();
+    let post = |fields: Vec<(&str, String)>, file_last: bool| {
+        let mut form = reqwest::multipart::Form::new();
+        if !file_last {
+            form = form.part("file", reqwest::multipart::Part::bytes(PNG.to_vec()));
+        }
+        for (name, value) in fields {
+            form = form.text(name.to_owned(), value);
+        }
+        if file_last {
+            form = form.part("file", reqwest::multipart::Part::bytes(PNG.to_vec()));
+        }
+        http.post(format!("http://{}/oss/", fake.addr))
+            .multipart(form)
+            .send()
+    };
+    let fields = |policy: &str, signature: &str| {
+        vec![
+            ("OSSAccessKeyId", grant.access_key_id.clone()),
+            ("policy", policy.to_owned()),
+            ("Signature", signature.to_owned()),
+            ("key", grant.object_key.clone()),
+            ("success_action_status", "201".to_owned()),
+        ]
+    };
+    let ok = fields(&grant.encoded_policy, &grant.signature);
+    let res = post(ok.clone(), false).await.unwrap();
+    assert_eq!(res.status(), 400);
+    let tampered = format!("{}e30=", grant.encoded_policy);
+    let res = post(fields(&tampered, &grant.signature), true)
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 403);
+    let res = post(fields(&grant.encoded_policy, "c2lnbmF0dXJl"), true)
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 403);
+    assert_eq!(
+        fake.upload_errors(),
+        ["InvalidArgument", "AccessDenied", "SignatureDoesNotMatch"]
+    );
+    assert!(fake.uploads().is_empty());
+    let res = post(ok, true).await.unwrap();
+    assert_eq!(res.status(), 201);
+    assert_eq!(fake.uploads()[0].data, PNG);
+    let body = signed_call(&fake, &grant.image_url(), now, "tag-1").await;
+    assert_eq!(body["Data"]["Tags"][0]["Value"], "猫", "{body}");
 }
 
 #[tokio::test]

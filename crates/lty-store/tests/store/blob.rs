@@ -1,10 +1,16 @@
 //! The file-system blob store: round trips, missing objects, and keys that
-//! must never leave the store's root.
+//! must never leave the store's root. The S3 store's object URLs (its
+//! requests are tested against the fake bucket in `lty-server`).
+
+use std::collections::HashMap;
+use std::time::Duration;
 
 use bytes::Bytes;
 use lty_core::Error;
 use lty_core::ports::BlobStore;
 use lty_store::OpendalBlobStore;
+use lty_store::blob::{S3Options, S3Urls};
+use lty_vendors::aws;
 
 use crate::helpers::TempDir;
 
@@ -167,4 +173,105 @@ async fn folders_are_listed_and_deleted_with_everything_in_them() {
         assert!(blobs.list_folders(bad).await.is_err(), "{bad}");
         assert!(blobs.delete_folder(bad).await.is_err(), "{bad}");
     }
+}
+
+fn s3_options(virtual_host_style: bool, urls: S3Urls) -> S3Options {
+    S3Options {
+        endpoint: "https://s3.eu-central-1.amazonaws.com/".into(),
+        region: "eu-central-1".into(),
+        bucket: "lty-media".into(),
+        access_key_id: "AKIAIOSFODNN7EXAMPLE".into(),
+        secret_access_key: "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY".into(),
+        virtual_host_style,
+        urls,
+        timeout: Duration::from_secs(5),
+    }
+}
+
+/// Checks a presigned URL against an independent SigV4 computation from
+/// its own `X-Amz-Date`, and returns it parsed.
+fn check_presigned(url: &str, host: &str, path: &str) -> url::Url {
+    let parsed = url::Url::parse(url).unwrap();
+    assert_eq!(parsed.scheme(), "https");
+    assert_eq!(parsed.host_str(), Some(host));
+    assert_eq!(parsed.path(), path);
+    let q: HashMap<String, String> = parsed.query_pairs().into_owned().collect();
+    assert_eq!(q["X-Amz-Expires"], "900");
+    let date = &q["X-Amz-Date"];
+    let at = chrono::NaiveDateTime::parse_from_str(date, "%Y%m%dT%H%M%SZ")
+        .unwrap()
+        .and_utc()
+        .timestamp();
+    let expected = aws::presign(
+        &aws::PresignRequest {
+            method: "GET",
+            host,
+            path,
+            expires_secs: 900,
+        },
+        &aws::Credentials {
+            access_key_id: "AKIAIOSFODNN7EXAMPLE",
+            secret_access_key: "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
+        },
+        "eu-central-1",
+        "s3",
+        u64::try_from(at).unwrap(),
+    );
+    assert_eq!(q["X-Amz-Signature"], expected.signature);
+    let age = chrono::Utc::now().timestamp() - at;
+    assert!((0..5).contains(&age), "{age}");
+    parsed
+}
+
+#[test]
+fn s3_urls_are_presigned_path_style_by_default() {
+    let presigned = S3Urls::Presigned {
+        expiry: Duration::from_secs(900),
+    };
+    let blobs = OpendalBlobStore::s3(s3_options(false, presigned)).unwrap();
+    let url = blobs.url("audio/temporary/20261125/a.mp3");
+    check_presigned(
+        &url,
+        "s3.eu-central-1.amazonaws.com",
+        "/lty-media/audio/temporary/20261125/a.mp3",
+    );
+}
+
+#[test]
+fn s3_urls_are_presigned_on_the_bucket_host_in_virtual_host_style() {
+    let presigned = S3Urls::Presigned {
+        expiry: Duration::from_secs(900),
+    };
+    let blobs = OpendalBlobStore::s3(s3_options(true, presigned)).unwrap();
+    let url = blobs.url("qr/1.png");
+    check_presigned(&url, "lty-media.s3.eu-central-1.amazonaws.com", "/qr/1.png");
+}
+
+#[test]
+fn s3_public_urls_are_the_base_and_the_key() {
+    let public = S3Urls::Public {
+        base: "https://cdn.example.com/media/".into(),
+    };
+    let blobs = OpendalBlobStore::s3(s3_options(false, public)).unwrap();
+    assert_eq!(
+        blobs.url("qr/1.png"),
+        "https://cdn.example.com/media/qr/1.png"
+    );
+}
+
+#[test]
+fn s3_needs_a_bucket_and_a_key_pair_and_never_prints_the_secret() {
+    let urls = || S3Urls::Presigned {
+        expiry: Duration::from_secs(900),
+    };
+    let mut opts = s3_options(false, urls());
+    opts.bucket.clear();
+    assert!(OpendalBlobStore::s3(opts).is_err());
+    let mut opts = s3_options(false, urls());
+    opts.secret_access_key.clear();
+    assert!(OpendalBlobStore::s3(opts).is_err());
+    let opts = s3_options(false, urls());
+    assert!(!format!("{opts:?}").contains("EXAMPLEKEY"));
+    let blobs = OpendalBlobStore::s3(opts).unwrap();
+    assert!(!format!("{blobs:?}").contains("EXAMPLEKEY"), "{blobs:?}");
 }

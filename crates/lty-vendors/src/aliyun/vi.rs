@@ -9,6 +9,9 @@
 //! envelope (HTTP 4xx/5xx with `Code`). Tagging has no side effects, so a
 //! transient failure (transport, flow control, vendor internal error) is
 //! retried once.
+//!
+//! Images that are not on OSS in the VI region go through the vendor's
+//! temporary upload first ([`upload`], [`ViClient::upload_image`]).
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -18,6 +21,10 @@ use super::pop::{
     PopError, PopResponseError, RpcCall, RpcSigned, check_pop_response, sign_rpc, signature_nonce,
 };
 use super::{AccessKey, Method, SignError};
+
+pub mod upload;
+
+use upload::UploadGrant;
 
 /// The product code, as in the endpoint host.
 pub const PRODUCT: &str = "imagerecog";
@@ -77,6 +84,18 @@ pub enum ViError {
     /// The request could not be signed.
     #[error(transparent)]
     Sign(#[from] SignError),
+    /// OSS refused the temporary upload (PostObject) with an XML error.
+    #[error("aliyun VI temporary upload refused: HTTP {status} {code}: {message}")]
+    UploadRejected {
+        /// HTTP status of the PostObject answer.
+        status: u16,
+        /// OSS `<Code>`, e.g. `AccessDenied`.
+        code: String,
+        /// OSS `<Message>`.
+        message: String,
+        /// OSS `<RequestId>`.
+        request_id: Option<String>,
+    },
 }
 
 impl ViError {
@@ -85,6 +104,9 @@ impl ViError {
         match self {
             Self::Rejected(e) => e.is_retryable(),
             Self::Timeout(_) | Self::Transport(_) => true,
+            Self::UploadRejected { status, code, .. } => {
+                *status >= 500 || code == "InternalError" || code == "ServiceUnavailable"
+            }
             Self::Malformed(_) | Self::Sign(_) => false,
         }
     }
@@ -93,6 +115,7 @@ impl ViError {
     pub fn vendor_code(&self) -> Option<&str> {
         match self {
             Self::Rejected(e) => Some(&e.code),
+            Self::UploadRejected { code, .. } => Some(code),
             _ => None,
         }
     }
@@ -142,6 +165,13 @@ pub struct ViClientConfig {
     /// `RegionId`, [`DEFAULT_REGION`] normally.
     pub region: String,
     pub key: AccessKey,
+    /// Base URL of the openplatform API that grants temporary uploads
+    /// ([`upload::DEFAULT_OPENPLATFORM_ENDPOINT`]); a bare host gets `https://`.
+    pub openplatform_endpoint: String,
+    /// Where the PostObject of a temporary upload goes instead of
+    /// `https://<Bucket>.<Endpoint>` (a proxy or a test endpoint). The URL
+    /// handed to VI stays the bucket's own.
+    pub upload_base_url: Option<String>,
     pub connect_timeout: Duration,
     /// Bound on one attempt.
     pub timeout: Duration,
@@ -153,6 +183,8 @@ impl std::fmt::Debug for ViClientConfig {
             .field("endpoint", &self.endpoint)
             .field("region", &self.region)
             .field("key", &self.key)
+            .field("openplatform_endpoint", &self.openplatform_endpoint)
+            .field("upload_base_url", &self.upload_base_url)
             .field("timeout", &self.timeout)
             .finish_non_exhaustive()
     }
@@ -163,25 +195,58 @@ impl std::fmt::Debug for ViClientConfig {
 pub struct ViClient {
     config: ViClientConfig,
     url: String,
+    openplatform_url: String,
+    upload_base: Option<String>,
     http: reqwest::Client,
+}
+
+/// `endpoint` as a base URL without trailing `/`: `https://` added to a
+/// bare host; anything but an http(s) URL with a host is refused.
+fn base_url(endpoint: &str) -> Result<String, ViError> {
+    let endpoint = endpoint.trim().trim_end_matches('/');
+    let endpoint = if endpoint.contains("://") {
+        endpoint.to_owned()
+    } else {
+        format!("https://{endpoint}")
+    };
+    let parsed = url::Url::parse(&endpoint).map_err(|e| ViError::Transport(e.to_string()))?;
+    if !matches!(parsed.scheme(), "http" | "https") || parsed.host_str().is_none() {
+        return Err(ViError::Transport(
+            "the endpoint must be an http(s) URL".into(),
+        ));
+    }
+    Ok(endpoint)
+}
+
+/// Whether VI can download `url` itself: an OSS URL in `region`, i.e. a
+/// host with the label `oss-<region>` under `aliyuncs.com`
+/// (`<bucket>.oss-cn-shanghai.aliyuncs.com`). Everything else (local
+/// storage, another region, a custom domain) needs the temporary upload.
+pub fn is_oss_url_in_region(url: &str, region: &str) -> bool {
+    let Ok(parsed) = url::Url::parse(url) else {
+        return false;
+    };
+    let Some(host) = parsed.host_str() else {
+        return false;
+    };
+    let label = format!("oss-{}", region.trim());
+    matches!(parsed.scheme(), "http" | "https")
+        && host.ends_with(".aliyuncs.com")
+        && host.split('.').any(|l| l.eq_ignore_ascii_case(&label))
 }
 
 impl ViClient {
     /// A client for `config`; fails when the endpoint is not an http(s)
     /// URL or the HTTP client cannot be built.
     pub fn new(config: ViClientConfig) -> Result<Self, ViError> {
-        let endpoint = config.endpoint.trim().trim_end_matches('/');
-        let endpoint = if endpoint.contains("://") {
-            endpoint.to_owned()
-        } else {
-            format!("https://{endpoint}")
-        };
-        let parsed = url::Url::parse(&endpoint).map_err(|e| ViError::Transport(e.to_string()))?;
-        if !matches!(parsed.scheme(), "http" | "https") || parsed.host_str().is_none() {
-            return Err(ViError::Transport(
-                "the endpoint must be an http(s) URL".into(),
-            ));
-        }
+        let endpoint = base_url(&config.endpoint)?;
+        let openplatform = base_url(&config.openplatform_endpoint)?;
+        let upload_base = config
+            .upload_base_url
+            .as_deref()
+            .filter(|u| !u.trim().is_empty())
+            .map(base_url)
+            .transpose()?;
         let http = reqwest::Client::builder()
             .connect_timeout(config.connect_timeout)
             .timeout(config.timeout)
@@ -190,9 +255,16 @@ impl ViClient {
             .map_err(|e| ViError::Transport(e.to_string()))?;
         Ok(Self {
             url: format!("{endpoint}/"),
+            openplatform_url: format!("{openplatform}/"),
+            upload_base,
             config,
             http,
         })
+    }
+
+    /// The `RegionId` this client calls.
+    pub fn region(&self) -> &str {
+        &self.config.region
     }
 
     /// The labels the service sees in the image at `image_url`, most
@@ -209,22 +281,79 @@ impl ViClient {
         }
     }
 
-    async fn tag_once(&self, image_url: &str) -> Result<Vec<ImageTag>, ViError> {
-        let now = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.as_secs())
-            .unwrap_or(0);
-        // A fresh nonce per attempt: the gateway refuses a reused one.
-        let signed = sign_tagging_image(
-            image_url,
-            &self.config.region,
-            &self.config.key,
-            now,
-            &signature_nonce(),
-        )?;
+    /// Puts `data` into the vendor's temporary bucket
+    /// (`AuthorizeFileUpload`, then an OSS PostObject) and returns the URL
+    /// to hand to [`Self::tag_image`]. A transient failure of either step
+    /// retries the whole flow once with a fresh grant.
+    #[tracing::instrument(skip_all, err, fields(provider = "aliyun_vi", bytes = data.len()))]
+    pub async fn upload_image(
+        &self,
+        file_name: &str,
+        content_type: &str,
+        data: bytes::Bytes,
+    ) -> Result<String, ViError> {
+        match self
+            .upload_once(file_name, content_type, data.clone())
+            .await
+        {
+            Err(e) if e.is_retryable() => {
+                tracing::debug!(%e, "retrying the temporary upload once");
+                tokio::time::sleep(Duration::from_millis(200)).await;
+                self.upload_once(file_name, content_type, data).await
+            }
+            other => other,
+        }
+    }
+
+    async fn upload_once(
+        &self,
+        file_name: &str,
+        content_type: &str,
+        data: bytes::Bytes,
+    ) -> Result<String, ViError> {
+        let grant = self.authorize_file_upload().await?;
+        let base = self
+            .upload_base
+            .clone()
+            .unwrap_or_else(|| grant.bucket_base());
+        let form = grant.post_object_form(file_name, content_type, data);
         let res = self
             .http
-            .post(&self.url)
+            .post(format!("{base}/"))
+            .multipart(form)
+            .send()
+            .await
+            .map_err(|e| self.transport(e))?;
+        let status = res.status().as_u16();
+        let body = res.bytes().await.map_err(|e| self.transport(e))?;
+        upload::parse_post_object_response(status, &body)?;
+        tracing::debug!(
+            request_id = grant.request_id.as_deref().unwrap_or(""),
+            "image uploaded to the VI temporary bucket"
+        );
+        Ok(grant.image_url())
+    }
+
+    async fn authorize_file_upload(&self) -> Result<UploadGrant, ViError> {
+        let signed = upload::sign_authorize_file_upload(
+            PRODUCT,
+            &self.config.region,
+            &self.config.key,
+            unix_now(),
+            &signature_nonce(),
+        )?;
+        let (status, body) = self.post_form(&self.openplatform_url, signed).await?;
+        upload::parse_authorize_response(status, &body)
+    }
+
+    async fn post_form(
+        &self,
+        url: &str,
+        signed: RpcSigned,
+    ) -> Result<(u16, bytes::Bytes), ViError> {
+        let res = self
+            .http
+            .post(url)
             .header(
                 reqwest::header::CONTENT_TYPE,
                 "application/x-www-form-urlencoded",
@@ -235,6 +364,19 @@ impl ViClient {
             .map_err(|e| self.transport(e))?;
         let status = res.status().as_u16();
         let body = res.bytes().await.map_err(|e| self.transport(e))?;
+        Ok((status, body))
+    }
+
+    async fn tag_once(&self, image_url: &str) -> Result<Vec<ImageTag>, ViError> {
+        // A fresh nonce per attempt: the gateway refuses a reused one.
+        let signed = sign_tagging_image(
+            image_url,
+            &self.config.region,
+            &self.config.key,
+            unix_now(),
+            &signature_nonce(),
+        )?;
+        let (status, body) = self.post_form(&self.url, signed).await?;
         parse_tagging_response(status, &body)
     }
 
@@ -245,6 +387,13 @@ impl ViClient {
             ViError::Transport(err.without_url().to_string())
         }
     }
+}
+
+fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
 }
 
 #[cfg(test)]
@@ -316,10 +465,32 @@ mod tests {
             endpoint: "imagerecog.cn-shanghai.aliyuncs.com".into(),
             region: DEFAULT_REGION.into(),
             key: AccessKey::new("i", "s"),
+            openplatform_endpoint: "openplatform.aliyuncs.com".into(),
+            upload_base_url: Some("http://127.0.0.1:9/".into()),
             connect_timeout: Duration::from_secs(1),
             timeout: Duration::from_secs(1),
         })
         .unwrap();
         assert_eq!(c.url, "https://imagerecog.cn-shanghai.aliyuncs.com/");
+        assert_eq!(c.openplatform_url, "https://openplatform.aliyuncs.com/");
+        assert_eq!(c.upload_base.as_deref(), Some("http://127.0.0.1:9"));
+    }
+
+    #[test]
+    fn only_oss_urls_in_the_region_are_downloadable_by_vi() {
+        let yes = |u: &str| is_oss_url_in_region(u, "cn-shanghai");
+        assert!(yes(
+            "https://b.oss-cn-shanghai.aliyuncs.com/a/b.png?OSSAccessKeyId=x"
+        ));
+        assert!(yes(
+            "http://viapi-customer-temp.oss-cn-shanghai.aliyuncs.com/k"
+        ));
+        assert!(!yes("https://b.oss-cn-hangzhou.aliyuncs.com/a.png"));
+        assert!(!yes("http://127.0.0.1:8000/media/a.png"));
+        assert!(!yes(
+            "https://oss-cn-shanghai.aliyuncs.com.evil.example/a.png"
+        ));
+        assert!(!yes("https://media.example.com/a.png"));
+        assert!(!yes("not a url"));
     }
 }
