@@ -6,7 +6,9 @@
 # Usage: scripts/bench.sh [extra run.py options...]
 #   BENCH_USERS=5000 (default)   BENCH_PORT=18080 (default)
 #   BENCH_MODE=production|embedded (default production)
-# Writes bench-results/lty-<commit>-<mode>.json (git-ignored).
+#   BENCH_BIN=path/to/lty  measure that binary instead of building HEAD
+#   BENCH_LABEL=name       names the results (default: HEAD's short commit)
+# Writes bench-results/lty-<label>-<mode>.json (git-ignored).
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$root"
@@ -15,7 +17,7 @@ harness="$root/../shared/bench/run.py"
 users="${BENCH_USERS:-5000}"
 port="${BENCH_PORT:-18080}"
 mode="${BENCH_MODE:-production}"
-commit="$(git rev-parse --short HEAD)"
+commit="${BENCH_LABEL:-$(git rev-parse --short HEAD)}"
 out="bench-results/lty-${commit}-${mode}.json"
 
 command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk; }
@@ -25,8 +27,12 @@ if [ ! -x "$venv/bin/python" ]; then
   "$venv/bin/pip" install -q 'websockets>=14' uvloop
 fi
 
-cargo build --release -p lty-server
-bin="$CARGO_TARGET_DIR/release/lty"
+if [ -n "${BENCH_BIN:-}" ]; then
+  bin="$(realpath "$BENCH_BIN")"
+else
+  cargo build --release -p lty-server
+  bin="$CARGO_TARGET_DIR/release/lty"
+fi
 mkdir -p bench-results
 workdir="$(mktemp -d)"
 trap 'rm -rf "$workdir"' EXIT

@@ -627,8 +627,15 @@ impl Default for AliyunLogConfig {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default)]
 pub struct WechatConfig {
+    /// AppID of the Open Platform app (mobile app or website) behind
+    /// `/api/user/wechat-login/`.
     pub app_id: Option<String>,
     pub app_secret: Option<Secret>,
+    /// AppID of the mini program behind `/api/user/wechat-mini-login/`: a
+    /// separate WeChat app with its own secret.
+    pub mini_app_id: Option<String>,
+    pub mini_app_secret: Option<Secret>,
+    /// Shared by both apps.
     pub api_base_url: String,
     /// Seconds allowed for each WeChat call.
     pub timeout_secs: u64,
@@ -887,6 +894,8 @@ impl Default for WechatConfig {
         Self {
             app_id: None,
             app_secret: None,
+            mini_app_id: None,
+            mini_app_secret: None,
             api_base_url: "https://api.weixin.qq.com".into(),
             timeout_secs: 5,
         }
@@ -1053,6 +1062,8 @@ pub const ENV_VARS: &[EnvVar] = &[
     var("WECHAT_APP_ID", "wechat.app_id", true),
     var("WECHAT_APP_SECRET", "wechat.app_secret", true),
     var("WECHAT_API_BASE_URL", "wechat.api_base_url", true),
+    var("WECHAT_MINI_APP_ID", "wechat.mini_app_id", true),
+    var("WECHAT_MINI_APP_SECRET", "wechat.mini_app_secret", true),
 ];
 
 /// The environment variable that sets `path`: its fixed name, or `LTY_...`.

@@ -51,6 +51,9 @@ pub struct AppState {
     pub sms: Arc<crate::sms::SmsCodes>,
     /// WeChat login; `None` without `WECHAT_APP_ID` / `WECHAT_APP_SECRET`.
     pub wechat: Option<Arc<lty_vendors::wechat::WechatClient>>,
+    /// WeChat mini-program login; `None` without `WECHAT_MINI_APP_ID` /
+    /// `WECHAT_MINI_APP_SECRET`.
+    pub wechat_mini: Option<Arc<lty_vendors::wechat::WechatClient>>,
     /// Voice-chat sessions started and not yet stopped.
     pub voice_chats: Arc<dyn VoiceChatSessionRepo>,
     /// Volcengine RTC OpenAPI (voice agent); `None` without AK/SK.
@@ -140,6 +143,7 @@ impl AppState {
         let voice_chats = Arc::new(db.clone());
         let sms = Arc::new(crate::sms::SmsCodes::build(&config, cache.clone())?);
         let wechat = crate::wechat::client(&config)?;
+        let wechat_mini = crate::wechat::mini_client(&config)?;
         let chat = crate::chat::chat_model(&config)?;
         let chat_repo = Arc::new(db.clone());
         let moderator = crate::chat::moderator(&config)?;
@@ -170,6 +174,7 @@ impl AppState {
             device_credentials: auth_repo,
             sms,
             wechat,
+            wechat_mini,
             metrics,
             shutdown: CancellationToken::new(),
         })

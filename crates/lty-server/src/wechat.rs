@@ -1,6 +1,7 @@
-//! WeChat login for the user routes: the client built from configuration,
-//! turning a client's `code` into a [`WechatIdentity`], and WeChat's error
-//! codes into clear answers (wechat.md §4).
+//! WeChat login for the user routes: the clients built from configuration
+//! (the Open Platform app and the mini program, each its own AppID), turning
+//! a client's `code` into a [`WechatIdentity`], and WeChat's error codes into
+//! clear answers (wechat.md §4).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -12,17 +13,47 @@ use lty_core::account::WechatIdentity;
 use lty_vendors::wechat::{WechatClient, WechatConfig, WechatError};
 use serde_json::json;
 
-use crate::config::Config;
+use crate::config::{Config, Secret};
 use crate::error::ApiError;
 
 const PROVIDER: &str = "wechat";
+/// The provider named by `503 provider_not_configured` for the mini program.
+const MINI_PROVIDER: &str = "wechat_mini";
 
-/// The WeChat client, when `WECHAT_APP_ID` and `WECHAT_APP_SECRET` are set.
+/// The Open Platform client, when `WECHAT_APP_ID` and `WECHAT_APP_SECRET`
+/// are set.
 pub fn client(config: &Config) -> anyhow::Result<Option<Arc<WechatClient>>> {
     let w = &config.wechat;
-    let (Some(app_id), Some(secret)) = (&w.app_id, &w.app_secret) else {
-        if w.app_id.is_some() || w.app_secret.is_some() {
-            anyhow::bail!("WeChat login needs both WECHAT_APP_ID and WECHAT_APP_SECRET");
+    build(
+        config,
+        w.app_id.as_ref(),
+        w.app_secret.as_ref(),
+        "WeChat login needs both WECHAT_APP_ID and WECHAT_APP_SECRET",
+    )
+}
+
+/// The mini-program client, when `WECHAT_MINI_APP_ID` and
+/// `WECHAT_MINI_APP_SECRET` are set.
+pub fn mini_client(config: &Config) -> anyhow::Result<Option<Arc<WechatClient>>> {
+    let w = &config.wechat;
+    build(
+        config,
+        w.mini_app_id.as_ref(),
+        w.mini_app_secret.as_ref(),
+        "WeChat mini-program login needs both WECHAT_MINI_APP_ID and WECHAT_MINI_APP_SECRET",
+    )
+}
+
+fn build(
+    config: &Config,
+    app_id: Option<&String>,
+    secret: Option<&Secret>,
+    half_configured: &'static str,
+) -> anyhow::Result<Option<Arc<WechatClient>>> {
+    let w = &config.wechat;
+    let (Some(app_id), Some(secret)) = (app_id, secret) else {
+        if app_id.is_some() || secret.is_some() {
+            anyhow::bail!(half_configured);
         }
         return Ok(None);
     };
@@ -43,6 +74,16 @@ pub fn require(client: Option<&Arc<WechatClient>>) -> Result<&WechatClient, ApiE
     client
         .map(AsRef::as_ref)
         .ok_or_else(|| Error::ProviderNotConfigured { provider: PROVIDER }.into())
+}
+
+/// The configured mini-program client, or `503 provider_not_configured`.
+pub fn require_mini(client: Option<&Arc<WechatClient>>) -> Result<&WechatClient, ApiError> {
+    client.map(AsRef::as_ref).ok_or_else(|| {
+        Error::ProviderNotConfigured {
+            provider: MINI_PROVIDER,
+        }
+        .into()
+    })
 }
 
 /// Validates the `code` field of a login or bind request.
@@ -86,6 +127,25 @@ pub async fn identify(client: &WechatClient, code: &str) -> Result<WechatIdentit
         }
     }
     Ok(identity)
+}
+
+/// Exchanges a mini program's `js_code`. The identity carries the openid
+/// of the mini program's AppID and the `unionid` when the mini program is
+/// bound to the Open Platform account, which is what links it to the same
+/// person's app login. There is no profile in this flow.
+pub async fn identify_mini(
+    client: &WechatClient,
+    js_code: &str,
+) -> Result<WechatIdentity, ApiError> {
+    let session = client.jscode2session(js_code).await.map_err(map_error)?;
+    Ok(WechatIdentity {
+        app_id: client.app_id().to_owned(),
+        openid: session.openid,
+        unionid: session.unionid,
+        nickname: None,
+        avatar_url: None,
+        raw_profile: None,
+    })
 }
 
 /// WeChat's answer as an API error.

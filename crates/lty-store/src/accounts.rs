@@ -10,7 +10,8 @@ use lty_core::{BackendError, Error, PhoneNumber, Result};
 use sea_orm::sea_query::{Expr, ExprTrait, Query};
 use sea_orm::{
     ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, DbErr, EntityTrait,
-    FromQueryResult, QueryFilter, QuerySelect, SqlErr, TransactionTrait,
+    FromQueryResult, QueryFilter, QuerySelect, SqlErr, SqliteTransactionMode, TransactionOptions,
+    TransactionTrait,
 };
 
 use crate::Database;
@@ -141,7 +142,19 @@ impl Database {
         identity: &WechatIdentity,
         new: &NewUser,
     ) -> Result<Attempt<(User, bool)>> {
-        let txn = self.conn().begin().await.map_err(db_err)?;
+        // On SQLite the transaction takes the write lock up front, so a
+        // concurrent login waits for it (busy timeout) and then sees the
+        // winner's rows, instead of failing its upgrade from reader to
+        // writer at once. PostgreSQL ignores the mode; its races end in a
+        // unique violation and a retry.
+        let txn = self
+            .conn()
+            .begin_with_options(TransactionOptions {
+                sqlite_transaction_mode: Some(SqliteTransactionMode::Immediate),
+                ..Default::default()
+            })
+            .await
+            .map_err(db_err)?;
         if let Some(row) = find_identity(&txn, &identity.app_id, &identity.openid).await? {
             let user_id = row.user_id;
             refresh_identity(&txn, row, identity).await?;

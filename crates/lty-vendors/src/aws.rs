@@ -14,7 +14,7 @@ pub use crate::volcengine::openapi::{
     format_x_date as format_amz_date, hex_encode_hash, short_date, uri_encode,
 };
 
-use crate::volcengine::hmac_sha256;
+use crate::sha256mac::{derive_key, hmac_sha256_hex};
 
 /// The signing algorithm, in `X-Amz-Algorithm` and `Authorization`.
 pub const ALGORITHM: &str = "AWS4-HMAC-SHA256";
@@ -64,16 +64,20 @@ pub fn signing_key(
     region: &str,
     service: &str,
 ) -> [u8; 32] {
-    let k_secret = format!("AWS4{secret_access_key}");
-    let k_date = hmac_sha256(k_secret.as_bytes(), short_date.as_bytes());
-    let k_region = hmac_sha256(&k_date, region.as_bytes());
-    let k_service = hmac_sha256(&k_region, service.as_bytes());
-    hmac_sha256(&k_service, b"aws4_request")
+    derive_key(
+        format!("AWS4{secret_access_key}").as_bytes(),
+        &[
+            short_date.as_bytes(),
+            region.as_bytes(),
+            service.as_bytes(),
+            b"aws4_request",
+        ],
+    )
 }
 
 /// `Signature`: lowercase hex `HMAC-SHA256(signing key, StringToSign)`.
 pub fn signature(signing_key: &[u8; 32], string_to_sign: &str) -> String {
-    hex::encode(hmac_sha256(signing_key, string_to_sign.as_bytes()))
+    hmac_sha256_hex(signing_key, string_to_sign.as_bytes())
 }
 
 /// `Authorization` header value of a header-signed request.

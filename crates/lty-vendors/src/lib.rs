@@ -6,6 +6,7 @@
 pub mod aliyun;
 pub mod aws;
 pub mod openai;
+mod sha256mac;
 pub mod tencent;
 pub mod volcengine;
 pub mod wechat;

@@ -1,6 +1,6 @@
-//! WeChat Open Platform login (OAuth2): exchanging a client's `code` at
-//! `/sns/oauth2/access_token` and reading `/sns/userinfo`, against a
-//! configurable base URL.
+//! WeChat login against a configurable base URL: Open Platform OAuth2
+//! (exchanging a client's `code` at `/sns/oauth2/access_token`, reading
+//! `/sns/userinfo`) and mini-program login (`/sns/jscode2session`).
 //!
 //! WeChat reports errors as HTTP 200 with `{"errcode", "errmsg"}`; an
 //! `errcode` that is missing or `0` is success. Bodies are parsed as JSON
@@ -95,6 +95,20 @@ impl std::fmt::Debug for OAuthToken {
     }
 }
 
+/// Answer of `/sns/jscode2session` (mini-program login).
+///
+/// The answer's `session_key` is deliberately not read: lty decrypts no
+/// mini-program data, so the key is neither kept nor able to reach a log or a
+/// client.
+#[derive(Debug, Clone, Deserialize)]
+pub struct MiniSession {
+    /// The user within the mini program's AppID.
+    pub openid: String,
+    /// Present when the mini program is bound to an Open Platform account.
+    #[serde(default)]
+    pub unionid: Option<String>,
+}
+
 /// Answer of `/sns/userinfo` (fields lty uses; the rest stays in `raw`).
 #[derive(Debug, Clone)]
 pub struct UserInfo {
@@ -170,7 +184,7 @@ impl std::fmt::Debug for WechatConfig {
     }
 }
 
-/// A WeChat OAuth2 client for one AppID.
+/// A WeChat client for one AppID (an Open Platform app or a mini program).
 #[derive(Debug, Clone)]
 pub struct WechatClient {
     config: WechatConfig,
@@ -210,6 +224,27 @@ impl WechatClient {
             ],
         )
         .await
+    }
+
+    /// Exchanges a mini program's `js_code` (from `wx.login()`) for the
+    /// user's `openid` (and `unionid` when the mini program is bound).
+    #[tracing::instrument(skip_all, err, fields(provider = "wechat"))]
+    pub async fn jscode2session(&self, js_code: &str) -> Result<MiniSession, WechatError> {
+        let session: MiniSession = self
+            .get(
+                "/sns/jscode2session",
+                &[
+                    ("appid", &self.config.app_id),
+                    ("secret", &self.config.app_secret),
+                    ("js_code", js_code),
+                    ("grant_type", "authorization_code"),
+                ],
+            )
+            .await?;
+        Ok(MiniSession {
+            unionid: session.unionid.filter(|u| !u.is_empty()),
+            ..session
+        })
     }
 
     /// The user's profile, for the nickname, avatar and `unionid`.
@@ -311,6 +346,26 @@ mod tests {
         let body = br#"{"errcode":0,"errmsg":"ok","access_token":"AT","openid":"o2","scope":"snsapi_base"}"#;
         let token: OAuthToken = parse_answer(200, body).unwrap();
         assert!(!token.allows_userinfo());
+    }
+
+    #[test]
+    fn a_mini_session_keeps_the_openid_and_unionid_but_never_the_session_key() {
+        let body = br#"{"openid":"o-mini","session_key":"SK-secret==","unionid":"u1","errcode":0,"errmsg":"ok"}"#;
+        let session: MiniSession = parse_answer(200, body).unwrap();
+        assert_eq!(session.openid, "o-mini");
+        assert_eq!(session.unionid.as_deref(), Some("u1"));
+        let debug = format!("{session:?}");
+        assert!(!debug.contains("SK-secret"), "{debug}");
+
+        let body = br#"{"openid":"o-mini","session_key":"SK"}"#;
+        let session: MiniSession = parse_answer(200, body).unwrap();
+        assert_eq!(session.unionid, None);
+        let err = parse_answer::<MiniSession>(
+            200,
+            br#"{"errcode":40163,"errmsg":"code been used, rid: 1-2"}"#,
+        )
+        .unwrap_err();
+        assert!(err.is_invalid_code());
     }
 
     #[test]

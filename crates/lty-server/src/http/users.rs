@@ -1,11 +1,12 @@
 //! `/api/user/`: device MAC login (signed when the device holds a secret,
-//! rate limited), SMS login, WeChat login and binding, profile, logout.
+//! rate limited), SMS login, WeChat login and binding (Open Platform app
+//! and mini program), profile, logout.
 
 use axum::extract::{OriginalUri, State};
 use axum::http::HeaderMap;
 use chrono::{DateTime, Utc};
 use lty_core::PhoneNumber;
-use lty_core::account::generated_username;
+use lty_core::account::{WechatIdentity, generated_username};
 use lty_core::token::TokenKind;
 use lty_core::user::{NewUser, ProfilePatch, User, mask_phone};
 use serde::{Deserialize, Serialize};
@@ -29,6 +30,8 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(sms_login))
         .routes(routes!(wechat_login))
         .routes(routes!(wechat_bind))
+        .routes(routes!(wechat_mini_login))
+        .routes(routes!(wechat_mini_bind))
         .routes(routes!(profile, update_profile))
         .routes(routes!(logout))
 }
@@ -279,6 +282,55 @@ pub async fn wechat_login(
     let code = wechat::parse_code(body.code.as_deref())?;
     let client = wechat::require(state.wechat.as_ref())?;
     let identity = wechat::identify(client, code).await?;
+    login_as_wechat_identity(&state, &identity).await
+}
+
+/// A mini program's login code.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct WechatMiniCodeIn {
+    /// The `code` from `wx.login()` in the mini program; single-use, valid
+    /// about 5 minutes.
+    pub code: Option<String>,
+}
+
+/// Logs in from the WeChat mini program with a `wx.login()` code: the user
+/// of that identity (by unionid across apps when the mini program is bound
+/// to the Open Platform account, else by the mini program's openid),
+/// created on first login. Same answer as `/api/user/wechat-login/`.
+#[utoipa::path(post, path = "/api/user/wechat-mini-login/", tag = "user",
+    request_body = WechatMiniCodeIn,
+    responses(
+        (status = 200, body = AccountLoginOut),
+        (status = 400, description = "missing code, or `invalid_wechat_code` (wrong, used or expired)", body = ErrorBody),
+        (status = 403, description = "the account is disabled, or WeChat blocked the user", body = ErrorBody),
+        (status = 429, body = ErrorBody),
+        (status = 502, description = "WeChat failed", body = ErrorBody),
+        (status = 503, description = "mini-program login is not configured", body = ErrorBody),
+    ))]
+#[tracing::instrument(skip_all)]
+pub async fn wechat_mini_login(
+    State(state): State<AppState>,
+    ip: ClientIp,
+    Json(body): Json<WechatMiniCodeIn>,
+) -> ApiResult<Json<AccountLoginOut>> {
+    ratelimit::check_ip(
+        &state,
+        "wechat_login_ip",
+        &ip,
+        state.config.limits.wechat_login_per_ip,
+    )
+    .await?;
+    let code = wechat::parse_code(body.code.as_deref())?;
+    let client = wechat::require_mini(state.wechat_mini.as_ref())?;
+    let identity = wechat::identify_mini(client, code).await?;
+    login_as_wechat_identity(&state, &identity).await
+}
+
+// The user of `identity`, created on first login, and a new token for it.
+async fn login_as_wechat_identity(
+    state: &AppState,
+    identity: &WechatIdentity,
+) -> ApiResult<Json<AccountLoginOut>> {
     let new = NewUser {
         username: generated_username("wx_"),
         nickname: identity.nickname.clone(),
@@ -286,7 +338,7 @@ pub async fn wechat_login(
     };
     let (user, created) = state
         .accounts
-        .find_or_create_wechat_user(&identity, new)
+        .find_or_create_wechat_user(identity, new)
         .await?;
     refuse_inactive(&user)?;
     let token = state.tokens.issue(TokenKind::User, user.id).await?;
@@ -339,7 +391,48 @@ pub async fn wechat_bind(
     let code = wechat::parse_code(body.code.as_deref())?;
     let client = wechat::require(state.wechat.as_ref())?;
     let identity = wechat::identify(client, code).await?;
-    let link = state.accounts.link_wechat(auth.user.id, &identity).await?;
+    link_wechat_identity(&state, auth.user.id, &identity).await
+}
+
+/// Links the mini-program identity of a `wx.login()` code to the caller's
+/// account, so mini-program login reaches it too.
+#[utoipa::path(post, path = "/api/user/wechat-mini-bind/", tag = "user",
+    security(("bearer" = [])),
+    request_body = WechatMiniCodeIn,
+    responses(
+        (status = 200, body = WechatBindOut),
+        (status = 400, description = "missing code, or `invalid_wechat_code`", body = ErrorBody),
+        (status = 401, body = ErrorBody),
+        (status = 409, description = "`wechat_already_linked` to another user, or `wechat_link_conflict`: another mini-program identity is linked to this user", body = ErrorBody),
+        (status = 502, body = ErrorBody),
+        (status = 503, body = ErrorBody),
+    ))]
+#[tracing::instrument(skip_all, fields(user_id = auth.user.id))]
+pub async fn wechat_mini_bind(
+    State(state): State<AppState>,
+    ip: ClientIp,
+    auth: AuthUser,
+    Json(body): Json<WechatMiniCodeIn>,
+) -> ApiResult<Json<WechatBindOut>> {
+    ratelimit::check_ip(
+        &state,
+        "wechat_login_ip",
+        &ip,
+        state.config.limits.wechat_login_per_ip,
+    )
+    .await?;
+    let code = wechat::parse_code(body.code.as_deref())?;
+    let client = wechat::require_mini(state.wechat_mini.as_ref())?;
+    let identity = wechat::identify_mini(client, code).await?;
+    link_wechat_identity(&state, auth.user.id, &identity).await
+}
+
+async fn link_wechat_identity(
+    state: &AppState,
+    user_id: i64,
+    identity: &WechatIdentity,
+) -> ApiResult<Json<WechatBindOut>> {
+    let link = state.accounts.link_wechat(user_id, identity).await?;
     Ok(Json(WechatBindOut {
         wechat_linked: true,
         already_linked: link == lty_core::account::WechatLink::AlreadyLinked,

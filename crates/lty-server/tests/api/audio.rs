@@ -8,7 +8,7 @@ use lty_server::config::Config;
 use serde_json::Value;
 
 use crate::fakes::tencent::FakeTencent;
-use crate::helpers::{TestApp, assert_error, spawn_app_with};
+use crate::helpers::{TestApp, asr, asr_form, assert_error, spawn_app_with};
 
 const MAC: &str = "02:00:00:00:0a:31";
 
@@ -29,17 +29,6 @@ async fn app(tweak: impl FnOnce(&mut Config)) -> (TestApp, String, FakeTencent) 
     app.user_with_device("audio_user", MAC).await;
     let token = app.mac_login(MAC).await;
     (app, token, fake)
-}
-
-async fn asr(app: &TestApp, token: &str, content_type: &str, body: Vec<u8>) -> reqwest::Response {
-    app.client
-        .post(app.url("/api/ai/asr/"))
-        .bearer_auth(token)
-        .header("content-type", content_type)
-        .body(body)
-        .send()
-        .await
-        .unwrap()
 }
 
 /// `seconds` of a 440 Hz tone at `rate` over `channels` as 16-bit WAV.
@@ -116,18 +105,14 @@ async fn mp3_uploads_are_decoded_to_16k_mono_pcm() {
     assert_tone(&received_samples(&fake), 1500, 80);
 
     // In a multipart form, whatever the part says its type is.
-    let part = reqwest::multipart::Part::bytes(MP3.to_vec())
-        .file_name("a.mp3")
-        .mime_str("application/octet-stream")
-        .unwrap();
-    let res = app
-        .client
-        .post(app.url("/api/ai/asr/"))
-        .bearer_auth(&token)
-        .multipart(reqwest::multipart::Form::new().part("file", part))
-        .send()
-        .await
-        .unwrap();
+    let res = asr_form(
+        &app,
+        &token,
+        "a.mp3",
+        "application/octet-stream",
+        MP3.to_vec(),
+    )
+    .await;
     assert_eq!(res.status(), 200);
     assert_eq!(fake.calls().len(), 2);
 }

@@ -282,6 +282,91 @@ pub async fn assert_error(res: reqwest::Response, status: u16, code: &str) -> Va
     body
 }
 
+/// `POST /api/ai/tts/` as the holder of `token`.
+pub async fn tts(app: &TestApp, token: &str, body: &Value) -> reqwest::Response {
+    app.client
+        .post(app.url("/api/ai/tts/"))
+        .bearer_auth(token)
+        .json(body)
+        .send()
+        .await
+        .expect("POST tts")
+}
+
+/// [`tts`], expecting 200: the answer.
+pub async fn tts_ok(app: &TestApp, token: &str, body: &Value) -> Value {
+    let res = tts(app, token, body).await;
+    let status = res.status();
+    let text = res.text().await.expect("body");
+    assert_eq!(status, 200, "{text}");
+    serde_json::from_str(&text).expect("json body")
+}
+
+/// `POST path` as the holder of `token`, with a raw body.
+pub async fn post_bytes(
+    app: &TestApp,
+    token: &str,
+    path: &str,
+    content_type: &str,
+    body: Vec<u8>,
+) -> reqwest::Response {
+    app.client
+        .post(app.url(path))
+        .bearer_auth(token)
+        .header("content-type", content_type)
+        .body(body)
+        .send()
+        .await
+        .expect("POST")
+}
+
+/// `POST /api/ai/asr/` as the holder of `token`, with a raw body.
+pub async fn asr(
+    app: &TestApp,
+    token: &str,
+    content_type: &str,
+    body: Vec<u8>,
+) -> reqwest::Response {
+    post_bytes(app, token, "/api/ai/asr/", content_type, body).await
+}
+
+/// `POST /api/ai/asr/` as the holder of `token`, with the audio as the
+/// `file` part of a multipart form.
+pub async fn asr_form(
+    app: &TestApp,
+    token: &str,
+    file_name: &str,
+    mime: &str,
+    audio: Vec<u8>,
+) -> reqwest::Response {
+    let part = reqwest::multipart::Part::bytes(audio)
+        .file_name(file_name.to_owned())
+        .mime_str(mime)
+        .expect("mime");
+    app.client
+        .post(app.url("/api/ai/asr/"))
+        .bearer_auth(token)
+        .multipart(reqwest::multipart::Form::new().part("file", part))
+        .send()
+        .await
+        .expect("POST asr")
+}
+
+/// The `/media/...` path of a media URL.
+pub fn media_path(url: &str) -> String {
+    let at = url.find("/media/").expect("a /media/ URL");
+    url[at..].to_owned()
+}
+
+/// The content type and bytes behind a TTS answer's `audio_url`.
+pub async fn fetch_audio(app: &TestApp, answer: &Value) -> (String, Vec<u8>) {
+    let url = answer["audio_url"].as_str().expect("an audio_url");
+    let res = app.get(&media_path(url)).await;
+    assert_eq!(res.status(), 200);
+    let content_type = res.headers()["content-type"].to_str().unwrap().to_owned();
+    (content_type, res.bytes().await.expect("body").to_vec())
+}
+
 /// A device socket for tests.
 pub type Socket =
     tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;

@@ -16,7 +16,7 @@ use serde_json::Value;
 use crate::fakes::aliyun_oss::{BUCKET, FakeOss};
 use crate::fakes::aliyun_vi::{ACCESS_KEY_ID, ACCESS_KEY_SECRET, FakeAliyunVi, TEMP_BUCKET};
 use crate::fakes::openai::{FLAG_MARKER, FakeOpenAi, VISION_MODEL, VISION_REPLY};
-use crate::helpers::{TestApp, assert_error, spawn_app_with};
+use crate::helpers::{TestApp, assert_error, media_path, post_bytes, spawn_app_with};
 
 /// A PNG signature and the start of its header chunk.
 const PNG: &[u8] = b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR\0\0\0\x10\0\0\0\x10\x08\x06\0\0\0";
@@ -52,19 +52,7 @@ async fn upload(
     content_type: &str,
     body: Vec<u8>,
 ) -> reqwest::Response {
-    app.client
-        .post(app.url("/api/ai/image/"))
-        .bearer_auth(token)
-        .header("content-type", content_type)
-        .body(body)
-        .send()
-        .await
-        .unwrap()
-}
-
-fn media_path(url: &str) -> String {
-    let at = url.find("/media/").expect("a /media/ URL");
-    url[at..].to_owned()
+    post_bytes(app, token, "/api/ai/image/", content_type, body).await
 }
 
 #[tokio::test]
@@ -185,7 +173,7 @@ async fn oss_vi_app(tweak: impl FnOnce(&mut Config)) -> (TestApp, String, FakeAl
         tweak(c);
     })
     .await;
-    fake.download_from(oss.addr);
+    fake.download_from(oss.addr());
     (app, token, fake, oss)
 }
 
@@ -325,7 +313,7 @@ async fn signed_call(fake: &FakeAliyunVi, image_url: &str, at: u64, nonce: &str)
     let key = AccessKey::new(ACCESS_KEY_ID, ACCESS_KEY_SECRET);
     let signed = sign_tagging_image(image_url, "cn-shanghai", &key, at, nonce).unwrap();
     reqwest::Client::new()
-        .post(format!("http://{}/", fake.addr))
+        .post(format!("http://{}/", fake.addr()))
         .header("content-type", "application/x-www-form-urlencoded")
         .body(signed.signed_query)
         .send()
@@ -380,7 +368,7 @@ async fn the_fake_temporary_bucket_only_takes_the_granted_upload_with_file_last(
         sign_authorize_file_upload("imagerecog", "cn-shanghai", &key, now, "grant-1").unwrap();
     let http = reqwest::Client::new();
     let res = http
-        .post(format!("http://{}/openplatform/", fake.addr))
+        .post(format!("http://{}/openplatform/", fake.addr()))
         .header("content-type", "application/x-www-form-urlencoded")
         .body(signed.signed_query)
         .send()
@@ -399,7 +387,7 @@ async fn the_fake_temporary_bucket_only_takes_the_granted_upload_with_file_last(
         if file_last {
             form = form.part("file", reqwest::multipart::Part::bytes(PNG.to_vec()));
         }
-        http.post(format!("http://{}/oss/", fake.addr))
+        http.post(format!("http://{}/oss/", fake.addr()))
             .multipart(form)
             .send()
     };

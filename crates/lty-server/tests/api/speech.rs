@@ -5,7 +5,9 @@
 use lty_server::config::Config;
 use serde_json::{Value, json};
 
-use crate::helpers::{TestApp, assert_error, spawn_app_with};
+use crate::helpers::{
+    TestApp, asr, asr_form, assert_error, media_path, spawn_app_with, tts, tts_ok,
+};
 
 const MAC: &str = "02:00:00:00:0a:01";
 
@@ -19,28 +21,6 @@ async fn app_and_token(tweak: impl FnOnce(&mut Config)) -> (TestApp, String) {
 
 fn local(c: &mut Config) {
     c.audio.provider = "local".into();
-}
-
-async fn tts(app: &TestApp, token: &str, body: &Value) -> reqwest::Response {
-    app.client
-        .post(app.url("/api/ai/tts/"))
-        .bearer_auth(token)
-        .json(body)
-        .send()
-        .await
-        .unwrap()
-}
-
-async fn tts_ok(app: &TestApp, token: &str, body: &Value) -> Value {
-    let res = tts(app, token, body).await;
-    assert_eq!(res.status(), 200);
-    res.json().await.unwrap()
-}
-
-/// The `/media/...` path of an audio URL.
-fn media_path(url: &str) -> String {
-    let at = url.find("/media/").expect("a /media/ URL");
-    url[at..].to_owned()
 }
 
 fn le16(b: &[u8], at: usize) -> u16 {
@@ -321,17 +301,6 @@ fn wav(pcm: &[u8], rate: u32, channels: u16) -> Vec<u8> {
     lty_core::speech::wav_from_pcm16(pcm, rate, channels).to_vec()
 }
 
-async fn asr(app: &TestApp, token: &str, content_type: &str, body: Vec<u8>) -> reqwest::Response {
-    app.client
-        .post(app.url("/api/ai/asr/"))
-        .bearer_auth(token)
-        .header("content-type", content_type)
-        .body(body)
-        .send()
-        .await
-        .unwrap()
-}
-
 #[tokio::test]
 async fn asr_recognizes_wav_raw_pcm_and_multipart_uploads_through_tencent() {
     let (app, token, fake) = tencent_app(|_| {}).await;
@@ -343,18 +312,14 @@ async fn asr_recognizes_wav_raw_pcm_and_multipart_uploads_through_tencent() {
     let res = asr(&app, &token, "audio/L16; rate=16000", pcm_second()).await;
     assert_eq!(res.status(), 200);
 
-    let part = reqwest::multipart::Part::bytes(wav(&pcm_second(), 16_000, 1))
-        .file_name("a.wav")
-        .mime_str("audio/wav")
-        .unwrap();
-    let res = app
-        .client
-        .post(app.url("/api/ai/asr/"))
-        .bearer_auth(&token)
-        .multipart(reqwest::multipart::Form::new().part("file", part))
-        .send()
-        .await
-        .unwrap();
+    let res = asr_form(
+        &app,
+        &token,
+        "a.wav",
+        "audio/wav",
+        wav(&pcm_second(), 16_000, 1),
+    )
+    .await;
     assert_eq!(res.status(), 200);
 
     let calls = fake.calls();

@@ -13,7 +13,7 @@ use serde_json::{Value, json};
 use crate::fakes::aliyun_nls::{
     self, FakeAliyunNls, MP3_FRAME_BYTES, MP3_FRAMES_PER_CHAR, PCM_MS_PER_CHAR, TRANSCRIPT,
 };
-use crate::helpers::{TestApp, assert_error, spawn_app_with};
+use crate::helpers::{self, TestApp, assert_error, fetch_audio, spawn_app_with, tts, tts_ok};
 
 const MAC: &str = "02:00:00:00:0b:01";
 
@@ -30,34 +30,6 @@ async fn aliyun_app(tweak: impl FnOnce(&mut Config)) -> (TestApp, String, FakeAl
     (app, token, fake)
 }
 
-async fn tts(app: &TestApp, token: &str, body: &Value) -> reqwest::Response {
-    app.client
-        .post(app.url("/api/ai/tts/"))
-        .bearer_auth(token)
-        .json(body)
-        .send()
-        .await
-        .unwrap()
-}
-
-async fn tts_ok(app: &TestApp, token: &str, body: &Value) -> Value {
-    let res = tts(app, token, body).await;
-    let status = res.status();
-    let json: Value = res.json().await.unwrap();
-    assert_eq!(status, 200, "{json}");
-    json
-}
-
-/// The stored audio behind a TTS answer.
-async fn fetch_audio(app: &TestApp, body: &Value) -> (String, Vec<u8>) {
-    let url = body["audio_url"].as_str().unwrap();
-    let path = &url[url.find("/media/").expect("a /media/ URL")..];
-    let res = app.get(path).await;
-    assert_eq!(res.status(), 200);
-    let content_type = res.headers()["content-type"].to_str().unwrap().to_owned();
-    (content_type, res.bytes().await.unwrap().to_vec())
-}
-
 fn pcm_second() -> Vec<u8> {
     (0..16_000)
         .flat_map(|i: i32| (((i % 40) - 20) as i16 * 500).to_le_bytes())
@@ -66,14 +38,7 @@ fn pcm_second() -> Vec<u8> {
 
 async fn asr(app: &TestApp, token: &str, body: Vec<u8>) -> reqwest::Response {
     let wav = lty_core::speech::wav_from_pcm16(&body, 16_000, 1).to_vec();
-    app.client
-        .post(app.url("/api/ai/asr/"))
-        .bearer_auth(token)
-        .header("content-type", "audio/wav")
-        .body(wav)
-        .send()
-        .await
-        .unwrap()
+    helpers::asr(app, token, "audio/wav", wav).await
 }
 
 #[tokio::test]

@@ -8,7 +8,7 @@ use lty_server::config::{Config, Secret};
 use serde_json::{Value, json};
 
 use crate::fakes::huoshan::{self, AsrScript, FakeHuoshan};
-use crate::helpers::{TestApp, assert_error, spawn_app_with};
+use crate::helpers::{TestApp, asr, assert_error, fetch_audio, spawn_app_with, tts, tts_ok};
 
 const MAC: &str = "02:00:00:00:0b:01";
 
@@ -23,32 +23,6 @@ async fn huoshan_app(tweak: impl FnOnce(&mut Config)) -> (TestApp, String, FakeH
     app.user_with_device("huoshan_user", MAC).await;
     let token = app.mac_login(MAC).await;
     (app, token, fake)
-}
-
-async fn tts(app: &TestApp, token: &str, body: &Value) -> reqwest::Response {
-    app.client
-        .post(app.url("/api/ai/tts/"))
-        .bearer_auth(token)
-        .json(body)
-        .send()
-        .await
-        .unwrap()
-}
-
-async fn tts_ok(app: &TestApp, token: &str, body: &Value) -> Value {
-    let res = tts(app, token, body).await;
-    assert_eq!(res.status(), 200);
-    res.json().await.unwrap()
-}
-
-/// The bytes behind an `audio_url`.
-async fn fetch_audio(app: &TestApp, body: &Value) -> (String, Vec<u8>) {
-    let url = body["audio_url"].as_str().unwrap();
-    let path = &url[url.find("/media/").expect("a /media/ URL")..];
-    let res = app.get(path).await;
-    assert_eq!(res.status(), 200);
-    let ct = res.headers()["content-type"].to_str().unwrap().to_owned();
-    (ct, res.bytes().await.unwrap().to_vec())
 }
 
 #[tokio::test]
@@ -212,22 +186,11 @@ async fn without_a_default_voice_only_requests_naming_one_are_spoken() {
 
 /// `ms` milliseconds of a 16 kHz 16-bit tone.
 fn pcm_ms(ms: usize) -> Vec<u8> {
-    huoshan::tone(ms, 16_000)
+    crate::fakes::tone(ms, 16_000)
 }
 
 fn wav(pcm: &[u8]) -> Vec<u8> {
     lty_core::speech::wav_from_pcm16(pcm, 16_000, 1).to_vec()
-}
-
-async fn asr(app: &TestApp, token: &str, content_type: &str, body: Vec<u8>) -> reqwest::Response {
-    app.client
-        .post(app.url("/api/ai/asr/"))
-        .bearer_auth(token)
-        .header("content-type", content_type)
-        .body(body)
-        .send()
-        .await
-        .unwrap()
 }
 
 async fn asr_text(app: &TestApp, token: &str, body: Vec<u8>) -> String {

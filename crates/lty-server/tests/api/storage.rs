@@ -15,7 +15,7 @@ use serde_json::{Value, json};
 use crate::fakes::aliyun_oss::{BUCKET, FakeOss};
 use crate::fakes::s3::FakeS3;
 use crate::fakes::tencent::FakeTencent;
-use crate::helpers::{TestApp, assert_error, spawn_app_with};
+use crate::helpers::{self, TestApp, assert_error, spawn_app_with};
 
 const MAC: &str = "02:00:00:00:0a:41";
 
@@ -37,13 +37,7 @@ async fn oss_app(
 }
 
 async fn tts(app: &TestApp, token: &str, text: &str) -> reqwest::Response {
-    app.client
-        .post(app.url("/api/ai/tts/"))
-        .bearer_auth(token)
-        .json(&json!({ "text": text }))
-        .send()
-        .await
-        .unwrap()
+    helpers::tts(app, token, &json!({ "text": text })).await
 }
 
 /// `{base}/temporary/{YYYYMMDD}/{32 hex}.{ext}`, dated today in Shanghai.
@@ -320,7 +314,7 @@ async fn tts_audio_is_stored_on_s3_and_served_by_a_sigv4_presigned_url() {
     // A path-style SigV4 presigned GET, valid 600 s.
     let parsed = url::Url::parse(&url).unwrap();
     assert_eq!(parsed.host_str(), Some("127.0.0.1"));
-    assert_eq!(parsed.port(), Some(s3.addr.port()));
+    assert_eq!(parsed.port(), Some(s3.addr().port()));
     assert_eq!(
         parsed.path(),
         format!("/{}/{key}", crate::fakes::s3::BUCKET)

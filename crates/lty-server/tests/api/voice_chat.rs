@@ -662,7 +662,7 @@ async fn send_signed(
 #[tokio::test]
 async fn the_fake_refuses_what_volcengine_refuses() {
     let fake = FakeVolcengine::start().await;
-    let host = fake.addr.to_string();
+    let host = fake.addr().to_string();
     let body = format!(r#"{{"AppId":"{APP_ID}","RoomId":"room_42","TaskId":"t"}}"#);
     let body = body.as_bytes();
     let now = unix_now();

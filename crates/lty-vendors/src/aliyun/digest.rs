@@ -20,9 +20,7 @@ pub(crate) fn hmac_sha1_base64(key: &[u8], message: &[u8]) -> Result<String, Sig
 
 /// Lowercase hex of HMAC-SHA256: ACS3.
 pub(crate) fn hmac_sha256_hex(key: &[u8], message: &[u8]) -> Result<String, SignError> {
-    let mut mac = Hmac::<Sha256>::new_from_slice(key).map_err(|_| SignError::HmacKey)?;
-    mac.update(message);
-    Ok(hex::encode(mac.finalize().into_bytes()))
+    Ok(crate::sha256mac::hmac_sha256_hex(key, message))
 }
 
 /// Lowercase hex SHA-256: ACS3 payload and canonical-request hashes.

@@ -12,12 +12,12 @@
 //! the date is the **UTC** date of the timestamp, and the service comes from
 //! the caller, never from the host, so a fake on `127.0.0.1` signs alike.
 
-use hmac::{Hmac, Mac};
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use sha2::{Digest, Sha256};
 
 use super::{Credential, SignError};
+use crate::sha256mac::{derive_key, hmac_sha256_hex};
 
 /// Algorithm name, first word of `Authorization` and of the string to sign.
 pub const ALGORITHM: &str = "TC3-HMAC-SHA256";
@@ -115,26 +115,18 @@ pub fn string_to_sign(timestamp: u64, credential_scope: &str, canonical_request:
     )
 }
 
-fn hmac_sha256(key: &[u8], message: &[u8]) -> Result<[u8; 32], SignError> {
-    let mut mac = Hmac::<Sha256>::new_from_slice(key).map_err(|_| SignError::HmacKey)?;
-    mac.update(message);
-    Ok(mac.finalize().into_bytes().into())
-}
-
 /// The derived key `kSigning` (raw 32 bytes, not hex): `date`, then
 /// `service`, then `tc3_request`, starting from `"TC3" + SecretKey`.
 pub fn signing_key(secret_key: &str, date: &str, service: &str) -> Result<[u8; 32], SignError> {
-    let k_date = hmac_sha256(format!("TC3{secret_key}").as_bytes(), date.as_bytes())?;
-    let k_service = hmac_sha256(&k_date, service.as_bytes())?;
-    hmac_sha256(&k_service, b"tc3_request")
+    Ok(derive_key(
+        format!("TC3{secret_key}").as_bytes(),
+        &[date.as_bytes(), service.as_bytes(), b"tc3_request"],
+    ))
 }
 
 /// `Signature`: lowercase hex HMAC-SHA256 of the string to sign.
 pub fn signature(signing_key: &[u8], string_to_sign: &str) -> Result<String, SignError> {
-    Ok(hex::encode(hmac_sha256(
-        signing_key,
-        string_to_sign.as_bytes(),
-    )?))
+    Ok(hmac_sha256_hex(signing_key, string_to_sign.as_bytes()))
 }
 
 /// `Authorization` value: one space after each comma, none inside the lists.

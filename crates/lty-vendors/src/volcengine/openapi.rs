@@ -13,7 +13,7 @@ use std::fmt::Write as _;
 
 use sha2::{Digest, Sha256};
 
-use super::hmac_sha256;
+use crate::sha256mac::{derive_key, hmac_sha256_hex};
 
 pub use client::{ApiResponse, ClientConfig, OpenApiClient, OpenApiError, parse_response};
 
@@ -331,15 +331,20 @@ pub fn signing_key(
     region: &str,
     service: &str,
 ) -> [u8; 32] {
-    let k_date = hmac_sha256(secret_access_key.as_bytes(), short_date.as_bytes());
-    let k_region = hmac_sha256(&k_date, region.as_bytes());
-    let k_service = hmac_sha256(&k_region, service.as_bytes());
-    hmac_sha256(&k_service, b"request")
+    derive_key(
+        secret_access_key.as_bytes(),
+        &[
+            short_date.as_bytes(),
+            region.as_bytes(),
+            service.as_bytes(),
+            b"request",
+        ],
+    )
 }
 
 /// `Signature`: lowercase hex `HMAC-SHA256(kSigning, StringToSign)`.
 pub fn signature(signing_key: &[u8; 32], string_to_sign: &str) -> String {
-    hex::encode(hmac_sha256(signing_key, string_to_sign.as_bytes()))
+    hmac_sha256_hex(signing_key, string_to_sign.as_bytes())
 }
 
 /// `Authorization` header value.

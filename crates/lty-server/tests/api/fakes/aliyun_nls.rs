@@ -9,7 +9,6 @@
 //! `application/json` with whatever HTTP status the test picks.
 
 use std::collections::{HashMap, HashSet, VecDeque};
-use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -21,6 +20,7 @@ use lty_server::config::{Config, Secret};
 use serde_json::{Value, json};
 
 use super::aliyun_sms::{RpcGateway, pop_error_from, verify_rpc_v1};
+use super::{FakeServer, header, tone};
 
 /// The fake's AccessKey pair and project appkey (fictional).
 pub const ACCESS_KEY_ID: &str = "LTAIexampleNlsKeyForLtyTests";
@@ -103,27 +103,9 @@ type Shared = Arc<Mutex<Inner>>;
 
 /// A running fake (meta endpoint and gateway); stopped when dropped.
 pub struct FakeAliyunNls {
-    pub meta_addr: SocketAddr,
-    pub gateway_addr: SocketAddr,
+    meta: FakeServer,
+    gateway: FakeServer,
     inner: Shared,
-    tasks: Vec<tokio::task::JoinHandle<()>>,
-}
-
-impl Drop for FakeAliyunNls {
-    fn drop(&mut self) {
-        for task in &self.tasks {
-            task.abort();
-        }
-    }
-}
-
-async fn serve(app: axum::Router) -> (SocketAddr, tokio::task::JoinHandle<()>) {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let task = tokio::spawn(async move {
-        let _ = axum::serve(listener, app).await;
-    });
-    (addr, task)
 }
 
 impl FakeAliyunNls {
@@ -136,13 +118,10 @@ impl FakeAliyunNls {
             .route("/stream/v1/tts", axum::routing::any(tts))
             .route("/stream/v1/asr", axum::routing::any(asr))
             .with_state(inner.clone());
-        let (meta_addr, meta_task) = serve(meta).await;
-        let (gateway_addr, gateway_task) = serve(gateway).await;
         Self {
-            meta_addr,
-            gateway_addr,
+            meta: FakeServer::start(meta).await,
+            gateway: FakeServer::start(gateway).await,
             inner,
-            tasks: vec![meta_task, gateway_task],
         }
     }
 
@@ -154,8 +133,8 @@ impl FakeAliyunNls {
         nls.access_key_id = Some(ACCESS_KEY_ID.into());
         nls.access_key_secret = Some(Secret::new(ACCESS_KEY_SECRET));
         nls.app_id = Some(APPKEY.into());
-        nls.meta_endpoint = format!("http://{}", self.meta_addr);
-        nls.gateway_url = format!("http://{}", self.gateway_addr);
+        nls.meta_endpoint = self.meta.url();
+        nls.gateway_url = self.gateway.url();
     }
 
     /// Lifetime of the tokens issued from now on.
@@ -318,14 +297,6 @@ fn nls_error(inner: &Mutex<Inner>, http: u16, status: u64, message: &str) -> Res
         .into_response()
 }
 
-fn header(headers: &HeaderMap, name: &str) -> String {
-    headers
-        .get(name)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("")
-        .to_owned()
-}
-
 fn query_map(uri: &Uri) -> HashMap<String, String> {
     url::form_urlencoded::parse(uri.query().unwrap_or("").as_bytes())
         .into_owned()
@@ -364,16 +335,6 @@ fn access_denied(inner: &Mutex<Inner>, token: &str, appkey: Option<&str>) -> Opt
 fn scripted(inner: &Mutex<Inner>) -> Option<Response> {
     let next = inner.lock().unwrap().gateway_script.pop_front();
     next.map(|(http, status)| nls_error(inner, http, status, "scripted failure"))
-}
-
-/// A 440 Hz tone of `ms` milliseconds, 16 kHz 16-bit mono.
-fn tone(ms: u64) -> Vec<u8> {
-    (0..ms * 16)
-        .flat_map(|i| {
-            let v = ((i as f64) * 440.0 * std::f64::consts::TAU / 16_000.0).sin() * 8000.0;
-            (v as i16).to_le_bytes()
-        })
-        .collect()
 }
 
 /// `n` MPEG-2 Layer III frames (16 kHz, 32 kbit/s, mono).
@@ -425,7 +386,7 @@ async fn tts(
     } else if method != Method::GET {
         return nls_error(&inner, 405, 40_000_000, "GET or POST");
     }
-    let mut token = header(&headers, "x-nls-token");
+    let mut token = header(&headers, "x-nls-token").to_owned();
     if token.is_empty() {
         token = params.get("token").cloned().unwrap_or_default();
     }
@@ -456,7 +417,7 @@ async fn tts(
     if rate != "16000" && rate != "8000" {
         return nls_error(&inner, 400, 40_000_003, "sample_rate must be 16000 or 8000");
     }
-    let pcm = || tone(PCM_MS_PER_CHAR * chars as u64);
+    let pcm = || tone(PCM_MS_PER_CHAR as usize * chars, 16_000);
     let audio = match params.get("format").map_or("pcm", String::as_str) {
         "pcm" => pcm(),
         "wav" => lty_core::speech::wav_from_pcm16(&pcm(), 16_000, 1).to_vec(),
@@ -493,7 +454,7 @@ async fn asr(
     }
     let query = query_map(&uri);
     let token = header(&headers, "x-nls-token");
-    if let Some(answer) = access_denied(&inner, &token, query.get("appkey").map(String::as_str)) {
+    if let Some(answer) = access_denied(&inner, token, query.get("appkey").map(String::as_str)) {
         return answer;
     }
     if let Some(answer) = scripted(&inner) {
@@ -536,9 +497,9 @@ async fn asr(
         );
     }
     inner.lock().unwrap().asr_calls.push(AsrCall {
-        token,
+        token: token.to_owned(),
         query,
-        content_type,
+        content_type: content_type.to_owned(),
         bytes: body.len(),
     });
     let task_id = hex_id();

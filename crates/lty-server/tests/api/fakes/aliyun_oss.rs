@@ -7,10 +7,7 @@
 //! and keeps objects in memory so tests can assert the key layout. Its
 //! clock can be moved.
 
-use std::collections::BTreeMap;
-use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use axum::body::Bytes;
 use axum::extract::State;
@@ -23,6 +20,8 @@ use lty_vendors::aliyun::oss::{
     oss_string_to_sign,
 };
 
+use super::bucket::{Bucket, FakeBucket, Object, decode_query, percent_decode};
+
 /// The fake's bucket and AccessKey pair (fictional).
 pub const BUCKET: &str = "lty-test-media";
 pub const ACCESS_KEY_ID: &str = "LTAIexampleOssKeyForLtyTests";
@@ -31,56 +30,15 @@ pub const ACCESS_KEY_SECRET: &str = "exampleOssSecretForLtyTestsOnly";
 /// Largest `Date` skew accepted, in seconds.
 const MAX_SKEW: i64 = 15 * 60;
 
-/// A stored object.
-#[derive(Debug, Clone)]
-pub struct Object {
-    pub data: Bytes,
-    pub content_type: String,
-}
-
-#[derive(Default)]
-struct Inner {
-    objects: BTreeMap<String, Object>,
-    /// Error codes answered, oldest first.
-    errors: Vec<String>,
-    /// Accepted requests as `METHOD key`, with ` (presigned)` for URLs.
-    requests: Vec<String>,
-    /// Seconds added to the real clock.
-    offset: i64,
-    /// Anonymous GETs allowed (a public-read bucket).
-    public_read: bool,
-}
+/// Marks a [`FakeBucket`] speaking OSS.
+pub struct Oss;
 
 /// A running fake; stopped when dropped.
-pub struct FakeOss {
-    pub addr: SocketAddr,
-    inner: Arc<Mutex<Inner>>,
-    task: tokio::task::JoinHandle<()>,
-}
-
-impl Drop for FakeOss {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
-}
+pub type FakeOss = FakeBucket<Oss>;
 
 impl FakeOss {
     pub async fn start() -> Self {
-        let inner = Arc::new(Mutex::new(Inner::default()));
-        let app = axum::Router::new()
-            .fallback(handle)
-            .with_state(inner.clone());
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let task = tokio::spawn(async move {
-            axum::serve(listener, app).await.unwrap();
-        });
-        Self { addr, inner, task }
-    }
-
-    /// `http://127.0.0.1:PORT`.
-    pub fn url(&self) -> String {
-        format!("http://{}", self.addr)
+        Self::serve(handle).await
     }
 
     /// Points the OSS settings of `config` at this fake (endpoint and host).
@@ -92,47 +50,10 @@ impl FakeOss {
         oss.endpoint = Some(self.url());
         oss.host = Some(self.url());
     }
-
-    /// Lets anonymous GETs through, as a public-read bucket does.
-    pub fn set_public_read(&self, public: bool) {
-        self.inner.lock().unwrap().public_read = public;
-    }
-
-    /// Moves the fake's clock by `seconds`.
-    pub fn advance(&self, seconds: i64) {
-        self.inner.lock().unwrap().offset += seconds;
-    }
-
-    /// The keys stored, sorted.
-    pub fn keys(&self) -> Vec<String> {
-        self.inner.lock().unwrap().objects.keys().cloned().collect()
-    }
-
-    pub fn object(&self, key: &str) -> Option<Object> {
-        self.inner.lock().unwrap().objects.get(key).cloned()
-    }
-
-    /// Error codes answered, oldest first.
-    pub fn errors(&self) -> Vec<String> {
-        self.inner.lock().unwrap().errors.clone()
-    }
-
-    /// Accepted requests, oldest first.
-    pub fn requests(&self) -> Vec<String> {
-        self.inner.lock().unwrap().requests.clone()
-    }
-}
-
-fn now(inner: &Inner) -> i64 {
-    let real = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_secs();
-    i64::try_from(real).unwrap() + inner.offset
 }
 
 fn xml_error(
-    inner: &mut Inner,
+    inner: &mut Bucket,
     status: StatusCode,
     code: &str,
     message: &str,
@@ -170,25 +91,8 @@ fn oss_method(method: &Method) -> Option<OssMethod> {
     })
 }
 
-fn percent_decode(s: &str) -> Option<String> {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%' {
-            let hex = std::str::from_utf8(bytes.get(i + 1..i + 3)?).ok()?;
-            out.push(u8::from_str_radix(hex, 16).ok()?);
-            i += 3;
-        } else {
-            out.push(bytes[i]);
-            i += 1;
-        }
-    }
-    String::from_utf8(out).ok()
-}
-
 async fn handle(
-    State(inner): State<Arc<Mutex<Inner>>>,
+    State(inner): State<Arc<Mutex<Bucket>>>,
     method: Method,
     uri: Uri,
     headers: HeaderMap,
@@ -199,27 +103,14 @@ async fn handle(
     let Some(key) = percent_decode(uri.path().trim_start_matches('/')) else {
         return xml_error(inner, StatusCode::BAD_REQUEST, "InvalidURI", "bad path", "");
     };
-    let query: Vec<(String, String)> = match uri.query() {
-        None => Vec::new(),
-        Some(q) => {
-            let mut pairs = Vec::new();
-            for part in q.split('&').filter(|p| !p.is_empty()) {
-                let (n, v) = part.split_once('=').unwrap_or((part, ""));
-                match (percent_decode(n), percent_decode(v)) {
-                    (Some(n), Some(v)) => pairs.push((n, v)),
-                    _ => {
-                        return xml_error(
-                            inner,
-                            StatusCode::BAD_REQUEST,
-                            "InvalidURI",
-                            "bad query",
-                            "",
-                        );
-                    }
-                }
-            }
-            pairs
-        }
+    let Some(query) = decode_query(uri.query()) else {
+        return xml_error(
+            inner,
+            StatusCode::BAD_REQUEST,
+            "InvalidURI",
+            "bad query",
+            "",
+        );
     };
     let Some(verb) = oss_method(&method) else {
         return xml_error(
@@ -267,7 +158,7 @@ async fn handle(
             .find(|(n, _)| n == name)
             .map(|(_, v)| v.as_str())
     };
-    let now = now(inner);
+    let now = inner.now();
     let presigned = get("Signature").is_some();
     let (signature, date_or_expires, signed_query): (String, String, Vec<(&str, &str)>) =
         if presigned {

@@ -6,7 +6,6 @@
 //! 200, a gateway throttling error, or slowly.
 
 use std::collections::{HashSet, VecDeque};
-use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -18,6 +17,8 @@ use lty_server::config::{Config, Secret};
 use lty_vendors::aliyun::Method as PopMethod;
 use lty_vendors::aliyun::pop::{canonicalized_query, rpc_signature, rpc_string_to_sign};
 use serde_json::{Value, json};
+
+use super::FakeServer;
 
 /// The fake's AccessKey pair and approved signature/template (fictional).
 pub const ACCESS_KEY_ID: &str = "LTAIexampleSmsKeyForLtyTests";
@@ -55,33 +56,19 @@ struct Inner {
 
 /// A running fake; stopped when dropped.
 pub struct FakeAliyunSms {
-    pub addr: SocketAddr,
+    server: FakeServer,
     inner: Arc<Mutex<Inner>>,
-    task: tokio::task::JoinHandle<()>,
-}
-
-impl Drop for FakeAliyunSms {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
 }
 
 impl FakeAliyunSms {
     pub async fn start() -> Self {
         let inner: Arc<Mutex<Inner>> = Arc::default();
-        let app = axum::Router::new()
-            .fallback(handle)
-            .with_state(inner.clone());
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let task = tokio::spawn(async move {
-            let _ = axum::serve(listener, app).await;
-        });
-        Self { addr, inner, task }
+        let server = FakeServer::start_handler(handle, inner.clone()).await;
+        Self { server, inner }
     }
 
     pub fn url(&self) -> String {
-        format!("http://{}", self.addr)
+        self.server.url()
     }
 
     /// Points `config` at this fake with its credentials.
@@ -146,7 +133,8 @@ fn business(code: &str, message: &str) -> Response {
     axum::Json(json!({"RequestId": request_id(), "Code": code, "Message": message})).into_response()
 }
 
-fn request_id() -> String {
+/// A POP `RequestId` (a fake UUID).
+pub fn request_id() -> String {
     format!(
         "{:08X}-FAKE-4000-8000-{:012X}",
         rand::random::<u32>(),
@@ -154,7 +142,8 @@ fn request_id() -> String {
     )
 }
 
-fn decode_pairs(s: &[u8]) -> Vec<(String, String)> {
+/// The `name=value` pairs of a query string or form body, decoded.
+pub fn decode_pairs(s: &[u8]) -> Vec<(String, String)> {
     url::form_urlencoded::parse(s).into_owned().collect()
 }
 
@@ -391,7 +380,7 @@ pub fn verify_rpc_v1(
 }
 
 /// `YYYY-MM-DDThh:mm:ssZ` to Unix seconds.
-fn parse_timestamp(s: &str) -> Option<u64> {
+pub fn parse_timestamp(s: &str) -> Option<u64> {
     let t = chrono::NaiveDateTime::parse_from_str(s, "%Y-%m-%dT%H:%M:%SZ").ok()?;
     u64::try_from(t.and_utc().timestamp()).ok()
 }

@@ -35,6 +35,9 @@ use lty_vendors::aliyun::oss::{object_path, oss_signature};
 use lty_vendors::aliyun::pop::{canonicalized_query, rpc_signature, rpc_string_to_sign};
 use serde_json::{Value, json};
 
+use super::FakeServer;
+use super::aliyun_sms::{decode_pairs, parse_timestamp, pop_error_from, request_id};
+
 /// The fake's AccessKey pair (fictional).
 pub const ACCESS_KEY_ID: &str = "LTAIexampleViKeyForLtyTests";
 pub const ACCESS_KEY_SECRET: &str = "exampleViSecretForLtyTestsOnly";
@@ -99,15 +102,8 @@ struct Inner {
 
 /// A running fake; stopped when dropped.
 pub struct FakeAliyunVi {
-    pub addr: SocketAddr,
+    server: FakeServer,
     inner: Arc<Mutex<Inner>>,
-    task: tokio::task::JoinHandle<()>,
-}
-
-impl Drop for FakeAliyunVi {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
 }
 
 impl FakeAliyunVi {
@@ -123,23 +119,26 @@ impl FakeAliyunVi {
             .route("/oss/", axum::routing::any(post_object))
             .fallback(handle)
             .with_state(inner.clone());
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let task = tokio::spawn(async move {
-            let _ = axum::serve(listener, app).await;
-        });
-        Self { addr, inner, task }
+        Self {
+            server: FakeServer::start(app).await,
+            inner,
+        }
+    }
+
+    /// The address it listens on.
+    pub fn addr(&self) -> SocketAddr {
+        self.server.addr
     }
 
     /// Points `config` at this fake with its credentials.
     pub fn configure(&self, config: &mut Config) {
         let vi = &mut config.aliyun.vi;
-        vi.endpoint = Some(format!("http://{}", self.addr));
+        vi.endpoint = Some(self.server.url());
         vi.region = Some("cn-shanghai".into());
         vi.access_key_id = Some(ACCESS_KEY_ID.into());
         vi.access_key_secret = Some(Secret::new(ACCESS_KEY_SECRET));
-        vi.openplatform_endpoint = Some(format!("http://{}/openplatform", self.addr));
-        vi.upload_base_url = Some(format!("http://{}/oss", self.addr));
+        vi.openplatform_endpoint = Some(format!("http://{}/openplatform", self.server.addr));
+        vi.upload_base_url = Some(format!("http://{}/oss", self.server.addr));
     }
 
     /// Fetches images on OSS buckets other than the temporary one from the
@@ -216,35 +215,7 @@ impl FakeAliyunVi {
 }
 
 fn pop_error(status: u16, code: &str, message: &str) -> Response {
-    (
-        StatusCode::from_u16(status).unwrap(),
-        axum::Json(json!({
-            "RequestId": request_id(),
-            "HostId": "aliyuncs.com",
-            "Code": code,
-            "Message": message,
-            "Recommend": format!("https://next.api.aliyun.com/troubleshoot?q={code}"),
-        })),
-    )
-        .into_response()
-}
-
-fn request_id() -> String {
-    format!(
-        "{:08X}-FAKE-4000-8000-{:012X}",
-        rand::random::<u32>(),
-        rand::random::<u64>() >> 16
-    )
-}
-
-fn decode_pairs(s: &[u8]) -> Vec<(String, String)> {
-    url::form_urlencoded::parse(s).into_owned().collect()
-}
-
-/// `YYYY-MM-DDThh:mm:ssZ` to Unix seconds.
-fn parse_timestamp(s: &str) -> Option<u64> {
-    let t = chrono::NaiveDateTime::parse_from_str(s, "%Y-%m-%dT%H:%M:%SZ").ok()?;
-    u64::try_from(t.and_utc().timestamp()).ok()
+    pop_error_from("aliyuncs.com", status, code, message)
 }
 
 fn is_image(b: &[u8]) -> bool {

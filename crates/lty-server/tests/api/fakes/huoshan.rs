@@ -12,7 +12,6 @@
 //!   nothing, or drop the connection mid-stream.
 
 use std::collections::{HashSet, VecDeque};
-use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 
 use axum::body::Bytes;
@@ -26,6 +25,8 @@ use base64::engine::general_purpose::STANDARD;
 use lty_server::config::{Config, Secret};
 use lty_vendors::volcengine::speech::codec::{gunzip, gzip};
 use serde_json::{Value, json};
+
+use super::{FakeServer, header, tone};
 
 /// The fake's speech credentials (fictional).
 pub const APPID: &str = "7100000042";
@@ -108,15 +109,8 @@ type Shared = Arc<Mutex<Inner>>;
 
 /// A running fake; stopped when dropped.
 pub struct FakeHuoshan {
-    pub addr: SocketAddr,
+    server: FakeServer,
     inner: Shared,
-    task: tokio::task::JoinHandle<()>,
-}
-
-impl Drop for FakeHuoshan {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
 }
 
 impl FakeHuoshan {
@@ -127,12 +121,10 @@ impl FakeHuoshan {
             .route("/api/v1/tts", post(tts))
             .route("/api/v3/sauc/bigmodel_nostream", get(asr))
             .with_state(inner.clone());
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let task = tokio::spawn(async move {
-            let _ = axum::serve(listener, app).await;
-        });
-        Self { addr, inner, task }
+        Self {
+            server: FakeServer::start(app).await,
+            inner,
+        }
     }
 
     /// Points `config` at this fake with its credentials.
@@ -143,8 +135,8 @@ impl FakeHuoshan {
         h.access_token = Some(Secret::new(TOKEN));
         h.cluster = CLUSTER.into();
         h.voice_type = Some(VOICE.into());
-        h.base_url = format!("http://{}/", self.addr);
-        h.ws_url = format!("ws://{}", self.addr);
+        h.base_url = format!("http://{}/", self.server.addr);
+        h.ws_url = format!("ws://{}", self.server.addr);
         h.asr_resource_id = RESOURCE_ID.into();
     }
 
@@ -183,14 +175,6 @@ impl FakeHuoshan {
     }
 }
 
-fn header(headers: &HeaderMap, name: &str) -> String {
-    headers
-        .get(name)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("")
-        .to_owned()
-}
-
 /// A vendor answer with the log id.
 fn answer(status: u16, body: Value) -> Response {
     let status = StatusCode::from_u16(status).unwrap();
@@ -203,16 +187,6 @@ fn tts_error(inner: &Mutex<Inner>, status: u16, reqid: &str, code: i64, message:
         status,
         json!({"reqid": reqid, "code": code, "message": message}),
     )
-}
-
-/// A sine tone of `ms` milliseconds, 16-bit mono at `rate`.
-pub fn tone(ms: usize, rate: usize) -> Vec<u8> {
-    (0..ms * rate / 1000)
-        .flat_map(|i| {
-            let v = ((i as f64) * 440.0 * std::f64::consts::TAU / rate as f64).sin() * 8000.0;
-            (v as i16).to_le_bytes()
-        })
-        .collect()
 }
 
 /// What the fake answers for MP3: a frame sync and the text.
@@ -283,7 +257,7 @@ async fn tts(State(inner): State<Shared>, headers: HeaderMap, body: Bytes) -> Re
     let text = request["request"]["text"].as_str().unwrap_or("").to_owned();
     let record = |code: i64| {
         inner.lock().unwrap().tts_calls.push(TtsCall {
-            authorization: authorization.clone(),
+            authorization: authorization.to_owned(),
             body: request.clone(),
             code,
         });
@@ -325,10 +299,10 @@ async fn tts(State(inner): State<Shared>, headers: HeaderMap, body: Bytes) -> Re
 
 async fn asr(State(inner): State<Shared>, headers: HeaderMap, ws: WebSocketUpgrade) -> Response {
     let session = AsrSession {
-        app_key: header(&headers, "x-api-app-key"),
-        access_key: header(&headers, "x-api-access-key"),
-        resource_id: header(&headers, "x-api-resource-id"),
-        connect_id: header(&headers, "x-api-connect-id"),
+        app_key: header(&headers, "x-api-app-key").to_owned(),
+        access_key: header(&headers, "x-api-access-key").to_owned(),
+        resource_id: header(&headers, "x-api-resource-id").to_owned(),
+        connect_id: header(&headers, "x-api-connect-id").to_owned(),
         all_gzip: true,
         ..AsrSession::default()
     };

@@ -22,7 +22,6 @@
 
 use std::collections::VecDeque;
 use std::convert::Infallible;
-use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -34,6 +33,8 @@ use axum::response::{IntoResponse, Response};
 use lty_server::config::{Config, Secret};
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
+
+use super::FakeServer;
 
 /// The key the fake accepts (fictional).
 pub const API_KEY: &str = "sk-fake-moonshot-key-0001";
@@ -86,17 +87,10 @@ struct Inner {
 
 /// A running fake; stopped when dropped.
 pub struct FakeOpenAi {
-    pub addr: SocketAddr,
+    server: FakeServer,
     inner: Arc<Mutex<Inner>>,
     disconnected: Arc<AtomicBool>,
     calls: Arc<AtomicUsize>,
-    task: tokio::task::JoinHandle<()>,
-}
-
-impl Drop for FakeOpenAi {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
 }
 
 #[derive(Clone)]
@@ -123,23 +117,17 @@ impl FakeOpenAi {
             .route("/v1/chat/completions", axum::routing::post(handle))
             .route("/v1/moderations", axum::routing::post(moderations))
             .with_state(shared.clone());
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let task = tokio::spawn(async move {
-            let _ = axum::serve(listener, app).await;
-        });
         Self {
-            addr,
+            server: FakeServer::start(app).await,
             inner: shared.inner,
             disconnected: shared.disconnected,
             calls: shared.calls,
-            task,
         }
     }
 
     /// Points `config` at this fake with its key, and short timeouts.
     pub fn configure(&self, config: &mut Config) {
-        config.llm.base_url = format!("http://{}/v1/", self.addr);
+        config.llm.base_url = format!("http://{}/v1/", self.server.addr);
         config.llm.api_key = Some(Secret::new(API_KEY));
         config.llm.model = MODEL.into();
         config.llm.first_byte_timeout_ms = 1_000;
@@ -149,7 +137,7 @@ impl FakeOpenAi {
 
     /// Also points `config`'s moderation API at this fake.
     pub fn configure_moderation(&self, config: &mut Config) {
-        config.ai.moderation_url = Some(format!("http://{}/v1", self.addr));
+        config.ai.moderation_url = Some(format!("http://{}/v1", self.server.addr));
         config.ai.moderation_api_key = Some(Secret::new(API_KEY));
     }
 

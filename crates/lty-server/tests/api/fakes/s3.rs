@@ -10,9 +10,7 @@
 //! and the clock can be moved.
 
 use std::collections::BTreeMap;
-use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use axum::body::Bytes;
 use axum::extract::State;
@@ -20,6 +18,8 @@ use axum::http::{HeaderMap, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use lty_server::config::{Config, Secret};
 use lty_vendors::aws;
+
+use super::bucket::{Bucket, FakeBucket, Object, decode_query, percent_decode};
 
 /// The fake's bucket, region and access key pair (fictional).
 pub const BUCKET: &str = "lty-test-media";
@@ -30,56 +30,15 @@ pub const SECRET_ACCESS_KEY: &str = "ltyTestSecretAccessKey/ForTheFakeS3Only+0";
 /// Largest `x-amz-date` skew accepted, in seconds.
 const MAX_SKEW: i64 = 15 * 60;
 
-/// A stored object.
-#[derive(Debug, Clone)]
-pub struct Object {
-    pub data: Bytes,
-    pub content_type: String,
-}
-
-#[derive(Default)]
-struct Inner {
-    objects: BTreeMap<String, Object>,
-    /// Error codes answered, oldest first.
-    errors: Vec<String>,
-    /// Accepted requests, e.g. `PUT key`, `LIST prefix`, `GET key (presigned)`.
-    requests: Vec<String>,
-    /// Seconds added to the real clock.
-    offset: i64,
-    /// Anonymous GETs allowed (a public-read bucket).
-    public_read: bool,
-}
+/// Marks a [`FakeBucket`] speaking S3 (SigV4).
+pub struct S3;
 
 /// A running fake; stopped when dropped.
-pub struct FakeS3 {
-    pub addr: SocketAddr,
-    inner: Arc<Mutex<Inner>>,
-    task: tokio::task::JoinHandle<()>,
-}
-
-impl Drop for FakeS3 {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
-}
+pub type FakeS3 = FakeBucket<S3>;
 
 impl FakeS3 {
     pub async fn start() -> Self {
-        let inner = Arc::new(Mutex::new(Inner::default()));
-        let app = axum::Router::new()
-            .fallback(handle)
-            .with_state(inner.clone());
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let task = tokio::spawn(async move {
-            axum::serve(listener, app).await.unwrap();
-        });
-        Self { addr, inner, task }
-    }
-
-    /// `http://127.0.0.1:PORT`.
-    pub fn url(&self) -> String {
-        format!("http://{}", self.addr)
+        Self::serve(handle).await
     }
 
     /// Selects the S3 backend and points it at this fake, path-style.
@@ -91,25 +50,6 @@ impl FakeS3 {
         s3.bucket = Some(BUCKET.into());
         s3.access_key_id = Some(ACCESS_KEY_ID.into());
         s3.secret_access_key = Some(Secret::new(SECRET_ACCESS_KEY));
-    }
-
-    /// Lets anonymous GETs through, as a public-read bucket does.
-    pub fn set_public_read(&self, public: bool) {
-        self.inner.lock().unwrap().public_read = public;
-    }
-
-    /// Moves the fake's clock by `seconds`.
-    pub fn advance(&self, seconds: i64) {
-        self.inner.lock().unwrap().offset += seconds;
-    }
-
-    /// The keys stored, sorted.
-    pub fn keys(&self) -> Vec<String> {
-        self.inner.lock().unwrap().objects.keys().cloned().collect()
-    }
-
-    pub fn object(&self, key: &str) -> Option<Object> {
-        self.inner.lock().unwrap().objects.get(key).cloned()
     }
 
     /// Stores an object directly, as another writer of the bucket would.
@@ -124,24 +64,6 @@ impl FakeS3 {
             .objects
             .insert(key.to_owned(), object);
     }
-
-    /// Error codes answered, oldest first.
-    pub fn errors(&self) -> Vec<String> {
-        self.inner.lock().unwrap().errors.clone()
-    }
-
-    /// Accepted requests, oldest first.
-    pub fn requests(&self) -> Vec<String> {
-        self.inner.lock().unwrap().requests.clone()
-    }
-}
-
-fn now(inner: &Inner) -> i64 {
-    let real = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_secs();
-    i64::try_from(real).unwrap() + inner.offset
 }
 
 fn escape(s: &str) -> String {
@@ -159,7 +81,7 @@ fn unescape(s: &str) -> String {
 }
 
 fn xml_error(
-    inner: &mut Inner,
+    inner: &mut Bucket,
     status: StatusCode,
     code: &str,
     message: &str,
@@ -183,23 +105,6 @@ fn xml_error(
         body,
     )
         .into_response()
-}
-
-fn percent_decode(s: &str) -> Option<String> {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%' {
-            let hex = std::str::from_utf8(bytes.get(i + 1..i + 3)?).ok()?;
-            out.push(u8::from_str_radix(hex, 16).ok()?);
-            i += 3;
-        } else {
-            out.push(bytes[i]);
-            i += 1;
-        }
-    }
-    String::from_utf8(out).ok()
 }
 
 /// Unix seconds of an `X-Amz-Date` (`YYYYMMDD'T'HHMMSS'Z'`).
@@ -241,7 +146,7 @@ fn check_scope(credential: &str, amz_date: &str) -> Result<String, (StatusCode, 
 }
 
 async fn handle(
-    State(inner): State<Arc<Mutex<Inner>>>,
+    State(inner): State<Arc<Mutex<Bucket>>>,
     method: Method,
     uri: Uri,
     headers: HeaderMap,
@@ -259,27 +164,15 @@ async fn handle(
     let Some(path) = percent_decode(uri.path()) else {
         return xml_error(inner, StatusCode::BAD_REQUEST, "InvalidURI", "bad path", "");
     };
-    let mut query: Vec<(String, String)> = Vec::new();
-    for part in uri
-        .query()
-        .unwrap_or("")
-        .split('&')
-        .filter(|p| !p.is_empty())
-    {
-        let (n, v) = part.split_once('=').unwrap_or((part, ""));
-        match (percent_decode(n), percent_decode(v)) {
-            (Some(n), Some(v)) => query.push((n, v)),
-            _ => {
-                return xml_error(
-                    inner,
-                    StatusCode::BAD_REQUEST,
-                    "InvalidURI",
-                    "bad query",
-                    "",
-                );
-            }
-        }
-    }
+    let Some(query) = decode_query(uri.query()) else {
+        return xml_error(
+            inner,
+            StatusCode::BAD_REQUEST,
+            "InvalidURI",
+            "bad query",
+            "",
+        );
+    };
     let param = |name: &str| {
         query
             .iter()
@@ -309,7 +202,7 @@ async fn handle(
 
     // Authentication: a presigned query, an Authorization header, or an
     // anonymous GET on a public-read bucket.
-    let now = now(inner);
+    let now = inner.now();
     let auth = if let Some(algorithm) = param("X-Amz-Algorithm") {
         if algorithm != aws::ALGORITHM {
             return xml_error(
@@ -600,7 +493,12 @@ async fn handle(
 }
 
 /// `GetObject` / `HeadObject`, honouring a single `Range: bytes=a-b`.
-fn object_response(inner: &mut Inner, method: &Method, key: &str, headers: &HeaderMap) -> Response {
+fn object_response(
+    inner: &mut Bucket,
+    method: &Method,
+    key: &str,
+    headers: &HeaderMap,
+) -> Response {
     let Some(object) = inner.objects.get(key).cloned() else {
         if method == Method::HEAD {
             // HEAD answers carry no body, so no error document either.
@@ -658,7 +556,7 @@ fn object_response(inner: &mut Inner, method: &Method, key: &str, headers: &Head
 
 /// `ListObjectsV2`: `prefix`, `delimiter`, `max-keys`, `start-after` and
 /// `continuation-token` (the last key or prefix of the previous page).
-fn list_objects_v2(inner: &Inner, param: &dyn Fn(&str) -> Option<String>) -> Response {
+fn list_objects_v2(inner: &Bucket, param: &dyn Fn(&str) -> Option<String>) -> Response {
     let prefix = param("prefix").unwrap_or_default();
     let delimiter = param("delimiter").unwrap_or_default();
     let max_keys: usize = param("max-keys")
@@ -745,7 +643,7 @@ fn list_objects_v2(inner: &Inner, param: &dyn Fn(&str) -> Option<String>) -> Res
 
 /// `DeleteObjects`: `<Delete><Object><Key>…</Key></Object>…</Delete>`,
 /// guarded by `Content-MD5` when sent.
-fn delete_objects(inner: &mut Inner, headers: &HeaderMap, body: &[u8]) -> Response {
+fn delete_objects(inner: &mut Bucket, headers: &HeaderMap, body: &[u8]) -> Response {
     if let Some(md5) = headers.get("content-md5").and_then(|v| v.to_str().ok()) {
         // Content-MD5 is the same base64 MD5 on OSS and S3.
         if md5 != lty_vendors::aliyun::oss::content_md5(body) {

@@ -6,7 +6,6 @@
 //! every log. It can be switched to answer with an error (5xx, quota) or to
 //! hang without answering, as an unreachable service would.
 
-use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -20,6 +19,8 @@ use lty_vendors::aliyun::sls::{
     sls_signature, sls_string_to_sign,
 };
 use serde_json::json;
+
+use super::FakeServer;
 
 /// The fake's project, logstore and AccessKey pair (fictional).
 pub const PROJECT: &str = "lty-test-project";
@@ -69,15 +70,8 @@ struct Inner {
 
 /// A running fake; stopped when dropped.
 pub struct FakeSls {
-    pub addr: SocketAddr,
+    server: FakeServer,
     inner: Arc<Mutex<Inner>>,
-    task: tokio::task::JoinHandle<()>,
-}
-
-impl Drop for FakeSls {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
 }
 
 impl FakeSls {
@@ -89,20 +83,13 @@ impl FakeSls {
             rejected: Vec::new(),
             requests: 0,
         }));
-        let app = axum::Router::new()
-            .fallback(handle)
-            .with_state(inner.clone());
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let task = tokio::spawn(async move {
-            let _ = axum::serve(listener, app).await;
-        });
-        Self { addr, inner, task }
+        let server = FakeServer::start_handler(handle, inner.clone()).await;
+        Self { server, inner }
     }
 
     /// The `ALIYUN_LOG_ENDPOINT` value that points lty here.
     pub fn endpoint(&self) -> String {
-        format!("http://{}", self.addr)
+        self.server.url()
     }
 
     /// `ALIYUN_LOG_*` variables pointing lty at this fake.

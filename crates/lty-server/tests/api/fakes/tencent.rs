@@ -5,7 +5,6 @@
 //! `{"Response":{"Error":...}}` envelope, like the vendor.
 
 use std::collections::VecDeque;
-use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -18,6 +17,8 @@ use base64::engine::general_purpose::STANDARD;
 use lty_server::config::{Config, Secret};
 use lty_vendors::tencent::tc3;
 use serde_json::{Value, json};
+
+use super::{FakeServer, header, tone};
 
 /// The fake's key pair (fictional).
 pub const SECRET_ID: &str = "AKIDexampleTencentSpeechForLtyTests";
@@ -40,30 +41,16 @@ struct Inner {
 
 /// A running fake; stopped when dropped.
 pub struct FakeTencent {
-    pub addr: SocketAddr,
+    server: FakeServer,
     inner: Arc<Mutex<Inner>>,
-    task: tokio::task::JoinHandle<()>,
-}
-
-impl Drop for FakeTencent {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
 }
 
 impl FakeTencent {
     pub async fn start() -> Self {
         let inner: Arc<Mutex<Inner>> = Arc::default();
         inner.lock().unwrap().transcript = "你好，小朋友".into();
-        let app = axum::Router::new()
-            .fallback(handle)
-            .with_state(inner.clone());
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let task = tokio::spawn(async move {
-            let _ = axum::serve(listener, app).await;
-        });
-        Self { addr, inner, task }
+        let server = FakeServer::start_handler(handle, inner.clone()).await;
+        Self { server, inner }
     }
 
     /// Points `config` at this fake with its credentials.
@@ -72,8 +59,8 @@ impl FakeTencent {
         config.audio.provider = "tencent".into();
         t.api_key = Some(SECRET_ID.into());
         t.api_secret = Some(Secret::new(SECRET_KEY));
-        t.tts_endpoint = format!("http://{}", self.addr);
-        t.asr_endpoint = format!("http://{}", self.addr);
+        t.tts_endpoint = self.server.url();
+        t.asr_endpoint = self.server.url();
     }
 
     /// Accepted calls, oldest first.
@@ -107,13 +94,6 @@ fn error(inner: &Mutex<Inner>, code: &str, message: &str) -> Response {
     .into_response()
 }
 
-fn header<'a>(headers: &'a HeaderMap, name: &str) -> &'a str {
-    headers
-        .get(name)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("")
-}
-
 /// The parts of `Authorization`, or `None` when it is malformed.
 fn parse_authorization(value: &str) -> Option<(String, String, String, String)> {
     let rest = value.strip_prefix("TC3-HMAC-SHA256 Credential=")?;
@@ -121,16 +101,6 @@ fn parse_authorization(value: &str) -> Option<(String, String, String, String)> 
     let (signed, signature) = rest.split_once(", Signature=")?;
     let (id, scope) = credential.split_once('/')?;
     Some((id.into(), scope.into(), signed.into(), signature.into()))
-}
-
-/// A sine tone of `ms` milliseconds, 16 kHz 16-bit mono.
-fn tone(ms: usize) -> Vec<u8> {
-    (0..ms * 16)
-        .flat_map(|i| {
-            let v = ((i as f64) * 440.0 * std::f64::consts::TAU / 16_000.0).sin() * 8000.0;
-            (v as i16).to_le_bytes()
-        })
-        .collect()
 }
 
 async fn handle(
@@ -230,7 +200,7 @@ async fn handle(
                 return error(&inner, "InvalidParameterValue.TextTooLong", "Text length");
             }
             let audio = match request["Codec"].as_str() {
-                Some("pcm") => tone(100 * text.chars().count()),
+                Some("pcm") => tone(100 * text.chars().count(), 16_000),
                 Some("mp3") => b"\xff\xfb\x90\x00fake-mp3".to_vec(),
                 _ => return error(&inner, "InvalidParameterValue.Codec", "Codec"),
             };

@@ -20,6 +20,8 @@ use lty_vendors::volcengine::openapi::{
 use lty_vendors::volcengine::voice_chat::Command;
 use serde_json::{Value, json};
 
+use super::FakeServer;
+
 /// The fake's credentials and RTC AppId (fictional, from the vendor notes).
 pub const AK: &str = "AKLTexampleAccessKeyForLtyDocs0001";
 pub const SK: &str = "ExampleSecretKeyForLtyDocsDoNotUse==";
@@ -58,34 +60,25 @@ struct Inner {
 
 /// A running fake; dropped with the test.
 pub struct FakeVolcengine {
-    pub addr: SocketAddr,
+    server: FakeServer,
     inner: Arc<Mutex<Inner>>,
-    task: tokio::task::JoinHandle<()>,
-}
-
-impl Drop for FakeVolcengine {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
 }
 
 impl FakeVolcengine {
     pub async fn start() -> Self {
         let inner: Arc<Mutex<Inner>> = Arc::default();
-        let app = axum::Router::new()
-            .fallback(handle)
-            .with_state(inner.clone());
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let task = tokio::spawn(async move {
-            axum::serve(listener, app).await.unwrap();
-        });
-        Self { addr, inner, task }
+        let server = FakeServer::start_handler(handle, inner.clone()).await;
+        Self { server, inner }
+    }
+
+    /// The address it listens on.
+    pub fn addr(&self) -> SocketAddr {
+        self.server.addr
     }
 
     /// `http://127.0.0.1:PORT`, for `VOLCENGINE_API_BASE_URL`.
     pub fn base_url(&self) -> String {
-        format!("http://{}", self.addr)
+        self.server.url()
     }
 
     /// Every authenticated call, in order.

@@ -1,12 +1,15 @@
-//! A fake WeChat Open Platform API (`/sns/oauth2/access_token`,
-//! `/sns/userinfo`): checks AppID and secret, keeps a table of issued
-//! single-use codes and access tokens, and answers every error the vendor's
-//! way, as HTTP 200 with `{"errcode","errmsg"}` and a `rid:` suffix. It can
-//! be told to answer busy (-1), rate-limited (45011), blocked (40226) or
-//! slowly, and to label successes `text/plain`.
+//! A fake WeChat API: Open Platform OAuth2 (`/sns/oauth2/access_token`,
+//! `/sns/userinfo`) for one app and mini-program login
+//! (`/sns/jscode2session`) for one mini program. It checks AppID and secret,
+//! keeps a table of issued single-use codes (each for one AppID) and access
+//! tokens, ages codes on a clock tests can move, returns a mini program's
+//! `unionid` only while that app is bound to the Open Platform account, and
+//! answers every error the vendor's way, as HTTP 200 with
+//! `{"errcode","errmsg"}` and a `rid:` suffix. It can be told to answer busy
+//! (-1), rate-limited (45011), blocked (40226) or slowly, and to label
+//! successes `text/plain` (`jscode2session` always does).
 
 use std::collections::{HashMap, VecDeque};
-use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -16,12 +19,20 @@ use axum::response::{IntoResponse, Response};
 use lty_server::config::{Config, Secret};
 use serde_json::{Value, json};
 
+use super::FakeServer;
+
 /// The fake app's credentials (fictional).
 pub const APP_ID: &str = "wx00000000fake0001";
 pub const APP_SECRET: &str = "fake-wechat-app-secret-0001";
 
+/// The fake mini program's credentials (fictional).
+pub const MINI_APP_ID: &str = "wx00000000fakemini";
+pub const MINI_APP_SECRET: &str = "fake-wechat-mini-secret-0001";
+
 /// How long an issued code stays usable.
 const CODE_LIFETIME: Duration = Duration::from_secs(600);
+/// How long a mini program's `wx.login()` code stays usable.
+const JS_CODE_LIFETIME: Duration = Duration::from_secs(300);
 
 /// A scripted answer for the next call.
 #[derive(Debug, Clone, Copy)]
@@ -34,6 +45,8 @@ pub enum Script {
 
 #[derive(Clone)]
 struct Grant {
+    /// The AppID the code was issued for.
+    app_id: &'static str,
     openid: String,
     unionid: Option<String>,
     nickname: String,
@@ -49,19 +62,23 @@ struct Inner {
     script: VecDeque<Script>,
     plain_text: bool,
     calls: Vec<String>,
+    /// The mini program is not bound to the Open Platform account.
+    mini_unbound: bool,
+    /// How far the fake's clock is ahead of the real one.
+    skew: Duration,
+    session_keys: Vec<String>,
+}
+
+impl Inner {
+    fn now(&self) -> Instant {
+        Instant::now() + self.skew
+    }
 }
 
 /// A running fake; stopped when dropped.
 pub struct FakeWechat {
-    pub addr: SocketAddr,
+    server: FakeServer,
     inner: Arc<Mutex<Inner>>,
-    task: tokio::task::JoinHandle<()>,
-}
-
-impl Drop for FakeWechat {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
 }
 
 impl FakeWechat {
@@ -70,19 +87,47 @@ impl FakeWechat {
         let app = axum::Router::new()
             .fallback(handle)
             .with_state(inner.clone());
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let task = tokio::spawn(async move {
-            let _ = axum::serve(listener, app).await;
-        });
-        Self { addr, inner, task }
+        Self {
+            server: FakeServer::start(app).await,
+            inner,
+        }
     }
 
     /// Points `config` at this fake with its credentials.
     pub fn configure(&self, config: &mut Config) {
-        config.wechat.api_base_url = format!("http://{}", self.addr);
+        config.wechat.api_base_url = self.server.url();
         config.wechat.app_id = Some(APP_ID.into());
         config.wechat.app_secret = Some(Secret::new(APP_SECRET));
+    }
+
+    /// Points `config` at this fake with the mini program's credentials.
+    pub fn configure_mini(&self, config: &mut Config) {
+        config.wechat.api_base_url = self.server.url();
+        config.wechat.mini_app_id = Some(MINI_APP_ID.into());
+        config.wechat.mini_app_secret = Some(Secret::new(MINI_APP_SECRET));
+    }
+
+    /// Issues a mini-program `wx.login()` code for `openid`; `unionid` is
+    /// the person's Open Platform unionid, answered while the mini program
+    /// is bound.
+    pub fn issue_js_code(&self, openid: &str, unionid: Option<&str>) -> String {
+        self.issue_for(MINI_APP_ID, openid, unionid, "", "")
+    }
+
+    /// Unbinds the mini program from the Open Platform account: its
+    /// answers carry no `unionid` from now on.
+    pub fn unbind_mini(&self) {
+        self.inner.lock().unwrap().mini_unbound = true;
+    }
+
+    /// Moves the fake's clock forward (codes age).
+    pub fn advance(&self, by: Duration) {
+        self.inner.lock().unwrap().skew += by;
+    }
+
+    /// Every `session_key` handed out, oldest first.
+    pub fn session_keys(&self) -> Vec<String> {
+        self.inner.lock().unwrap().session_keys.clone()
     }
 
     /// Issues a code for `openid` (scope `snsapi_userinfo`), as the WeChat
@@ -103,15 +148,29 @@ impl FakeWechat {
         nickname: &str,
         scope: &'static str,
     ) -> String {
+        self.issue_for(APP_ID, openid, unionid, nickname, scope)
+    }
+
+    fn issue_for(
+        &self,
+        app_id: &'static str,
+        openid: &str,
+        unionid: Option<&str>,
+        nickname: &str,
+        scope: &'static str,
+    ) -> String {
         let code = format!("code-{:016x}", rand::random::<u64>());
-        self.inner.lock().unwrap().codes.insert(
+        let mut inner = self.inner.lock().unwrap();
+        let issued = inner.now();
+        inner.codes.insert(
             code.clone(),
             Grant {
+                app_id,
                 openid: openid.into(),
                 unionid: unionid.map(Into::into),
                 nickname: nickname.into(),
                 scope,
-                issued: Instant::now(),
+                issued,
                 used: false,
             },
         );
@@ -171,6 +230,7 @@ async fn handle(
     match uri.path() {
         "/sns/oauth2/access_token" => access_token(&inner, &q),
         "/sns/userinfo" => userinfo(&inner, &q),
+        "/sns/jscode2session" => jscode2session(&inner, &q),
         _ => errcode(40066, "invalid url"),
     }
 }
@@ -196,13 +256,14 @@ fn access_token(inner: &Arc<Mutex<Inner>>, q: &HashMap<String, String>) -> Respo
     }
     let grant = {
         let mut guard = inner.lock().unwrap();
-        let Some(grant) = guard.codes.get_mut(code) else {
+        let now = guard.now();
+        let Some(grant) = guard.codes.get_mut(code).filter(|g| g.app_id == APP_ID) else {
             return errcode(40029, "invalid code");
         };
         if grant.used {
             return errcode(40163, "code been used");
         }
-        if grant.issued.elapsed() > CODE_LIFETIME {
+        if now.duration_since(grant.issued) > CODE_LIFETIME {
             return errcode(42003, "code expired");
         }
         grant.used = true;
@@ -261,4 +322,57 @@ fn userinfo(inner: &Arc<Mutex<Inner>>, q: &HashMap<String, String>) -> Response 
         body["unionid"] = json!(u);
     }
     ok(inner, body)
+}
+
+fn jscode2session(inner: &Arc<Mutex<Inner>>, q: &HashMap<String, String>) -> Response {
+    let Some(appid) = q.get("appid") else {
+        return errcode(41002, "appid missing");
+    };
+    if appid != MINI_APP_ID {
+        return errcode(40013, "invalid appid");
+    }
+    let Some(secret) = q.get("secret") else {
+        return errcode(41004, "appsecret missing");
+    };
+    if secret != MINI_APP_SECRET {
+        return errcode(40125, "invalid appsecret");
+    }
+    let Some(js_code) = q.get("js_code") else {
+        return errcode(41008, "missing code");
+    };
+    if q.get("grant_type").map(String::as_str) != Some("authorization_code") {
+        return errcode(40002, "invalid grant_type");
+    }
+    let mut guard = inner.lock().unwrap();
+    let now = guard.now();
+    let bound = !guard.mini_unbound;
+    // A code of another AppID is as unknown here as a made-up one.
+    let Some(grant) = guard
+        .codes
+        .get_mut(js_code)
+        .filter(|g| g.app_id == MINI_APP_ID)
+    else {
+        return errcode(40029, "invalid code");
+    };
+    if grant.used {
+        return errcode(40163, "code been used");
+    }
+    if now.duration_since(grant.issued) > JS_CODE_LIFETIME {
+        return errcode(40029, "invalid code");
+    }
+    grant.used = true;
+    let mut body = json!({
+        "openid": grant.openid,
+        "errcode": 0,
+        "errmsg": "ok",
+    });
+    if let Some(u) = grant.unionid.as_ref().filter(|_| bound) {
+        body["unionid"] = json!(u);
+    }
+    let session_key = format!("sk{:022x}==", rand::random::<u64>());
+    body["session_key"] = json!(session_key);
+    guard.session_keys.push(session_key);
+    drop(guard);
+    // The vendor labels this answer text/plain.
+    ([(header::CONTENT_TYPE, "text/plain")], body.to_string()).into_response()
 }
