@@ -9,9 +9,9 @@ use lty_core::user::{NewUser, User};
 use lty_core::{BackendError, Error, PhoneNumber, Result};
 use sea_orm::sea_query::{Expr, ExprTrait, Query};
 use sea_orm::{
-    ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, DbErr, EntityTrait,
-    FromQueryResult, QueryFilter, QuerySelect, SqlErr, SqliteTransactionMode, TransactionOptions,
-    TransactionTrait,
+    ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, DbBackend, DbErr,
+    EntityTrait, FromQueryResult, QueryFilter, QuerySelect, SqlErr, SqliteTransactionMode,
+    Statement, TransactionOptions, TransactionTrait,
 };
 
 use crate::Database;
@@ -155,6 +155,21 @@ impl Database {
             })
             .await
             .map_err(db_err)?;
+        // Identities of one person in two apps (the app and the mini
+        // program) share a unionid but no unique key: on PostgreSQL their
+        // first logins take a transaction lock on the unionid, so the
+        // second waits and then finds the first one's user.
+        if let Some(unionid) = &identity.unionid
+            && txn.get_database_backend() == DbBackend::Postgres
+        {
+            txn.execute_raw(Statement::from_sql_and_values(
+                DbBackend::Postgres,
+                "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))",
+                [format!("lty:wechat-unionid:{unionid}").into()],
+            ))
+            .await
+            .map_err(db_err)?;
+        }
         if let Some(row) = find_identity(&txn, &identity.app_id, &identity.openid).await? {
             let user_id = row.user_id;
             refresh_identity(&txn, row, identity).await?;

@@ -527,6 +527,23 @@ async fn concurrent_first_mini_logins_of_one_person_create_one_user() {
 }
 
 #[tokio::test]
+async fn concurrent_first_logins_from_the_app_and_the_mini_program_create_one_user() {
+    let (app, fake) = app_with_mini().await;
+    for round in 0..6 {
+        let unionid = format!("u-cross-{round}");
+        let from_app = fake.issue_code(&format!("o-app-{round}"), Some(&unionid), "n");
+        let from_mini = fake.issue_js_code(&format!("o-mini-{round}"), Some(&unionid));
+        let (ra, rb) = tokio::join!(wechat_login(&app, &from_app), mini_login(&app, &from_mini));
+        let (sa, sb) = (ra.status(), rb.status());
+        let (ra, rb): (Value, Value) = (ra.json().await.unwrap(), rb.json().await.unwrap());
+        assert_eq!((sa.as_u16(), sb.as_u16()), (200, 200), "{ra} {rb}");
+        assert_eq!(ra["user_id"], rb["user_id"], "round {round}: {ra} {rb}");
+        let created = [&ra, &rb].iter().filter(|r| r["created"] == true).count();
+        assert_eq!(created, 1, "round {round}: {ra} {rb}");
+    }
+}
+
+#[tokio::test]
 async fn wechat_mini_bind_links_the_mini_program_to_an_existing_account() {
     let (app, fake) = app_with_mini().await;
     let user_id = app.user_with_device("family", "02:00:00:00:77:11").await;
