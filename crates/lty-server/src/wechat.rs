@@ -15,6 +15,8 @@ use serde_json::json;
 
 use crate::config::{Config, Secret};
 use crate::error::ApiError;
+use crate::ratelimit::{self, ClientIp};
+use crate::state::AppState;
 
 const PROVIDER: &str = "wechat";
 /// The provider named by `503 provider_not_configured` for the mini program.
@@ -70,14 +72,14 @@ fn build(
 }
 
 /// The configured client, or `503 provider_not_configured`.
-pub fn require(client: Option<&Arc<WechatClient>>) -> Result<&WechatClient, ApiError> {
+fn require(client: Option<&Arc<WechatClient>>) -> Result<&WechatClient, ApiError> {
     client
         .map(AsRef::as_ref)
         .ok_or_else(|| Error::ProviderNotConfigured { provider: PROVIDER }.into())
 }
 
 /// The configured mini-program client, or `503 provider_not_configured`.
-pub fn require_mini(client: Option<&Arc<WechatClient>>) -> Result<&WechatClient, ApiError> {
+fn require_mini(client: Option<&Arc<WechatClient>>) -> Result<&WechatClient, ApiError> {
     client.map(AsRef::as_ref).ok_or_else(|| {
         Error::ProviderNotConfigured {
             provider: MINI_PROVIDER,
@@ -86,8 +88,40 @@ pub fn require_mini(client: Option<&Arc<WechatClient>>) -> Result<&WechatClient,
     })
 }
 
+/// Which WeChat app a login or bind `code` comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum App {
+    /// The Open Platform app (mobile app or website): `WECHAT_APP_ID`.
+    Open,
+    /// The mini program: `WECHAT_MINI_APP_ID`.
+    Mini,
+}
+
+/// The identity behind the `code` of a login or bind request from `app`:
+/// the per-IP limit (`wechat_login_ip`), the code's shape, the configured
+/// client (else `503 provider_not_configured`), then the exchange.
+pub async fn identity_of_code(
+    state: &AppState,
+    ip: &ClientIp,
+    code: Option<&str>,
+    app: App,
+) -> Result<WechatIdentity, ApiError> {
+    ratelimit::check_ip(
+        state,
+        "wechat_login_ip",
+        ip,
+        state.config.limits.wechat_login_per_ip,
+    )
+    .await?;
+    let code = parse_code(code)?;
+    match app {
+        App::Open => identify(require(state.wechat.as_ref())?, code).await,
+        App::Mini => identify_mini(require_mini(state.wechat_mini.as_ref())?, code).await,
+    }
+}
+
 /// Validates the `code` field of a login or bind request.
-pub fn parse_code(code: Option<&str>) -> Result<&str, ApiError> {
+fn parse_code(code: Option<&str>) -> Result<&str, ApiError> {
     let code = code.map(str::trim).unwrap_or("");
     if code.is_empty() {
         return Err(Error::validation("code", "is required").into());
@@ -101,7 +135,7 @@ pub fn parse_code(code: Option<&str>) -> Result<&str, ApiError> {
 /// Exchanges `code` and, when the granted scope allows, reads the profile
 /// (nickname, avatar, `unionid`). A failed profile read after a good
 /// exchange is logged and the login goes on with the `openid` alone.
-pub async fn identify(client: &WechatClient, code: &str) -> Result<WechatIdentity, ApiError> {
+async fn identify(client: &WechatClient, code: &str) -> Result<WechatIdentity, ApiError> {
     let token = client.exchange_code(code).await.map_err(map_error)?;
     let mut identity = WechatIdentity {
         app_id: client.app_id().to_owned(),
@@ -133,10 +167,7 @@ pub async fn identify(client: &WechatClient, code: &str) -> Result<WechatIdentit
 /// of the mini program's AppID and the `unionid` when the mini program is
 /// bound to the Open Platform account, which is what links it to the same
 /// person's app login. There is no profile in this flow.
-pub async fn identify_mini(
-    client: &WechatClient,
-    js_code: &str,
-) -> Result<WechatIdentity, ApiError> {
+async fn identify_mini(client: &WechatClient, js_code: &str) -> Result<WechatIdentity, ApiError> {
     let session = client.jscode2session(js_code).await.map_err(map_error)?;
     Ok(WechatIdentity {
         app_id: client.app_id().to_owned(),

@@ -272,16 +272,8 @@ pub async fn wechat_login(
     ip: ClientIp,
     Json(body): Json<WechatCodeIn>,
 ) -> ApiResult<Json<AccountLoginOut>> {
-    ratelimit::check_ip(
-        &state,
-        "wechat_login_ip",
-        &ip,
-        state.config.limits.wechat_login_per_ip,
-    )
-    .await?;
-    let code = wechat::parse_code(body.code.as_deref())?;
-    let client = wechat::require(state.wechat.as_ref())?;
-    let identity = wechat::identify(client, code).await?;
+    let identity =
+        wechat::identity_of_code(&state, &ip, body.code.as_deref(), wechat::App::Open).await?;
     login_as_wechat_identity(&state, &identity).await
 }
 
@@ -313,16 +305,8 @@ pub async fn wechat_mini_login(
     ip: ClientIp,
     Json(body): Json<WechatMiniCodeIn>,
 ) -> ApiResult<Json<AccountLoginOut>> {
-    ratelimit::check_ip(
-        &state,
-        "wechat_login_ip",
-        &ip,
-        state.config.limits.wechat_login_per_ip,
-    )
-    .await?;
-    let code = wechat::parse_code(body.code.as_deref())?;
-    let client = wechat::require_mini(state.wechat_mini.as_ref())?;
-    let identity = wechat::identify_mini(client, code).await?;
+    let identity =
+        wechat::identity_of_code(&state, &ip, body.code.as_deref(), wechat::App::Mini).await?;
     login_as_wechat_identity(&state, &identity).await
 }
 
@@ -381,16 +365,8 @@ pub async fn wechat_bind(
     auth: AuthUser,
     Json(body): Json<WechatCodeIn>,
 ) -> ApiResult<Json<WechatBindOut>> {
-    ratelimit::check_ip(
-        &state,
-        "wechat_login_ip",
-        &ip,
-        state.config.limits.wechat_login_per_ip,
-    )
-    .await?;
-    let code = wechat::parse_code(body.code.as_deref())?;
-    let client = wechat::require(state.wechat.as_ref())?;
-    let identity = wechat::identify(client, code).await?;
+    let identity =
+        wechat::identity_of_code(&state, &ip, body.code.as_deref(), wechat::App::Open).await?;
     link_wechat_identity(&state, auth.user.id, &identity).await
 }
 
@@ -414,16 +390,8 @@ pub async fn wechat_mini_bind(
     auth: AuthUser,
     Json(body): Json<WechatMiniCodeIn>,
 ) -> ApiResult<Json<WechatBindOut>> {
-    ratelimit::check_ip(
-        &state,
-        "wechat_login_ip",
-        &ip,
-        state.config.limits.wechat_login_per_ip,
-    )
-    .await?;
-    let code = wechat::parse_code(body.code.as_deref())?;
-    let client = wechat::require_mini(state.wechat_mini.as_ref())?;
-    let identity = wechat::identify_mini(client, code).await?;
+    let identity =
+        wechat::identity_of_code(&state, &ip, body.code.as_deref(), wechat::App::Mini).await?;
     link_wechat_identity(&state, auth.user.id, &identity).await
 }
 
