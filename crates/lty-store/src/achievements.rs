@@ -24,7 +24,7 @@ fn db_err(err: impl std::fmt::Display) -> Error {
     Error::Backend(BackendError::new("database", err))
 }
 
-fn achievement_from(m: def::Model) -> Achievement {
+pub(crate) fn achievement_from(m: def::Model) -> Achievement {
     Achievement {
         id: m.id,
         code: m.code,

@@ -6,7 +6,7 @@
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
-use lty_core::achievement::{Achievement, AchievementRule};
+use lty_core::achievement::Achievement;
 use lty_core::chat::Page;
 use lty_core::subscription::Plan;
 use lty_core::user::{DeviceBinding, User};
@@ -17,12 +17,21 @@ use sea_orm::{
     PaginatorTrait, QueryFilter, QueryOrder, QuerySelect,
 };
 
-use crate::db::map_unique;
+use crate::achievements::achievement_from;
+use crate::db::{binding_from, map_unique};
 use crate::entity::{
     achievement_definition as def, achievement_progress as progress, ai_message, ai_persona, card,
     card_scan as scan, device_credential, plan, user, user_device,
 };
+use crate::subscriptions::plan_from;
 use crate::{Database, DatabaseKind};
+
+/// Sets an active-model field to `value` when a patch carries one.
+fn set_some<T: Into<sea_orm::Value>>(field: &mut sea_orm::ActiveValue<T>, value: Option<T>) {
+    if let Some(v) = value {
+        *field = Set(v);
+    }
+}
 
 fn db_err(err: impl std::fmt::Display) -> Error {
     Error::Backend(BackendError::new("database", err))
@@ -148,31 +157,6 @@ pub struct BatchScans {
     pub batch_id: i64,
     pub scans: u64,
     pub unique_users: u64,
-}
-
-fn achievement_from(m: def::Model) -> Achievement {
-    Achievement {
-        id: m.id,
-        code: m.code,
-        name: m.name,
-        description: m.description,
-        icon: m.icon,
-        event_kind: m.event_kind,
-        threshold: m.threshold,
-        rule: AchievementRule::parse(&m.rule).unwrap_or(AchievementRule::Total),
-        is_active: m.is_active,
-    }
-}
-
-fn binding_from(m: user_device::Model) -> Result<DeviceBinding> {
-    Ok(DeviceBinding {
-        id: m.id,
-        user_id: m.user_id,
-        mac_address: MacAddress::parse(&m.mac_address)?,
-        name: m.name,
-        bound_at: m.bound_at,
-        unbound_at: m.unbound_at,
-    })
 }
 
 impl Database {
@@ -389,27 +373,13 @@ impl Database {
             return Ok(None);
         };
         let mut am: ai_persona::ActiveModel = m.into();
-        if let Some(v) = patch.name {
-            am.name = Set(v);
-        }
-        if let Some(v) = patch.system_prompt {
-            am.system_prompt = Set(v);
-        }
-        if let Some(v) = patch.greeting {
-            am.greeting = Set(v);
-        }
-        if let Some(v) = patch.voice_id {
-            am.voice_id = Set(v);
-        }
-        if let Some(v) = patch.age_min {
-            am.age_min = Set(v);
-        }
-        if let Some(v) = patch.age_max {
-            am.age_max = Set(v);
-        }
-        if let Some(v) = patch.is_active {
-            am.is_active = Set(v);
-        }
+        set_some(&mut am.name, patch.name);
+        set_some(&mut am.system_prompt, patch.system_prompt);
+        set_some(&mut am.greeting, patch.greeting);
+        set_some(&mut am.voice_id, patch.voice_id);
+        set_some(&mut am.age_min, patch.age_min);
+        set_some(&mut am.age_max, patch.age_max);
+        set_some(&mut am.is_active, patch.is_active);
         let m = am.update(self.conn()).await.map_err(db_err)?;
         self.forget_catalog();
         Ok(Some(m.into()))
@@ -425,9 +395,7 @@ impl Database {
             return Ok(None);
         };
         let mut am: plan::ActiveModel = m.into();
-        if let Some(v) = patch.name {
-            am.name = Set(v);
-        }
+        set_some(&mut am.name, patch.name);
         if let Some(v) = patch.daily_ai_messages {
             am.daily_ai_messages = Set(i32::try_from(v).unwrap_or(i32::MAX));
         }
@@ -437,18 +405,12 @@ impl Database {
         if let Some(v) = patch.personas {
             am.personas = Set(serde_json::to_string(&v).map_err(db_err)?);
         }
-        if let Some(v) = patch.price_cents {
-            am.price_cents = Set(v);
-        }
-        if let Some(v) = patch.currency {
-            am.currency = Set(v);
-        }
-        if let Some(v) = patch.is_active {
-            am.is_active = Set(v);
-        }
-        am.update(self.conn()).await.map_err(db_err)?;
+        set_some(&mut am.price_cents, patch.price_cents);
+        set_some(&mut am.currency, patch.currency);
+        set_some(&mut am.is_active, patch.is_active);
+        let m = am.update(self.conn()).await.map_err(db_err)?;
         self.forget_catalog();
-        self.plan(id).await
+        Ok(Some(plan_from(m)))
     }
 
     /// A page of every achievement definition, inactive ones included, by
@@ -488,21 +450,11 @@ impl Database {
             return Ok(None);
         };
         let mut am: def::ActiveModel = m.into();
-        if let Some(v) = patch.name {
-            am.name = Set(v);
-        }
-        if let Some(v) = patch.description {
-            am.description = Set(v);
-        }
-        if let Some(v) = patch.icon {
-            am.icon = Set(v);
-        }
-        if let Some(v) = patch.threshold {
-            am.threshold = Set(v);
-        }
-        if let Some(v) = patch.is_active {
-            am.is_active = Set(v);
-        }
+        set_some(&mut am.name, patch.name);
+        set_some(&mut am.description, patch.description);
+        set_some(&mut am.icon, patch.icon);
+        set_some(&mut am.threshold, patch.threshold);
+        set_some(&mut am.is_active, patch.is_active);
         let m = am.update(self.conn()).await.map_err(db_err)?;
         Ok(Some(achievement_from(m)))
     }

@@ -252,7 +252,7 @@ impl UserRepo for Database {
     }
 }
 
-fn binding_from(m: user_device::Model) -> Result<DeviceBinding> {
+pub(crate) fn binding_from(m: user_device::Model) -> Result<DeviceBinding> {
     Ok(DeviceBinding {
         id: m.id,
         user_id: m.user_id,

@@ -19,7 +19,7 @@ fn db_err(err: impl std::fmt::Display) -> Error {
     Error::Backend(BackendError::new("database", err))
 }
 
-fn plan_from(m: plan::Model) -> Plan {
+pub(crate) fn plan_from(m: plan::Model) -> Plan {
     let personas = serde_json::from_str(&m.personas).unwrap_or_default();
     Plan {
         id: m.id,

@@ -250,7 +250,8 @@ pub async fn sms_login(
 /// A WeChat authorization code.
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct WechatCodeIn {
-    /// The `code` the WeChat SDK or OAuth redirect gave the app; single-use.
+    /// The `code` the WeChat SDK or OAuth redirect gave the app, or
+    /// `wx.login()` gave the mini program; single-use.
     pub code: Option<String>,
 }
 
@@ -277,20 +278,12 @@ pub async fn wechat_login(
     login_as_wechat_identity(&state, &identity).await
 }
 
-/// A mini program's login code.
-#[derive(Debug, Deserialize, ToSchema)]
-pub struct WechatMiniCodeIn {
-    /// The `code` from `wx.login()` in the mini program; single-use, valid
-    /// about 5 minutes.
-    pub code: Option<String>,
-}
-
 /// Logs in from the WeChat mini program with a `wx.login()` code: the user
 /// of that identity (by unionid across apps when the mini program is bound
 /// to the Open Platform account, else by the mini program's openid),
 /// created on first login. Same answer as `/api/user/wechat-login/`.
 #[utoipa::path(post, path = "/api/user/wechat-mini-login/", tag = "user",
-    request_body = WechatMiniCodeIn,
+    request_body = WechatCodeIn,
     responses(
         (status = 200, body = AccountLoginOut),
         (status = 400, description = "missing code, or `invalid_wechat_code` (wrong, used or expired)", body = ErrorBody),
@@ -303,7 +296,7 @@ pub struct WechatMiniCodeIn {
 pub async fn wechat_mini_login(
     State(state): State<AppState>,
     ip: ClientIp,
-    Json(body): Json<WechatMiniCodeIn>,
+    Json(body): Json<WechatCodeIn>,
 ) -> ApiResult<Json<AccountLoginOut>> {
     let identity =
         wechat::identity_of_code(&state, &ip, body.code.as_deref(), wechat::App::Mini).await?;
@@ -374,7 +367,7 @@ pub async fn wechat_bind(
 /// account, so mini-program login reaches it too.
 #[utoipa::path(post, path = "/api/user/wechat-mini-bind/", tag = "user",
     security(("bearer" = [])),
-    request_body = WechatMiniCodeIn,
+    request_body = WechatCodeIn,
     responses(
         (status = 200, body = WechatBindOut),
         (status = 400, description = "missing code, or `invalid_wechat_code`", body = ErrorBody),
@@ -388,7 +381,7 @@ pub async fn wechat_mini_bind(
     State(state): State<AppState>,
     ip: ClientIp,
     auth: AuthUser,
-    Json(body): Json<WechatMiniCodeIn>,
+    Json(body): Json<WechatCodeIn>,
 ) -> ApiResult<Json<WechatBindOut>> {
     let identity =
         wechat::identity_of_code(&state, &ip, body.code.as_deref(), wechat::App::Mini).await?;

@@ -42,7 +42,8 @@ pub(super) fn user_not_found() -> ApiError {
 
 /// Sets the disabled marker ([`crate::auth::disabled_key`]) of every
 /// disabled user, e.g. at start after the cache lost its data, so token-only
-/// routes and MAC login keep refusing them. Returns how many were set.
+/// routes keep refusing them (device logins read the account itself).
+/// Returns how many were set.
 pub async fn restore_disabled_markers(state: &AppState) -> ApiResult<usize> {
     let ids = state.db.disabled_user_ids().await?;
     for &id in &ids {
@@ -360,25 +361,7 @@ pub async fn disable(
     Path(id): Path<i64>,
     body: OptionalJson<ReasonIn>,
 ) -> ApiResult<Json<AccountStateOut>> {
-    let reason = reason(body)?;
-    state.users.get(id).await?.ok_or_else(user_not_found)?;
-    let details = json!({ "reason": reason });
-    ctx.audited(&state, "user.disable", "user", id, details, async {
-        state
-            .db
-            .set_user_active(id, false)
-            .await?
-            .ok_or_else(user_not_found)?;
-        crate::auth::mark_disabled(&state, id, true).await?;
-        crate::ws::kick_user(&state, id).await?;
-        tracing::info!(user_id = id, admin_id = ctx.admin.id, "user disabled");
-        Ok(())
-    })
-    .await?;
-    Ok(Json(AccountStateOut {
-        id,
-        is_active: false,
-    }))
+    set_account_state(&state, &ctx, id, body, false).await
 }
 
 /// Enables a disabled user again (new logins work; old tokens that have
@@ -400,23 +383,49 @@ pub async fn enable(
     Path(id): Path<i64>,
     body: OptionalJson<ReasonIn>,
 ) -> ApiResult<Json<AccountStateOut>> {
+    set_account_state(&state, &ctx, id, body, true).await
+}
+
+/// Enables or disables user `id`, audited as `user.enable` /
+/// `user.disable` with the reason: the account flag, the cache marker
+/// token-only routes read, and (disabling) the user's open sockets.
+async fn set_account_state(
+    state: &AppState,
+    ctx: &AdminCtx,
+    id: i64,
+    body: OptionalJson<ReasonIn>,
+    active: bool,
+) -> ApiResult<Json<AccountStateOut>> {
     let reason = reason(body)?;
     state.users.get(id).await?.ok_or_else(user_not_found)?;
+    let action = if active {
+        "user.enable"
+    } else {
+        "user.disable"
+    };
     let details = json!({ "reason": reason });
-    ctx.audited(&state, "user.enable", "user", id, details, async {
+    ctx.audited(state, action, "user", id, details, async {
         state
             .db
-            .set_user_active(id, true)
+            .set_user_active(id, active)
             .await?
             .ok_or_else(user_not_found)?;
-        crate::auth::mark_disabled(&state, id, false).await?;
-        tracing::info!(user_id = id, admin_id = ctx.admin.id, "user enabled");
+        crate::auth::mark_disabled(state, id, !active).await?;
+        if !active {
+            crate::ws::kick_user(state, id).await?;
+        }
+        let done = if active {
+            "user enabled"
+        } else {
+            "user disabled"
+        };
+        tracing::info!(user_id = id, admin_id = ctx.admin.id, "{done}");
         Ok(())
     })
     .await?;
     Ok(Json(AccountStateOut {
         id,
-        is_active: true,
+        is_active: active,
     }))
 }
 
