@@ -508,6 +508,17 @@ async fn mini_login_is_503_until_the_mini_program_is_configured_on_its_own() {
     assert_eq!(err["details"]["field"], "code");
 }
 
+/// Two concurrent first logins of one person: both succeed as the same
+/// user, and exactly one of them created it.
+async fn assert_one_user_created(round: usize, ra: reqwest::Response, rb: reqwest::Response) {
+    let (sa, sb) = (ra.status(), rb.status());
+    let (ra, rb): (Value, Value) = (ra.json().await.unwrap(), rb.json().await.unwrap());
+    assert_eq!((sa.as_u16(), sb.as_u16()), (200, 200), "{ra} {rb}");
+    assert_eq!(ra["user_id"], rb["user_id"], "round {round}: {ra} {rb}");
+    let created = [&ra, &rb].iter().filter(|r| r["created"] == true).count();
+    assert_eq!(created, 1, "round {round}: {ra} {rb}");
+}
+
 #[tokio::test]
 async fn concurrent_first_mini_logins_of_one_person_create_one_user() {
     let (app, fake) = app_with_mini().await;
@@ -517,12 +528,7 @@ async fn concurrent_first_mini_logins_of_one_person_create_one_user() {
         let a = fake.issue_js_code(&openid, Some(&unionid));
         let b = fake.issue_js_code(&openid, Some(&unionid));
         let (ra, rb) = tokio::join!(mini_login(&app, &a), mini_login(&app, &b));
-        let (sa, sb) = (ra.status(), rb.status());
-        let (ra, rb): (Value, Value) = (ra.json().await.unwrap(), rb.json().await.unwrap());
-        assert_eq!((sa.as_u16(), sb.as_u16()), (200, 200), "{ra} {rb}");
-        assert_eq!(ra["user_id"], rb["user_id"], "round {round}");
-        let created = [&ra, &rb].iter().filter(|r| r["created"] == true).count();
-        assert_eq!(created, 1, "round {round}: {ra} {rb}");
+        assert_one_user_created(round, ra, rb).await;
     }
 }
 
@@ -534,12 +540,7 @@ async fn concurrent_first_logins_from_the_app_and_the_mini_program_create_one_us
         let from_app = fake.issue_code(&format!("o-app-{round}"), Some(&unionid), "n");
         let from_mini = fake.issue_js_code(&format!("o-mini-{round}"), Some(&unionid));
         let (ra, rb) = tokio::join!(wechat_login(&app, &from_app), mini_login(&app, &from_mini));
-        let (sa, sb) = (ra.status(), rb.status());
-        let (ra, rb): (Value, Value) = (ra.json().await.unwrap(), rb.json().await.unwrap());
-        assert_eq!((sa.as_u16(), sb.as_u16()), (200, 200), "{ra} {rb}");
-        assert_eq!(ra["user_id"], rb["user_id"], "round {round}: {ra} {rb}");
-        let created = [&ra, &rb].iter().filter(|r| r["created"] == true).count();
-        assert_eq!(created, 1, "round {round}: {ra} {rb}");
+        assert_one_user_created(round, ra, rb).await;
     }
 }
 
