@@ -10,50 +10,12 @@ use lty_core::chat::{ChatModel, Moderator, find_blocked_term};
 use lty_vendors::openai::{
     ChatClient, ChatClientConfig, Flavor, ModerationClient, ModerationConfig,
 };
-use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::config::Config;
 use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
 
-/// A list of terms, written as a list or as comma-separated text (the
-/// form environment variables take).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct TermList(pub Vec<String>);
-
-impl TermList {
-    /// A list of the given terms.
-    pub fn from_str_list(terms: &[&str]) -> Self {
-        Self(terms.iter().map(|t| (*t).to_owned()).collect())
-    }
-}
-
-impl Serialize for TermList {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_seq(&self.0)
-    }
-}
-
-impl<'de> Deserialize<'de> for TermList {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        #[derive(Deserialize)]
-        #[serde(untagged)]
-        enum Raw {
-            Text(String),
-            List(Vec<String>),
-        }
-        let list = match Raw::deserialize(d)? {
-            Raw::Text(t) => t.split(',').map(str::to_owned).collect(),
-            Raw::List(l) => l,
-        };
-        Ok(Self(
-            list.into_iter()
-                .map(|t| t.trim().to_owned())
-                .filter(|t| !t.is_empty())
-                .collect(),
-        ))
-    }
-}
+pub use crate::config::TermList;
 
 /// The chat model for `config`, when `KIMI_API_KEY` is set.
 pub fn chat_model(config: &Config) -> anyhow::Result<Option<Arc<dyn ChatModel>>> {
@@ -292,14 +254,6 @@ pub fn record_block(source: &'static str, user_id: i64) {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn terms_come_from_a_list_or_comma_separated_text() {
-        let t: TermList = serde_json::from_str(r#"" a, b ,,c""#).unwrap();
-        assert_eq!(t.0, ["a", "b", "c"]);
-        let t: TermList = serde_json::from_str(r#"["x"," "]"#).unwrap();
-        assert_eq!(t.0, ["x"]);
-    }
 
     #[test]
     fn per_language_terms_come_from_the_environment_and_apply_per_language() {
