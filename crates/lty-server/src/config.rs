@@ -226,3 +226,27 @@ impl Config {
         toml::to_string_pretty(self).unwrap_or_else(|e| format!("# cannot render: {e}\n"))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load(vars: &[(&str, &str)]) -> Config {
+        let env =
+            EnvProvider::from_vars(vars.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())));
+        Config::load(None, env).unwrap()
+    }
+
+    #[test]
+    fn the_spoken_style_defaults_to_short_plain_speech_and_is_set_by_its_variable() {
+        let spoken = "你的回答会被朗读出来：用简短口语，不要用列表、表情或 Markdown。";
+        let config = load(&[]);
+        assert_eq!(config.ai.spoken_style, spoken);
+        // `lty config print` shows it.
+        let printed: toml::Value = toml::from_str(&config.to_redacted_toml()).unwrap();
+        assert_eq!(printed["ai"]["spoken_style"].as_str(), Some(spoken));
+
+        let config = load(&[("LTY_AI__SPOKEN_STYLE", "Answer in one short sentence.")]);
+        assert_eq!(config.ai.spoken_style, "Answer in one short sentence.");
+    }
+}

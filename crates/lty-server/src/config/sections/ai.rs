@@ -87,6 +87,9 @@ pub struct AiConfig {
     pub quota_message: String,
     /// Put before every persona's prompt to keep answers age-appropriate.
     pub safety_preamble: String,
+    /// Appended to the system prompt of a turn whose reply is spoken aloud,
+    /// so the model answers in short speech-friendly sentences.
+    pub spoken_style: String,
     /// Seconds between SSE keep-alive comments on a streamed reply.
     pub sse_keep_alive_secs: u64,
 }
@@ -114,6 +117,7 @@ impl Default for AiConfig {
 自我伤害和其他危险行为，不索要住址、学校、电话等个人信息，不假装是真人。\
 遇到这类话题，温和地换个话题，并建议小朋友去问爸爸妈妈或老师。"
                     .into(),
+            spoken_style: "你的回答会被朗读出来：用简短口语，不要用列表、表情或 Markdown。".into(),
             sse_keep_alive_secs: 15,
         }
     }
