@@ -67,6 +67,51 @@ pub enum Error {
     /// A backing service failed.
     #[error(transparent)]
     Backend(#[from] BackendError),
+    /// A refusal with a code of its own (`quota_exceeded`,
+    /// `sms_code_invalid`, ...), its class, and what a client needs to act
+    /// on it.
+    #[error("{}", .0.message)]
+    Coded(Box<Coded>),
+}
+
+/// The class of a [`Coded`] error: what kind of refusal it is, which the
+/// server maps to an HTTP status.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorKind {
+    /// The input is wrong (400).
+    Invalid,
+    /// No or wrong credentials (401).
+    Unauthenticated,
+    /// Not allowed (403).
+    Forbidden,
+    /// Nothing there (404).
+    NotFound,
+    /// The input is too large (413).
+    TooLarge,
+    /// The input's format is not one this server reads (415).
+    UnsupportedMedia,
+    /// Well-formed input with nothing to act on (422).
+    Unprocessable,
+    /// A limit is reached; retry later (429).
+    Limited,
+    /// An outside provider failed (502).
+    Upstream,
+    /// A provider or backend cannot be used now (503).
+    Unavailable,
+}
+
+/// A refusal with a stable code; see [`Error::Coded`].
+#[derive(Debug)]
+pub struct Coded {
+    pub kind: ErrorKind,
+    /// Stable snake_case code clients switch on.
+    pub code: &'static str,
+    /// Human-readable explanation, safe to show.
+    pub message: String,
+    /// Structured facts for the client (limits, reset times, fields).
+    pub details: Option<serde_json::Value>,
+    /// Seconds to wait before retrying, when that is known.
+    pub retry_after_secs: Option<u64>,
 }
 
 impl Error {
@@ -86,6 +131,37 @@ impl Error {
         }
     }
 
+    /// A [`Coded`] error of `kind` with `code` and `message`.
+    pub fn coded(kind: ErrorKind, code: &'static str, message: impl Into<String>) -> Self {
+        Self::Coded(Box::new(Coded {
+            kind,
+            code,
+            message: message.into(),
+            details: None,
+            retry_after_secs: None,
+        }))
+    }
+
+    /// Adds structured details to a [`Coded`] error (other errors are
+    /// returned as they are).
+    #[must_use]
+    pub fn with_details(mut self, details: serde_json::Value) -> Self {
+        if let Self::Coded(c) = &mut self {
+            c.details = Some(details);
+        }
+        self
+    }
+
+    /// Adds a retry delay to a [`Coded`] error (other errors are returned
+    /// as they are).
+    #[must_use]
+    pub fn with_retry_after(mut self, secs: u64) -> Self {
+        if let Self::Coded(c) = &mut self {
+            c.retry_after_secs = Some(secs);
+        }
+        self
+    }
+
     /// The stable snake_case code of this error.
     pub fn code(&self) -> &'static str {
         match self {
@@ -98,6 +174,7 @@ impl Error {
             Self::ProviderNotConfigured { .. } => "provider_not_configured",
             Self::Upstream { .. } => "upstream_error",
             Self::Backend(_) => "service_unavailable",
+            Self::Coded(c) => c.code,
         }
     }
 }

@@ -21,6 +21,6 @@ pub mod token;
 pub mod user;
 pub mod voice_chat;
 
-pub use error::{BackendError, Error, Result};
+pub use error::{BackendError, Coded, Error, ErrorKind, Result};
 pub use mac::MacAddress;
 pub use phone::PhoneNumber;

@@ -54,6 +54,9 @@ pub struct VoiceChatSession {
     /// Since when every device of the family has been offline, as first seen
     /// by the sweeper; `None` while one is online.
     pub offline_since: Option<DateTime<Utc>>,
+    /// The conversation the agent's turns are stored in, from its first
+    /// turn on.
+    pub conversation_id: Option<i64>,
 }
 
 /// Persistence of voice-chat sessions.
@@ -75,6 +78,9 @@ pub trait VoiceChatSessionRepo: Send + Sync {
         task_id: &str,
         since: Option<DateTime<Utc>>,
     ) -> Result<()>;
+    /// Makes `conversation_id` the conversation of `task_id` unless it
+    /// already has one; returns the conversation in force.
+    async fn attach_conversation(&self, task_id: &str, conversation_id: i64) -> Result<i64>;
     /// Forgets `task_id`; `true` when it was recorded.
     async fn delete_session(&self, task_id: &str) -> Result<bool>;
 }

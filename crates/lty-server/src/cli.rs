@@ -110,7 +110,7 @@ async fn run(command: Option<Command>, mut config: Config) -> anyhow::Result<()>
             let addr = config.bind_addr()?;
             telemetry::init_logging(&config);
             let state = AppState::build(config).await?;
-            crate::admin::log_first_admin_hint(&state).await;
+            crate::app::admin::log_first_admin_hint(&state).await;
             let listener = tokio::net::TcpListener::bind(addr)
                 .await
                 .with_context(|| format!("cannot listen on {addr}"))?;

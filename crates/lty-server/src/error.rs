@@ -131,6 +131,26 @@ impl From<lty_core::Error> for ApiError {
                 )
                 .with_details(json!({ "provider": provider }))
             }
+            E::Coded(c) => {
+                use lty_core::ErrorKind as K;
+                let status = match c.kind {
+                    K::Invalid => StatusCode::BAD_REQUEST,
+                    K::Unauthenticated => StatusCode::UNAUTHORIZED,
+                    K::Forbidden => StatusCode::FORBIDDEN,
+                    K::NotFound => StatusCode::NOT_FOUND,
+                    K::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+                    K::UnsupportedMedia => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                    K::Unprocessable => StatusCode::UNPROCESSABLE_ENTITY,
+                    K::Limited => StatusCode::TOO_MANY_REQUESTS,
+                    K::Upstream => StatusCode::BAD_GATEWAY,
+                    K::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+                };
+                let c = *c;
+                let mut e = Self::new(status, c.code, c.message);
+                e.body.details = c.details;
+                e.retry_after = c.retry_after_secs;
+                e
+            }
             E::Backend(backend) => {
                 tracing::error!(service = backend.service, error = %backend.message, "backend failure");
                 Self::new(

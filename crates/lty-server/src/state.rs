@@ -48,7 +48,7 @@ pub struct AppState {
     /// Per-device secrets for signed device requests.
     pub device_credentials: Arc<dyn lty_core::credential::DeviceCredentialRepo>,
     /// SMS login codes and the sender behind them.
-    pub sms: Arc<crate::sms::SmsCodes>,
+    pub sms: Arc<crate::app::sms::SmsCodes>,
     /// WeChat login; `None` without `WECHAT_APP_ID` / `WECHAT_APP_SECRET`.
     pub wechat: Option<Arc<lty_vendors::wechat::WechatClient>>,
     /// WeChat mini-program login; `None` without `WECHAT_MINI_APP_ID` /
@@ -66,7 +66,7 @@ pub struct AppState {
     /// `LTY_AI__MODERATION_URL`.
     pub moderator: Option<Arc<dyn lty_core::chat::Moderator>>,
     /// TTS and ASR adapters (`AUDIO_SERVICE_PROVIDER`).
-    pub speech: Arc<crate::speech::Speech>,
+    pub speech: Arc<crate::app::speech::Speech>,
     /// The vision provider of `/api/ai/image/` (`LTY_IMAGE__PROVIDER`).
     pub vision: Option<Arc<crate::http::image::Vision>>,
     pub metrics: PrometheusHandle,
@@ -141,13 +141,13 @@ impl AppState {
         let repo = Arc::new(db.clone());
         let volcengine = crate::http::voice_chat::openapi_client(&config)?;
         let voice_chats = Arc::new(db.clone());
-        let sms = Arc::new(crate::sms::SmsCodes::build(&config, cache.clone())?);
-        let wechat = crate::wechat::client(&config)?;
-        let wechat_mini = crate::wechat::mini_client(&config)?;
-        let chat = crate::chat::chat_model(&config)?;
+        let sms = Arc::new(crate::app::sms::SmsCodes::build(&config, cache.clone())?);
+        let wechat = crate::app::wechat::client(&config)?;
+        let wechat_mini = crate::app::wechat::mini_client(&config)?;
+        let chat = crate::app::chat::chat_model(&config)?;
         let chat_repo = Arc::new(db.clone());
-        let moderator = crate::chat::moderator(&config)?;
-        let speech = Arc::new(crate::speech::build(&config)?);
+        let moderator = crate::app::chat::moderator(&config)?;
+        let speech = Arc::new(crate::app::speech::build(&config)?);
         let vision = crate::http::image::vision(&config)?;
         let auth_repo = Arc::new(db.clone());
 

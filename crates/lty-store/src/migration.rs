@@ -13,6 +13,7 @@ mod m20261130_000002_achievements;
 mod m20261201_000001_achievement_rules;
 mod m20261202_000001_admin_audit;
 mod m20261203_000001_event_days;
+mod m20261206_000001_voice_chat_conversation;
 
 /// All of lty's migrations.
 #[derive(Debug)]
@@ -32,6 +33,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261201_000001_achievement_rules::Migration),
             Box::new(m20261202_000001_admin_audit::Migration),
             Box::new(m20261203_000001_event_days::Migration),
+            Box::new(m20261206_000001_voice_chat_conversation::Migration),
         ]
     }
 }

@@ -24,6 +24,7 @@ impl From<row::Model> for VoiceChatSession {
             status: SessionStatus::parse(&m.status),
             started_at: m.started_at,
             offline_since: m.offline_since,
+            conversation_id: m.conversation_id,
         }
     }
 }
@@ -39,6 +40,7 @@ impl VoiceChatSessionRepo for Database {
             status: Set(s.status.as_str().to_owned()),
             started_at: Set(s.started_at),
             offline_since: Set(s.offline_since),
+            conversation_id: Set(s.conversation_id),
         };
         row::Entity::insert(model)
             .exec_without_returning(self.conn())
@@ -100,6 +102,23 @@ impl VoiceChatSessionRepo for Database {
             .await
             .map_err(db_err)?;
         Ok(())
+    }
+
+    async fn attach_conversation(&self, task_id: &str, conversation_id: i64) -> Result<i64> {
+        // Only the first attach wins; every caller gets the winner.
+        row::Entity::update_many()
+            .col_expr(row::Column::ConversationId, Expr::value(conversation_id))
+            .filter(row::Column::TaskId.eq(task_id))
+            .filter(row::Column::ConversationId.is_null())
+            .exec(self.conn())
+            .await
+            .map_err(db_err)?;
+        let attached = row::Entity::find_by_id(task_id.to_owned())
+            .one(self.conn())
+            .await
+            .map_err(db_err)?
+            .and_then(|m| m.conversation_id);
+        attached.ok_or_else(|| Error::not_found("voice-chat session"))
     }
 
     async fn delete_session(&self, task_id: &str) -> Result<bool> {

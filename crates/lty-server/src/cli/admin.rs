@@ -67,7 +67,7 @@ pub async fn run(args: AdminArgs, config: &Config) -> anyhow::Result<()> {
             let role: AdminRole = role.parse().map_err(|e| anyhow::anyhow!("--role: {e}"))?;
             let password = read_password(password_stdin)?;
             let db = connect_database(config).await?;
-            let admin = crate::admin::create_admin(&db, &username, &password, role)
+            let admin = crate::app::admin::create_admin(&db, &username, &password, role)
                 .await
                 .map_err(|e| match e {
                     lty_core::Error::Conflict { .. } => {

@@ -127,7 +127,7 @@ pub async fn run(args: CardsArgs, config: &Config) -> anyhow::Result<()> {
         .extension()
         .is_some_and(|e| e.eq_ignore_ascii_case("csv"));
     if as_csv {
-        write_stream(&out, crate::card_export::csv_stream(db, batch.id)).await?;
+        write_stream(&out, crate::app::card_export::csv_stream(db, batch.id)).await?;
     } else {
         let total = u64::from(batch.count);
         let done = Arc::new(AtomicU64::new(0));
@@ -138,7 +138,11 @@ pub async fn run(args: CardsArgs, config: &Config) -> anyhow::Result<()> {
                 eprint!("\rQR images: {now}/{total}");
             })
         };
-        write_stream(&out, crate::card_export::zip_stream(db, batch.id, progress)).await?;
+        write_stream(
+            &out,
+            crate::app::card_export::zip_stream(db, batch.id, progress),
+        )
+        .await?;
         eprintln!();
     }
     println!(

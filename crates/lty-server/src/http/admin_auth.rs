@@ -10,7 +10,7 @@ use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use crate::admin::{self, LoginError};
+use crate::app::admin::{self, LoginError};
 use crate::auth::AuthAdmin;
 use crate::error::{ApiResult, ErrorBody};
 use crate::extract::Json;

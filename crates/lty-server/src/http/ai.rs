@@ -18,28 +18,22 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
-use futures_util::StreamExt;
-use lty_core::chat::{
-    ChatError, ChatEvent, ChatMessage, ChatModel, ChatReply, ChatRequest, Conversation, NewMessage,
-    Persona, Role, StoredMessage, Usage, trim_history,
-};
+use lty_core::chat::{Conversation, Persona, StoredMessage, Usage};
 use lty_core::speech::TtsRequest;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
-use std::sync::Arc;
-use tokio::sync::mpsc;
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use crate::auth::AuthUserId;
-use crate::chat::{
-    Side, blocked_since, flagged_by_provider, moderate, record_block, take_message_quota,
+use crate::app::chat::turn::{
+    self, Delivery, Outcome, Style, Thread, Turn, TurnEnd, TurnEvent, TurnRequest,
 };
+use crate::app::speech::{default_format, synthesize_stored};
+use crate::auth::AuthUserId;
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::extract::{Json, Path, Query};
 use crate::http::speech::{decode_off_runtime, read_upload};
-use crate::speech::{default_format, synthesize_stored};
 use crate::state::AppState;
 
 /// AI routes.
@@ -57,11 +51,6 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(get_conversation, delete_conversation))
         .routes(routes!(list_personas))
 }
-
-/// Most stored messages read back as history, before the token budget.
-const HISTORY_MAX_MESSAGES: u64 = 50;
-/// Characters of the first message used as a conversation's title.
-const TITLE_CHARS: usize = 30;
 
 /// Tokens a reply used.
 #[derive(Debug, Clone, Copy, Serialize, ToSchema)]
@@ -168,13 +157,14 @@ pub struct ReplyAudio {
 }
 
 impl ReplyAudio {
-    /// Adds the fields that are set to a JSON object (an SSE `done` event).
-    fn extend(&self, event: &mut Value) {
+    /// `event` (a JSON object) with the fields that are set added.
+    fn extended(&self, mut event: Value) -> Value {
         if let (Ok(Value::Object(fields)), Some(target)) =
             (serde_json::to_value(self), event.as_object_mut())
         {
             target.extend(fields);
         }
+        event
     }
 }
 
@@ -307,13 +297,6 @@ pub struct ConversationDetail {
     pub messages: Vec<MessageOut>,
 }
 
-fn conversation_not_found() -> lty_core::Error {
-    lty_core::Error::NotFound {
-        what: "conversation",
-        code: "conversation_not_found",
-    }
-}
-
 fn wants_stream(flag: bool, headers: &HeaderMap) -> bool {
     flag || headers
         .get(header::ACCEPT)
@@ -321,403 +304,127 @@ fn wants_stream(flag: bool, headers: &HeaderMap) -> bool {
         .is_some_and(|a| a.contains("text/event-stream"))
 }
 
-fn model(state: &AppState) -> ApiResult<Arc<dyn ChatModel>> {
-    state.chat.clone().ok_or_else(|| {
-        ApiError::from(lty_core::Error::ProviderNotConfigured { provider: "llm" })
-            .with_details(json!({ "provider": "llm", "missing": "KIMI_API_KEY" }))
-    })
-}
-
-fn validate_message(state: &AppState, message: &str) -> ApiResult<String> {
-    let message = message.trim();
-    if message.is_empty() {
-        return Err(lty_core::Error::validation("message", "must not be empty").into());
-    }
-    let max = state.config.ai.max_message_chars;
-    if message.chars().count() > max {
-        return Err(lty_core::Error::validation(
-            "message",
-            format!("must be at most {max} characters"),
-        )
-        .into());
-    }
-    Ok(message.to_owned())
-}
-
-async fn persona(state: &AppState, id: Option<i64>) -> ApiResult<Option<Persona>> {
-    match id {
-        Some(id) => Ok(Some(state.chat_repo.persona(id).await?.ok_or(
-            lty_core::Error::NotFound {
-                what: "persona",
-                code: "persona_not_found",
-            },
-        )?)),
-        None => Ok(state.chat_repo.default_persona().await?),
-    }
-}
-
-/// The system message: the safety preamble, then the persona's prompt.
-fn system_message(state: &AppState, persona: Option<&Persona>) -> ChatMessage {
-    let preamble = state.config.ai.safety_preamble.trim();
-    let content = match persona {
-        Some(p) if preamble.is_empty() => p.system_prompt.clone(),
-        Some(p) => format!("{preamble}\n\n{}", p.system_prompt),
-        None => preamble.to_owned(),
-    };
-    ChatMessage::new(Role::System, content)
-}
-
-/// A failed model call as an API error: `429` when the provider asks us to
-/// wait, `503 provider_unavailable` when it refuses us until an operator
-/// acts, else `502 upstream_error`; the vendor's error type in details.
-pub(crate) fn upstream(provider: &'static str, err: &ChatError) -> ApiError {
-    let base = |details: Value| {
-        ApiError::from(lty_core::Error::Upstream {
-            provider,
-            message: err.to_string(),
-        })
-        .with_details(details)
-    };
-    match err {
-        ChatError::RateLimited {
-            retry_after_secs,
-            vendor_type,
-        } => ApiError::new(
-            StatusCode::TOO_MANY_REQUESTS,
-            "upstream_rate_limited",
-            format!("{provider} is busy; retry in {retry_after_secs} s"),
-        )
-        .with_retry_after(*retry_after_secs)
-        .with_details(json!({
-            "provider": provider,
-            "vendor_type": vendor_type,
-            "retry_after": retry_after_secs,
-        })),
-        ChatError::Unavailable {
-            status,
-            vendor_type,
-            message,
-        } => {
-            tracing::error!(provider, status, vendor_type, %message, "chat provider refuses this server");
-            ApiError::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "provider_unavailable",
-                format!("{provider} cannot be used right now"),
-            )
-            .with_details(
-                json!({ "provider": provider, "status": status, "vendor_type": vendor_type }),
-            )
-        }
-        ChatError::Timeout(_) => base(json!({ "provider": provider, "reason": "timeout" })),
-        ChatError::Failed {
-            status,
-            vendor_type,
-            ..
-        } => base(json!({ "provider": provider, "status": status, "vendor_type": vendor_type })),
-        ChatError::ContentFilter => {
-            base(json!({ "provider": provider, "vendor_type": "content_filter" }))
-        }
-    }
-}
-
-fn count_tokens(provider: &'static str, usage: Option<Usage>) {
-    if let Some(u) = usage {
-        metrics::counter!("lty_ai_tokens_total", "provider" => provider, "kind" => "prompt")
-            .increment(u64::from(u.prompt_tokens));
-        metrics::counter!("lty_ai_tokens_total", "provider" => provider, "kind" => "completion")
-            .increment(u64::from(u.completion_tokens));
-    }
-}
-
-/// What a turn ends up with before it is answered.
-struct Turn {
-    model: Arc<dyn ChatModel>,
-    request: ChatRequest,
-    /// The child's message was blocked: answer with the refusal, ask nothing.
-    input_blocked: bool,
-    /// Language of the turn, for the blocked-term lists.
-    language: Option<String>,
-    /// Achievement events of the turn, recorded meanwhile; awaited before
-    /// the answer completes.
-    recording: Option<tokio::task::JoinHandle<()>>,
-}
-
-impl Turn {
-    /// Waits for the turn's side work (achievement events) to finish.
-    async fn settle(&mut self) {
-        if let Some(handle) = self.recording.take() {
-            let _ = handle.await;
-        }
-    }
-}
-
-/// A complete answer: the model's, or the refusal.
-struct Answer {
-    reply: String,
-    usage: Option<Usage>,
-    moderated: bool,
-    finish_reason: Option<String>,
-}
-
-async fn answer_once(state: &AppState, user_id: i64, turn: &Turn) -> ApiResult<Answer> {
-    let refusal = || Answer {
-        reply: state.config.ai.refusal_message.clone(),
-        usage: None,
-        moderated: true,
-        finish_reason: None,
-    };
-    if turn.input_blocked {
-        return Ok(refusal());
-    }
-    let provider = turn.model.provider();
-    let reply: ChatReply = match turn.model.complete(&turn.request).await {
-        Ok(r) => r,
-        Err(ChatError::ContentFilter) => {
-            record_block("provider", user_id);
-            return Ok(refusal());
-        }
-        Err(e) => return Err(upstream(provider, &e)),
-    };
-    count_tokens(provider, reply.usage);
-    if moderate(
-        state,
-        Side::Output,
-        user_id,
-        turn.language.as_deref(),
-        &reply.content,
-    )
-    .await
-    {
-        return Ok(Answer {
-            usage: reply.usage,
-            ..refusal()
-        });
-    }
-    Ok(Answer {
-        reply: reply.content,
-        usage: reply.usage,
-        moderated: false,
-        finish_reason: reply.finish_reason,
-    })
-}
-
-/// Where a streamed reply is stored.
-#[derive(Debug, Clone, Copy)]
-struct StreamTarget {
-    user_id: i64,
-    conversation_id: Option<i64>,
-}
-
 fn sse_event(name: &'static str, data: &Value) -> Event {
     Event::default().event(name).data(data.to_string())
 }
 
-/// Starts the model's stream (errors before the first byte are ordinary
-/// JSON errors) and relays it as `delta`, `done` and `error` events from a
-/// task that also stores the reply, complete or not, whatever the client
-/// does meanwhile. The client going away drops the upstream stream, which
-/// cancels the provider's request.
-async fn answer_streamed(
-    state: &AppState,
-    mut turn: Turn,
-    target: StreamTarget,
-    speaker: Option<Speaker>,
-) -> ApiResult<Response> {
-    let (tx, rx) = mpsc::channel::<Event>(64);
+/// A streamed turn as server-sent events: `delta` for every piece, then
+/// `done`, or `error` (`content_blocked` when the reply hit a blocked term,
+/// the provider's error code when it failed mid-answer). The stream owns
+/// the turn: a client that goes away drops it, which cuts the reply (stored
+/// as incomplete) and cancels the provider's request.
+fn sse(state: &AppState, turn: Turn, speaker: Option<Speaker>) -> Response {
     let keep_alive = Duration::from_secs(state.config.ai.sse_keep_alive_secs);
-    let provider = turn.model.provider();
-    let refusal = state.config.ai.refusal_message.clone();
-    let upstream_stream = if turn.input_blocked {
-        None
-    } else {
-        match turn.model.stream(&turn.request).await {
-            Ok(s) => Some(s),
-            Err(ChatError::ContentFilter) => {
-                record_block("provider", target.user_id);
-                None
-            }
-            Err(e) => return Err(upstream(provider, &e)),
-        }
+    let relay = Relay {
+        state: state.clone(),
+        turn,
+        speaker,
+        pending: None,
     };
-    let state = state.clone();
-    tokio::spawn(async move {
-        let Some(mut upstream_stream) = upstream_stream else {
-            turn.settle().await;
-            // Blocked before asking: the refusal is the whole reply.
-            let message_id = store_reply(&state, target, &refusal, None, false, true).await;
-            let _ = tx
-                .send(sse_event("delta", &json!({ "text": refusal })))
-                .await;
-            let mut done = json!({
-                "conversation_id": target.conversation_id,
-                "message_id": message_id,
-                "usage": Value::Null,
-                "finish_reason": Value::Null,
-                "moderated": true,
-            });
-            if let Some(speaker) = &speaker {
-                speak(&state, speaker, &refusal).await.extend(&mut done);
+    let events = futures_util::stream::unfold(relay, |mut relay| async move {
+        let event = relay.next().await?;
+        Some((Ok::<_, Infallible>(event), relay))
+    });
+    Sse::new(events)
+        .keep_alive(KeepAlive::new().interval(keep_alive))
+        .into_response()
+}
+
+/// The state of [`sse`]'s event stream.
+struct Relay {
+    state: AppState,
+    turn: Turn,
+    speaker: Option<Speaker>,
+    /// An event held back while another one goes out first.
+    pending: Option<Event>,
+}
+
+impl Relay {
+    async fn next(&mut self) -> Option<Event> {
+        if let Some(event) = self.pending.take() {
+            return Some(event);
+        }
+        match self.turn.next().await? {
+            TurnEvent::Delta(text) => Some(sse_event("delta", &json!({ "text": text }))),
+            TurnEvent::End(end) => Some(self.end(end).await),
+        }
+    }
+
+    async fn end(&mut self, end: TurnEnd) -> Event {
+        let conversation_id = self.turn.conversation_id;
+        let audio = match &self.speaker {
+            Some(speaker) if !matches!(end.outcome, Outcome::Failed(_)) => {
+                Some(speak(&self.state, speaker, &end.reply).await)
             }
-            let _ = tx.send(sse_event("done", &done)).await;
-            return;
+            _ => None,
         };
-        let mut text = String::new();
-        let outcome = loop {
-            let item = tokio::select! {
-                _ = tx.closed() => break Outcome::Disconnected,
-                item = upstream_stream.next() => item,
-            };
-            match item {
-                Some(Ok(ChatEvent::Delta(piece))) => {
-                    let from = text.len();
-                    text.push_str(&piece);
-                    if blocked_since(
-                        &state.config,
-                        Side::Output,
-                        target.user_id,
-                        turn.language.as_deref(),
-                        &text,
-                        from,
-                    ) {
-                        text.truncate(from);
-                        break Outcome::Blocked;
-                    }
-                    if tx
-                        .send(sse_event("delta", &json!({ "text": piece })))
-                        .await
-                        .is_err()
-                    {
-                        break Outcome::Disconnected;
-                    }
-                }
-                Some(Ok(ChatEvent::Done {
-                    finish_reason,
-                    usage,
-                })) => break Outcome::Done(finish_reason, usage),
-                Some(Err(e)) => break Outcome::Failed(e),
-                None => {
-                    break Outcome::Failed(ChatError::Failed {
-                        status: None,
-                        vendor_type: None,
-                        message: "the stream ended early".into(),
-                    });
-                }
+        let mut done = json!({
+            "conversation_id": conversation_id,
+            "message_id": end.message_id,
+            "usage": end.usage.map(UsageOut::from),
+            "finish_reason": end.finish_reason,
+            "moderated": end.outcome.moderated(),
+        });
+        match end.outcome {
+            Outcome::Answered => {}
+            // Nothing was shown: the refusal is the whole reply.
+            Outcome::Refused => {
+                self.pending = Some(done_event(done, audio));
+                return sse_event("delta", &json!({ "text": end.reply }));
             }
-        };
-        // Cancels the provider's request when it is still running.
-        drop(upstream_stream);
-        turn.settle().await;
-        match outcome {
-            Outcome::Done(finish_reason, usage) => {
-                count_tokens(provider, usage);
-                // The moderation API sees the whole reply once: the deltas
-                // are already out, so a flagged reply is stored as the
-                // refusal and `done` tells the client to show that instead.
-                let moderated =
-                    flagged_by_provider(&state, Side::Output, target.user_id, &text).await;
-                let stored = if moderated { &refusal } else { &text };
-                let message_id = store_reply(&state, target, stored, usage, false, moderated).await;
-                let mut done = json!({
-                    "conversation_id": target.conversation_id,
-                    "message_id": message_id,
-                    "usage": usage.map(UsageOut::from),
-                    "finish_reason": finish_reason,
-                    "moderated": moderated,
-                });
-                if moderated {
-                    done["refusal"] = json!(refusal);
-                }
-                if let Some(speaker) = &speaker {
-                    speak(&state, speaker, stored).await.extend(&mut done);
-                }
-                let _ = tx.send(sse_event("done", &done)).await;
-            }
-            Outcome::Blocked => {
-                let message_id = store_reply(&state, target, &refusal, None, false, true).await;
-                let mut details =
-                    json!({ "conversation_id": target.conversation_id, "message_id": message_id });
-                if let Some(speaker) = &speaker {
-                    speak(&state, speaker, &refusal).await.extend(&mut details);
-                }
-                let _ = tx
-                    .send(sse_event(
-                        "error",
-                        &json!({
-                            "code": "content_blocked",
-                            "message": refusal,
-                            "details": details,
-                        }),
-                    ))
-                    .await;
+            Outcome::Flagged => done["refusal"] = json!(end.reply),
+            Outcome::BlockedMidway => {
+                let details =
+                    json!({ "conversation_id": conversation_id, "message_id": end.message_id });
+                let details = match &audio {
+                    Some(audio) => audio.extended(details),
+                    None => details,
+                };
+                return sse_event(
+                    "error",
+                    &json!({ "code": "content_blocked", "message": end.reply, "details": details }),
+                );
             }
             Outcome::Failed(err) => {
-                tracing::warn!(provider, %err, "chat stream failed");
-                store_reply(&state, target, &text, None, true, false).await;
-                let api = upstream(provider, &err);
-                let _ = tx
-                    .send(sse_event(
-                        "error",
-                        &json!({ "code": api.code(), "message": format!("{provider} failed mid-answer") }),
-                    ))
-                    .await;
-            }
-            Outcome::Disconnected => {
-                tracing::info!(
-                    provider,
-                    chars = text.chars().count(),
-                    "chat client went away mid-stream"
+                return sse_event(
+                    "error",
+                    &json!({
+                        "code": err.code(),
+                        "message": format!("{} failed mid-answer", self.turn.provider),
+                    }),
                 );
-                store_reply(&state, target, &text, None, true, false).await;
             }
         }
-    });
-    let events = futures_util::stream::unfold(rx, |mut rx| async move {
-        rx.recv().await.map(|e| (Ok::<_, Infallible>(e), rx))
-    });
-    Ok(Sse::new(events)
-        .keep_alive(KeepAlive::new().interval(keep_alive))
-        .into_response())
+        done_event(done, audio)
+    }
 }
 
-enum Outcome {
-    Done(Option<String>, Option<Usage>),
-    Blocked,
-    Failed(ChatError),
-    Disconnected,
+fn done_event(done: Value, audio: Option<ReplyAudio>) -> Event {
+    let done = match audio {
+        Some(audio) => audio.extended(done),
+        None => done,
+    };
+    sse_event("done", &done)
 }
 
-/// Stores a streamed reply in its conversation (multi-chat only); an empty
-/// incomplete reply is not worth a row. Returns the message id.
-async fn store_reply(
-    state: &AppState,
-    target: StreamTarget,
-    text: &str,
-    usage: Option<Usage>,
-    incomplete: bool,
-    moderated: bool,
-) -> Option<i64> {
-    let conversation_id = target.conversation_id?;
-    if incomplete && text.is_empty() {
-        return None;
+/// A turn answered at once: its end, or the provider's failure as the
+/// error response.
+async fn finish(turn: Turn) -> ApiResult<TurnEnd> {
+    let end = turn.finish().await?;
+    if let Outcome::Failed(err) = end.outcome {
+        return Err(err.into());
     }
-    match state
-        .chat_repo
-        .add_message(NewMessage {
-            conversation_id,
-            role: Role::Assistant,
-            content: text.to_owned(),
-            incomplete,
-            moderated,
-            usage,
-        })
-        .await
-    {
-        Ok(m) => Some(m.id),
-        Err(err) => {
-            tracing::error!(%err, conversation_id, "cannot store a chat reply");
-            None
-        }
-    }
+    Ok(end)
+}
+
+/// The stored reply of a conversation turn.
+fn stored_reply(end: &TurnEnd) -> ApiResult<i64> {
+    end.message_id.ok_or_else(|| {
+        ApiError::from(lty_core::Error::Backend(lty_core::BackendError::new(
+            "database",
+            "the reply was not stored",
+        )))
+    })
 }
 
 /// Who speaks a reply asked for with `"voice": true`.
@@ -735,13 +442,6 @@ impl Speaker {
     }
 }
 
-/// Fails with `503 provider_not_configured` when nothing can speak, so a
-/// voice request is refused before the model is asked anything.
-fn require_tts(state: &AppState) -> ApiResult<()> {
-    state.speech.tts()?;
-    Ok(())
-}
-
 /// Speaks `text` through the TTS cache ([`synthesize_stored`]): identical
 /// text and voice reuse the stored audio without a new synthesis. A failure
 /// is logged and reported in `audio_error`; the reply stands either way.
@@ -752,7 +452,7 @@ async fn speak(state: &AppState, speaker: &Speaker, text: &str) -> ReplyAudio {
     };
     let provider = match state.speech.tts() {
         Ok(tts) => tts.provider(),
-        Err(err) => return failed(ApiError::from(err).code()),
+        Err(err) => return failed(err.code()),
     };
     let req = TtsRequest {
         text: text.trim().to_owned(),
@@ -767,7 +467,6 @@ async fn speak(state: &AppState, speaker: &Speaker, text: &str) -> ReplyAudio {
             audio_error: None,
         },
         Err(err) => {
-            let err = ApiError::from(err);
             tracing::warn!(provider, code = err.code(), "cannot speak a chat reply");
             metrics::counter!("lty_ai_voice_failures_total", "provider" => provider).increment(1);
             failed(err.code())
@@ -775,137 +474,45 @@ async fn speak(state: &AppState, speaker: &Speaker, text: &str) -> ReplyAudio {
     }
 }
 
-/// A conversation turn as asked, by `/api/ai/multi-chat/` or
-/// `/api/ai/voice-chat/`.
-struct TurnInput {
-    /// The child's message, already validated.
+/// A typed turn of `/api/ai/chat/` or `/api/ai/multi-chat/`.
+struct TextTurn {
     message: String,
-    conversation_id: Option<i64>,
-    persona_id: Option<i64>,
     language: Option<String>,
+    thread: Thread,
+    voice: bool,
+    stream: bool,
 }
 
-/// A conversation turn ready to be answered, the child's message stored.
-struct ConversationTurn {
-    turn: Turn,
-    conversation_id: i64,
-    /// The companion answering.
-    persona: Option<Persona>,
-}
-
-/// The shared start of a conversation turn: finds (or starts) the
-/// conversation and its persona, takes the quota, checks the child's
-/// message, stores it and puts the newest history that fits the token
-/// budget in front of it.
-async fn begin_conversation_turn(
+/// Starts a typed turn, with who speaks it when `voice` is asked.
+async fn start_text_turn(
     state: &AppState,
     user_id: i64,
-    model: Arc<dyn ChatModel>,
-    input: TurnInput,
-) -> ApiResult<ConversationTurn> {
-    let TurnInput {
-        message,
-        conversation_id,
-        persona_id,
-        language,
-    } = input;
-    let (conversation, persona) = match conversation_id {
-        Some(id) => {
-            let c = state
-                .chat_repo
-                .conversation(id)
-                .await?
-                .filter(|c| c.user_id == user_id)
-                .ok_or_else(conversation_not_found)?;
-            let p = match c.persona_id {
-                Some(pid) => state.chat_repo.persona(pid).await?,
-                None => None,
-            };
-            let p = match p {
-                Some(p) => Some(p),
-                None => state.chat_repo.default_persona().await?,
-            };
-            (Some(c), p)
-        }
-        None => (None, persona(state, persona_id).await?),
-    };
-    take_message_quota(state, user_id).await?;
-    let recording =
-        crate::achievements::spawn_record(state, user_id, lty_core::achievement::CHAT_MESSAGE, 1);
-    let conversation = match conversation {
-        Some(c) => c,
-        None => {
-            let title: String = message.chars().take(TITLE_CHARS).collect();
-            state
-                .chat_repo
-                .create_conversation(user_id, persona.as_ref().map(|p| p.id), &title)
-                .await?
-        }
-    };
-    let history: Vec<ChatMessage> = state
-        .chat_repo
-        .recent_messages(conversation.id, HISTORY_MAX_MESSAGES)
-        .await?
-        .into_iter()
-        .filter(|m| !m.moderated && m.role != Role::System)
-        .map(|m| ChatMessage::new(m.role, m.content))
-        .collect();
-    let input_blocked = moderate(state, Side::Input, user_id, language.as_deref(), &message).await;
-    state
-        .chat_repo
-        .add_message(NewMessage {
-            conversation_id: conversation.id,
-            role: Role::User,
-            content: message.clone(),
-            incomplete: false,
-            moderated: input_blocked,
-            usage: None,
-        })
-        .await?;
-    let messages = trim_history(
-        system_message(state, persona.as_ref()),
-        &history,
-        ChatMessage::new(Role::User, message),
-        state.config.ai.history_token_budget,
-    );
-    Ok(ConversationTurn {
-        turn: Turn {
-            model,
-            request: ChatRequest {
-                messages,
-                ..Default::default()
+    input: TextTurn,
+) -> ApiResult<(Turn, Option<Speaker>)> {
+    if input.voice {
+        // Nothing can speak: refused before the model is asked anything.
+        state.speech.tts()?;
+    }
+    let turn = turn::start(
+        state,
+        TurnRequest {
+            user_id,
+            message: input.message,
+            language: input.language,
+            thread: input.thread,
+            style: Style::Written,
+            delivery: if input.stream {
+                Delivery::Stream
+            } else {
+                Delivery::Whole
             },
-            input_blocked,
-            language,
-            recording: Some(recording),
+            temperature: None,
+            max_tokens: None,
         },
-        conversation_id: conversation.id,
-        persona,
-    })
-}
-
-/// The shared end of a non-streamed conversation turn: the answer (the
-/// model's or the refusal), stored. Returns it with the stored message id.
-async fn answer_conversation_turn(
-    state: &AppState,
-    user_id: i64,
-    ct: &mut ConversationTurn,
-) -> ApiResult<(Answer, i64)> {
-    let answer = answer_once(state, user_id, &ct.turn).await;
-    ct.turn.settle().await;
-    let a = answer?;
-    let stored = state
-        .chat_repo
-        .add_message(NewMessage {
-            conversation_id: ct.conversation_id,
-            role: Role::Assistant,
-            content: a.reply.clone(),
-            incomplete: false,
-            moderated: a.moderated,
-            usage: a.usage,
-        })
-        .await?;
-    Ok((a, stored.id))
+    )
+    .await?;
+    let speaker = input.voice.then(|| Speaker::of(turn.persona.as_ref()));
+    Ok((turn, speaker))
 }
 
 /// One question, one answer, nothing stored but the quota count.
@@ -943,62 +550,30 @@ pub async fn chat(
     headers: HeaderMap,
     Json(body): Json<ChatIn>,
 ) -> ApiResult<Response> {
-    let message = validate_message(&state, &body.message)?;
-    let model = model(&state)?;
-    if body.voice {
-        require_tts(&state)?;
-    }
-    let persona = persona(&state, body.persona_id).await?;
-    let speaker = body.voice.then(|| Speaker::of(persona.as_ref()));
-    take_message_quota(&state, auth.user_id).await?;
-    let recording = crate::achievements::spawn_record(
-        &state,
-        auth.user_id,
-        lty_core::achievement::CHAT_MESSAGE,
-        1,
-    );
-    let language = body.language;
-    let input_blocked = moderate(
-        &state,
-        Side::Input,
-        auth.user_id,
-        language.as_deref(),
-        &message,
-    )
-    .await;
-    let request = ChatRequest {
-        messages: vec![
-            system_message(&state, persona.as_ref()),
-            ChatMessage::new(Role::User, message),
-        ],
-        ..Default::default()
+    let stream = wants_stream(body.stream, &headers);
+    let input = TextTurn {
+        message: body.message,
+        language: body.language,
+        thread: Thread::Single {
+            persona_id: body.persona_id,
+        },
+        voice: body.voice,
+        stream,
     };
-    let mut turn = Turn {
-        model,
-        request,
-        input_blocked,
-        language,
-        recording: Some(recording),
-    };
-    if wants_stream(body.stream, &headers) {
-        let target = StreamTarget {
-            user_id: auth.user_id,
-            conversation_id: None,
-        };
-        return answer_streamed(&state, turn, target, speaker).await;
+    let (turn, speaker) = start_text_turn(&state, auth.user_id, input).await?;
+    if stream {
+        return Ok(sse(&state, turn, speaker));
     }
-    let answer = answer_once(&state, auth.user_id, &turn).await;
-    turn.settle().await;
-    let a = answer?;
+    let end = finish(turn).await?;
     let audio = match &speaker {
-        Some(speaker) => speak(&state, speaker, &a.reply).await,
+        Some(speaker) => speak(&state, speaker, &end.reply).await,
         None => ReplyAudio::default(),
     };
     Ok(Json(ChatOut {
-        reply: a.reply,
-        usage: a.usage.map(Into::into),
-        moderated: a.moderated,
-        finish_reason: a.finish_reason,
+        moderated: end.outcome.moderated(),
+        reply: end.reply,
+        usage: end.usage.map(Into::into),
+        finish_reason: end.finish_reason,
         audio,
     })
     .into_response())
@@ -1028,38 +603,35 @@ pub async fn multi_chat(
     headers: HeaderMap,
     Json(body): Json<MultiChatIn>,
 ) -> ApiResult<Response> {
-    let message = validate_message(&state, &body.message)?;
-    let model = model(&state)?;
-    if body.voice {
-        require_tts(&state)?;
-    }
-    let input = TurnInput {
-        message,
-        conversation_id: body.conversation_id,
-        persona_id: body.persona_id,
+    let stream = wants_stream(body.stream, &headers);
+    let input = TextTurn {
+        message: body.message,
         language: body.language,
+        thread: Thread::Conversation {
+            id: body.conversation_id,
+            persona_id: body.persona_id,
+        },
+        voice: body.voice,
+        stream,
     };
-    let mut ct = begin_conversation_turn(&state, auth.user_id, model, input).await?;
-    let speaker = body.voice.then(|| Speaker::of(ct.persona.as_ref()));
-    if wants_stream(body.stream, &headers) {
-        let target = StreamTarget {
-            user_id: auth.user_id,
-            conversation_id: Some(ct.conversation_id),
-        };
-        return answer_streamed(&state, ct.turn, target, speaker).await;
+    let (turn, speaker) = start_text_turn(&state, auth.user_id, input).await?;
+    if stream {
+        return Ok(sse(&state, turn, speaker));
     }
-    let (a, message_id) = answer_conversation_turn(&state, auth.user_id, &mut ct).await?;
+    let conversation_id = turn.conversation_id.unwrap_or_default();
+    let end = finish(turn).await?;
+    let message_id = stored_reply(&end)?;
     let audio = match &speaker {
-        Some(speaker) => speak(&state, speaker, &a.reply).await,
+        Some(speaker) => speak(&state, speaker, &end.reply).await,
         None => ReplyAudio::default(),
     };
     Ok(Json(MultiChatOut {
-        conversation_id: ct.conversation_id,
+        conversation_id,
         message_id,
-        reply: a.reply,
-        usage: a.usage.map(Into::into),
-        moderated: a.moderated,
-        finish_reason: a.finish_reason,
+        moderated: end.outcome.moderated(),
+        reply: end.reply,
+        usage: end.usage.map(Into::into),
+        finish_reason: end.finish_reason,
         audio,
     })
     .into_response())
@@ -1225,9 +797,9 @@ pub async fn voice_chat(
     Query(query): Query<VoiceChatQuery>,
     req: Request,
 ) -> ApiResult<Json<VoiceChatOut>> {
-    let model = model(&state)?;
+    turn::model(&state)?;
     let asr = state.speech.asr()?.clone();
-    require_tts(&state)?;
+    state.speech.tts()?;
     let audio = &state.config.audio;
     let (data, content_type, target) = read_voice_upload(req, audio.asr_max_bytes, query).await?;
     let pcm = decode_off_runtime(data, content_type, audio.asr_max_seconds).await?;
@@ -1239,28 +811,40 @@ pub async fn voice_chat(
             "no speech was recognized in the recording",
         ));
     }
-    let message = validate_message(&state, &transcript)?;
-    let input = TurnInput {
-        message,
-        conversation_id: target.conversation_id,
-        persona_id: target.persona_id,
-        language: target.language,
-    };
-    let mut ct = begin_conversation_turn(&state, auth.user_id, model, input).await?;
-    let (a, message_id) = answer_conversation_turn(&state, auth.user_id, &mut ct).await?;
-    let spoken = speak(&state, &Speaker::of(ct.persona.as_ref()), &a.reply).await;
+    let turn = turn::start(
+        &state,
+        TurnRequest {
+            user_id: auth.user_id,
+            message: transcript.clone(),
+            language: target.language,
+            thread: Thread::Conversation {
+                id: target.conversation_id,
+                persona_id: target.persona_id,
+            },
+            style: Style::Spoken,
+            delivery: Delivery::Whole,
+            temperature: None,
+            max_tokens: None,
+        },
+    )
+    .await?;
+    let conversation_id = turn.conversation_id.unwrap_or_default();
+    let speaker = Speaker::of(turn.persona.as_ref());
+    let end = finish(turn).await?;
+    let message_id = stored_reply(&end)?;
+    let spoken = speak(&state, &speaker, &end.reply).await;
     Ok(Json(VoiceChatOut {
         transcript,
-        reply: a.reply,
+        moderated: end.outcome.moderated(),
+        reply: end.reply,
         audio_url: spoken.audio_url,
         audio_format: spoken.audio_format,
         duration_ms: spoken.duration_ms,
         audio_error: spoken.audio_error,
-        conversation_id: ct.conversation_id,
+        conversation_id,
         message_id,
-        usage: a.usage.map(Into::into),
-        moderated: a.moderated,
-        finish_reason: a.finish_reason,
+        usage: end.usage.map(Into::into),
+        finish_reason: end.finish_reason,
     }))
 }
 
@@ -1291,15 +875,6 @@ pub async fn list_conversations(
     }))
 }
 
-async fn owned_conversation(state: &AppState, user_id: i64, id: i64) -> ApiResult<Conversation> {
-    Ok(state
-        .chat_repo
-        .conversation(id)
-        .await?
-        .filter(|c| c.user_id == user_id)
-        .ok_or_else(conversation_not_found)?)
-}
-
 /// One of the caller's conversations with a page of its messages.
 #[utoipa::path(get, path = "/api/ai/conversations/{id}/", tag = "ai",
     security(("bearer" = [])),
@@ -1316,7 +891,7 @@ pub async fn get_conversation(
     Query(q): Query<PageQuery>,
 ) -> ApiResult<Json<ConversationDetail>> {
     let (page, size) = q.resolve()?;
-    let conversation = owned_conversation(&state, auth.user_id, id).await?;
+    let conversation = turn::owned_conversation(&state, auth.user_id, id).await?;
     let found = state
         .chat_repo
         .messages(id, (page - 1) * size, size)
@@ -1344,7 +919,7 @@ pub async fn delete_conversation(
     auth: AuthUserId,
     Path(id): Path<i64>,
 ) -> ApiResult<StatusCode> {
-    owned_conversation(&state, auth.user_id, id).await?;
+    turn::owned_conversation(&state, auth.user_id, id).await?;
     state.chat_repo.delete_conversation(id).await?;
     Ok(StatusCode::NO_CONTENT)
 }

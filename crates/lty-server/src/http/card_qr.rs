@@ -83,7 +83,7 @@ fn image(content_type: &'static str, body: impl IntoResponse) -> Response {
         .into_response()
 }
 
-fn render_failed(err: crate::qr::QrError) -> ApiError {
+fn render_failed(err: crate::app::qr::QrError) -> ApiError {
     tracing::error!(%err, "cannot render a card QR code");
     ApiError::internal()
 }
@@ -101,7 +101,7 @@ pub async fn qr_png(
     Path(code): Path<String>,
 ) -> ApiResult<Response> {
     let text = printable_code(&state, viewer, &code).await?;
-    let png = crate::qr::png(&text).map_err(render_failed)?;
+    let png = crate::app::qr::png(&text).map_err(render_failed)?;
     Ok(image("image/png", png))
 }
 
@@ -118,6 +118,6 @@ pub async fn qr_svg(
     Path(code): Path<String>,
 ) -> ApiResult<Response> {
     let text = printable_code(&state, viewer, &code).await?;
-    let svg = crate::qr::svg(&text).map_err(render_failed)?;
+    let svg = crate::app::qr::svg(&text).map_err(render_failed)?;
     Ok(image("image/svg+xml", svg))
 }

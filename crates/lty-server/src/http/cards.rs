@@ -201,7 +201,7 @@ pub async fn scan(
         }
     }
     // After the content, so the device plays first and celebrates after.
-    crate::achievements::record_quietly(&state, auth.user_id, CARD_SCANNED, 1).await;
+    crate::app::achievements::record_quietly(&state, auth.user_id, CARD_SCANNED, 1).await;
     Ok(Json(ScanOut {
         card_id: card.id,
         batch_id: batch.id,
@@ -604,7 +604,7 @@ impl From<Card> for CardOut {
     }
 }
 
-use crate::card_export::display_code;
+use crate::app::card_export::display_code;
 
 /// `?after=&limit=` (keyset pagination by card id).
 #[derive(Debug, Deserialize, IntoParams)]
@@ -664,7 +664,7 @@ pub async fn export_csv(
     Path(id): Path<i64>,
 ) -> ApiResult<Response> {
     state.db.batch(id).await?.ok_or_else(batch_not_found)?;
-    let pages = crate::card_export::csv_stream(state.db.clone(), id);
+    let pages = crate::app::card_export::csv_stream(state.db.clone(), id);
     Ok((
         [
             (header::CONTENT_TYPE, "text/csv; charset=utf-8".to_owned()),
@@ -694,7 +694,8 @@ pub async fn export_zip(
     Path(id): Path<i64>,
 ) -> ApiResult<Response> {
     state.db.batch(id).await?.ok_or_else(batch_not_found)?;
-    let chunks = crate::card_export::zip_stream(state.db.clone(), id, std::sync::Arc::new(|_| {}));
+    let chunks =
+        crate::app::card_export::zip_stream(state.db.clone(), id, std::sync::Arc::new(|_| {}));
     Ok((
         [
             (header::CONTENT_TYPE, "application/zip".to_owned()),

@@ -24,12 +24,12 @@ use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
+use crate::app::chat::{Side, moderate, record_block};
+use crate::app::speech::{Retention, object_key};
 use crate::auth::AuthUserId;
-use crate::chat::{Side, moderate, record_block};
 use crate::config::Config;
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::extract::Json;
-use crate::speech::{Retention, object_key};
 use crate::state::{AppState, StorageBackend, storage_backend};
 
 /// Image routes.
@@ -426,7 +426,7 @@ pub async fn image(
                     record_block("provider", auth.user_id);
                     Err(())
                 }
-                Err(e) => return Err(crate::http::ai::upstream(provider, &e)),
+                Err(e) => return Err(crate::app::chat::turn::upstream(provider, &e).into()),
             }
         }
     };

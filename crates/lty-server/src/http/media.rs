@@ -88,7 +88,7 @@ pub fn spawn_sweeper(state: AppState) -> Option<JoinHandle<()>> {
     // The first round one interval after start: a restart loop must not
     // turn into a sweep loop.
     let first = tokio::time::Instant::now() + every;
-    Some(crate::rounds::spawn_exclusive(
+    Some(crate::app::rounds::spawn_exclusive(
         state,
         "media sweeper",
         SWEEP_LOCK_KEY,

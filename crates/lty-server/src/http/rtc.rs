@@ -10,8 +10,8 @@ use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
+use crate::app::device_auth::{self, DeviceRouteLimits};
 use crate::auth::AuthUser;
-use crate::device_auth::{self, DeviceRouteLimits};
 use crate::error::{ApiResult, ErrorBody};
 use crate::extract::{Json, Query};
 use crate::ratelimit::ClientIp;

@@ -11,11 +11,11 @@ use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use crate::audio::{self, AudioError};
+use crate::app::audio::{self, AudioError};
+use crate::app::speech::{default_format, synthesize_stored};
 use crate::auth::AuthUserId;
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::extract::Json;
-use crate::speech::{default_format, synthesize_stored};
 use crate::state::AppState;
 
 /// Speech routes.

@@ -12,11 +12,11 @@ use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
+use crate::app::subscriptions::current_plan;
 use crate::auth::{AuthAdmin, AuthUserId};
 use crate::error::{ApiResult, ErrorBody};
 use crate::extract::{Json, Path};
 use crate::state::AppState;
-use crate::subscriptions::current_plan;
 
 /// Subscription routes.
 pub fn router() -> OpenApiRouter<AppState> {

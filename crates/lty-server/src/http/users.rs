@@ -14,13 +14,13 @@ use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
+use crate::app::device_auth::{self, DeviceRouteLimits};
+use crate::app::wechat;
 use crate::auth::{AuthUser, AuthUserId};
-use crate::device_auth::{self, DeviceRouteLimits};
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::extract::{Json, JsonOrForm};
 use crate::ratelimit::{self, ClientIp};
 use crate::state::AppState;
-use crate::wechat;
 
 /// User routes.
 pub fn router() -> OpenApiRouter<AppState> {

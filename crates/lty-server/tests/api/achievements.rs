@@ -52,7 +52,7 @@ async fn progress_accumulates_and_an_unlock_is_pushed_exactly_once() {
     let token = app.mac_login("02:00:00:00:0c:02").await;
     let mut socket = app.ws_connect(&token, None).await;
 
-    let unlocked = lty_server::achievements::record(&app.state, user, CHAT_MESSAGE, 1)
+    let unlocked = lty_server::app::achievements::record(&app.state, user, CHAT_MESSAGE, 1)
         .await
         .unwrap();
     assert_eq!(unlocked.len(), 1);
@@ -60,7 +60,7 @@ async fn progress_accumulates_and_an_unlock_is_pushed_exactly_once() {
     assert_eq!(push["type"], "achievement_unlocked");
     assert_eq!(push["achievement"]["code"], "first_chat");
 
-    let unlocked = lty_server::achievements::record(&app.state, user, CHAT_MESSAGE, 98)
+    let unlocked = lty_server::app::achievements::record(&app.state, user, CHAT_MESSAGE, 98)
         .await
         .unwrap();
     assert!(unlocked.is_empty());
@@ -69,7 +69,7 @@ async fn progress_accumulates_and_an_unlock_is_pushed_exactly_once() {
     assert_eq!(find(&all, "chatterbox")["progress"], 99);
     assert_eq!(find(&all, "first_chat")["unlocked"], true);
 
-    let unlocked = lty_server::achievements::record(&app.state, user, CHAT_MESSAGE, 5)
+    let unlocked = lty_server::app::achievements::record(&app.state, user, CHAT_MESSAGE, 5)
         .await
         .unwrap();
     assert_eq!(unlocked.len(), 1);
@@ -81,7 +81,7 @@ async fn progress_accumulates_and_an_unlock_is_pushed_exactly_once() {
     assert_eq!(find(&all, "chatterbox")["progress"], 100);
 
     // Past the threshold nothing unlocks again.
-    lty_server::achievements::record(&app.state, user, CHAT_MESSAGE, 1)
+    lty_server::app::achievements::record(&app.state, user, CHAT_MESSAGE, 1)
         .await
         .unwrap();
     assert_silent(&mut socket, 200).await;
@@ -103,7 +103,7 @@ async fn concurrent_events_unlock_an_achievement_once() {
     for _ in 0..10 {
         let state = app.state.clone();
         tasks.push(tokio::spawn(async move {
-            lty_server::achievements::record(&state, user, CARD_SCANNED, 1)
+            lty_server::app::achievements::record(&state, user, CARD_SCANNED, 1)
                 .await
                 .unwrap()
                 .len()
@@ -207,7 +207,7 @@ async fn an_operator_defines_an_achievement_that_then_unlocks() {
     let user = app
         .user_with_device("ach_custom", "02:00:00:00:0c:05")
         .await;
-    let unlocked = lty_server::achievements::record(&app.state, user, "bedtime_story", 3)
+    let unlocked = lty_server::app::achievements::record(&app.state, user, "bedtime_story", 3)
         .await
         .unwrap();
     assert_eq!(unlocked[0].code, "night_owl");
@@ -242,7 +242,7 @@ async fn an_ai_chat_message_counts_toward_the_chat_achievements() {
 #[tokio::test]
 async fn days_active_in_a_row_count_once_a_day_and_a_gap_resets_the_streak() {
     use chrono::{Duration, Utc};
-    use lty_server::achievements::record_at;
+    use lty_server::app::achievements::record_at;
 
     let app = spawn_app().await;
     let user = app.user_with_device("ach_days", "02:00:00:00:0c:0a").await;

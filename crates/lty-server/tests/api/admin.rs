@@ -12,7 +12,7 @@ use crate::helpers::{TestApp, assert_error, spawn_app, spawn_app_with};
 const PASSWORD: &str = "correct horse battery staple";
 
 async fn create(app: &TestApp, username: &str, role: AdminRole) -> i64 {
-    lty_server::admin::create_admin(app.state.admins.as_ref(), username, PASSWORD, role)
+    lty_server::app::admin::create_admin(app.state.admins.as_ref(), username, PASSWORD, role)
         .await
         .unwrap()
         .id

@@ -1073,7 +1073,7 @@ async fn stats_count_users_devices_messages_and_scans() {
     let now = chrono::Utc::now();
     let voice = lty_core::achievement::VOICE_MINUTES;
     for (minutes, at) in [(4, now), (3, now - chrono::Duration::days(1)), (2, now)] {
-        lty_server::achievements::record_at(&app.state, uid, voice, minutes, at)
+        lty_server::app::achievements::record_at(&app.state, uid, voice, minutes, at)
             .await
             .unwrap();
     }

@@ -542,7 +542,7 @@ async fn a_wrong_api_key_gives_503_provider_unavailable() {
 #[tokio::test]
 async fn a_blocked_message_is_refused_without_asking_the_model_and_counted() {
     let (app, fake) = app_with_llm(|c| {
-        c.ai.blocked_input_terms = lty_server::chat::TermList(vec!["坏东西".into()]);
+        c.ai.blocked_input_terms = lty_server::app::chat::TermList(vec!["坏东西".into()]);
     })
     .await;
     let token = user(&app, "badin").await;
@@ -584,7 +584,7 @@ async fn a_blocked_message_is_refused_without_asking_the_model_and_counted() {
 #[tokio::test]
 async fn a_blocked_reply_is_replaced_by_the_refusal_and_not_fed_back() {
     let (app, fake) = app_with_llm(|c| {
-        c.ai.blocked_output_terms = lty_server::chat::TermList(vec!["小朋友".into()]);
+        c.ai.blocked_output_terms = lty_server::app::chat::TermList(vec!["小朋友".into()]);
     })
     .await;
     let token = user(&app, "badout").await;
@@ -766,10 +766,12 @@ async fn per_language_term_lists_apply_to_every_language_unless_one_is_named() {
     let (app, fake) = app_with_llm(|c| {
         c.ai.blocked_terms.insert(
             "en".into(),
-            lty_server::chat::TermList(vec!["dragonfire".into()]),
+            lty_server::app::chat::TermList(vec!["dragonfire".into()]),
         );
-        c.ai.blocked_terms
-            .insert("zh".into(), lty_server::chat::TermList(vec!["怪兽".into()]));
+        c.ai.blocked_terms.insert(
+            "zh".into(),
+            lty_server::app::chat::TermList(vec!["怪兽".into()]),
+        );
     })
     .await;
     let token = user(&app, "langs").await;

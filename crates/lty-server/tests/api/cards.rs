@@ -411,7 +411,7 @@ async fn redeeming_a_second_card_extends_the_subscription() {
     let ends: chrono::DateTime<Utc> = body["ends_at"].as_str().unwrap().parse().unwrap();
     let days = (ends - Utc::now()).num_hours() as f64 / 24.0;
     assert!((59.9..=60.1).contains(&days), "ends in {days} days");
-    let limits = lty_server::subscriptions::limits_for(&app.state, user)
+    let limits = lty_server::app::subscriptions::limits_for(&app.state, user)
         .await
         .unwrap();
     assert_eq!(limits.daily_ai_messages, 500);

@@ -2,8 +2,8 @@
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use lty_server::app::device_auth::{canonical_string, sign};
 use lty_server::config::DeviceAuthMode;
-use lty_server::device_auth::{canonical_string, sign};
 use serde_json::{Value, json};
 
 use crate::helpers::{TestApp, assert_error, spawn_app, spawn_app_with};

@@ -427,7 +427,7 @@ async fn the_fake_temporary_bucket_only_takes_the_granted_upload_with_file_last(
 #[tokio::test]
 async fn labels_that_hit_a_blocked_term_are_replaced_by_the_refusal() {
     let (app, token, fake) = vi_app(|c| {
-        c.ai.blocked_output_terms = lty_server::chat::TermList(vec!["血腥".into()]);
+        c.ai.blocked_output_terms = lty_server::app::chat::TermList(vec!["血腥".into()]);
     })
     .await;
     fake.set_tags(&[("风景", 80.0), ("血腥", 70.0)]);

@@ -11,6 +11,7 @@ mod admin_api;
 mod ai;
 mod audio;
 mod cards;
+mod chat_turn;
 mod cli;
 mod cli_accounts;
 mod custom_llm;

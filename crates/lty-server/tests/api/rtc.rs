@@ -394,7 +394,7 @@ fn rtc_token_verify_exits_1_on_a_wrong_key_or_a_malformed_token() {
 
 #[tokio::test]
 async fn a_device_holding_a_secret_must_sign_its_rtc_token_request() {
-    use lty_server::device_auth::{canonical_string, sign};
+    use lty_server::app::device_auth::{canonical_string, sign};
     let app = rtc_app().await;
     let mac = "02:00:00:00:00:0b";
     let id = app.user_with_device("signed", mac).await;

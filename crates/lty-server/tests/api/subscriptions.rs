@@ -12,7 +12,7 @@ use crate::helpers::{TestApp, assert_error, spawn_app};
 pub async fn admin_token(app: &TestApp, role: AdminRole) -> String {
     let username = format!("ops_{}", crate::helpers::random_hex(4));
     let password = "correct horse battery staple";
-    lty_server::admin::create_admin(app.state.admins.as_ref(), &username, password, role)
+    lty_server::app::admin::create_admin(app.state.admins.as_ref(), &username, password, role)
         .await
         .unwrap();
     let res = app
@@ -115,7 +115,7 @@ async fn an_admin_grant_switches_the_plan_and_a_second_grant_extends_it() {
     let ends: chrono::DateTime<Utc> = body["ends_at"].as_str().unwrap().parse().unwrap();
     let days = (ends - Utc::now()).num_hours() as f64 / 24.0;
     assert!((59.9..=60.1).contains(&days), "ends in {days} days");
-    let limits = lty_server::subscriptions::limits_for(&app.state, user)
+    let limits = lty_server::app::subscriptions::limits_for(&app.state, user)
         .await
         .unwrap();
     assert_eq!(limits.plan, "premium");
@@ -142,7 +142,7 @@ async fn an_expired_period_falls_back_to_the_free_plan() {
     assert_eq!(body["plan"]["code"], "free");
     assert!(body["current"].is_null());
     assert_eq!(body["history"].as_array().unwrap().len(), 1);
-    let limits = lty_server::subscriptions::limits_for(&app.state, user)
+    let limits = lty_server::app::subscriptions::limits_for(&app.state, user)
         .await
         .unwrap();
     assert_eq!(limits.plan, "free");

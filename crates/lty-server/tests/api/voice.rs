@@ -244,7 +244,7 @@ async fn voice_chat_takes_the_conversation_from_the_query_and_checks_ownership()
 #[tokio::test]
 async fn a_blocked_spoken_message_is_refused_spoken_and_the_model_not_asked() {
     let v = voice_app(|c| {
-        c.ai.blocked_input_terms = lty_server::chat::TermList(vec!["小朋友".into()]);
+        c.ai.blocked_input_terms = lty_server::app::chat::TermList(vec!["小朋友".into()]);
     })
     .await;
     let res = v.voice_chat("", wav_second()).await;

@@ -602,6 +602,8 @@ fn mini_program_credentials_come_from_either_variable_and_the_secret_never_print
     }
     // Half a configuration stops the server at start.
     let c = load(&[("WECHAT_MINI_APP_ID", "wxmini123")]);
-    let err = lty_server::wechat::mini_client(&c).unwrap_err().to_string();
+    let err = lty_server::app::wechat::mini_client(&c)
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("WECHAT_MINI_APP_SECRET"), "{err}");
 }

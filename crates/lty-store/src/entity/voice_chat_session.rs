@@ -15,6 +15,8 @@ pub struct Model {
     pub status: String,
     pub started_at: DateTimeUtc,
     pub offline_since: Option<DateTimeUtc>,
+    /// The conversation the agent's turns are stored in, once it has one.
+    pub conversation_id: Option<i64>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -181,7 +181,7 @@ pub async fn stop(
     )
     .await?;
     let seconds = (Utc::now() - session.started_at).num_seconds().max(0);
-    crate::achievements::record_quietly(
+    crate::app::achievements::record_quietly(
         &state,
         session.user_id,
         lty_core::achievement::VOICE_MINUTES,

@@ -279,7 +279,7 @@ pub async fn view(
     let scans = state.db.scans_of_user(id, SCAN_HISTORY).await?;
     let chat_today = state
         .cache
-        .get(&crate::chat::quota_key(id, Utc::now()))
+        .get(&crate::app::chat::quota_key(id, Utc::now()))
         .await?
         .and_then(|v| v.trim().parse::<i64>().ok())
         .unwrap_or(0);
@@ -455,7 +455,7 @@ pub async fn reset_quota(
     Path(id): Path<i64>,
 ) -> ApiResult<Json<QuotaResetOut>> {
     state.users.get(id).await?.ok_or_else(user_not_found)?;
-    let key = crate::chat::quota_key(id, Utc::now());
+    let key = crate::app::chat::quota_key(id, Utc::now());
     let before = state
         .cache
         .get(&key)

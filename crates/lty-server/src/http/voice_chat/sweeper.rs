@@ -46,7 +46,7 @@ pub fn spawn_sweeper(state: AppState) -> JoinHandle<()> {
             "LTY_PUBLIC_BASE_URL is not set: Volcengine will be told to call back to the bind address"
         );
     }
-    crate::rounds::spawn_exclusive(
+    crate::app::rounds::spawn_exclusive(
         state,
         "voice-chat sweeper",
         LOCK_KEY,

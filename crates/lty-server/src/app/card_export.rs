@@ -34,7 +34,7 @@ pub enum ExportError {
     #[error("cannot write the ZIP archive: {0}")]
     Io(#[from] std::io::Error),
     #[error(transparent)]
-    Qr(#[from] crate::qr::QrError),
+    Qr(#[from] crate::app::qr::QrError),
     #[error("the image renderer stopped: {0}")]
     Join(#[from] tokio::task::JoinError),
 }
@@ -147,9 +147,9 @@ fn write_images(mut zip: Zip, cards: &[Card]) -> Result<Zip, ExportError> {
     for card in cards {
         let code = display_code(&card.code);
         zip.start_file(format!("png/{code}.png"), stored())?;
-        zip.write_all(&crate::qr::png(&code)?)?;
+        zip.write_all(&crate::app::qr::png(&code)?)?;
         zip.start_file(format!("svg/{code}.svg"), stored())?;
-        zip.write_all(crate::qr::svg(&code)?.as_bytes())?;
+        zip.write_all(crate::app::qr::svg(&code)?.as_bytes())?;
     }
     Ok(zip)
 }

@@ -1,130 +1,11 @@
-//! AI chat services shared by the chat routes: the configured
-//! [`ChatModel`], the daily message quota and the child-safety checks
-//! (blocked terms, per language too, and the optional [`Moderator`]).
+//! Child safety: blocked-term lists (per side and per language) and the
+//! optional moderation provider. Every block is logged and counted; the
+//! blocked text itself never is.
 
-use std::sync::Arc;
-use std::time::Duration;
-
-use chrono::{DateTime, Days, Utc};
-use lty_core::chat::{ChatModel, Moderator, find_blocked_term};
-use lty_vendors::openai::{
-    ChatClient, ChatClientConfig, Flavor, ModerationClient, ModerationConfig,
-};
+use lty_core::chat::find_blocked_term;
 
 use crate::config::Config;
-use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
-
-pub use crate::config::TermList;
-
-/// The chat model for `config`, when `KIMI_API_KEY` is set.
-pub fn chat_model(config: &Config) -> anyhow::Result<Option<Arc<dyn ChatModel>>> {
-    let llm = &config.llm;
-    let Some(key) = &llm.api_key else {
-        return Ok(None);
-    };
-    let flavor = if llm.provider == "openai" {
-        Flavor::OpenAi
-    } else {
-        Flavor::Moonshot
-    };
-    let client = ChatClient::new(ChatClientConfig {
-        base_url: llm.base_url.clone(),
-        api_key: key.expose().to_owned(),
-        model: llm.model.clone(),
-        flavor,
-        temperature: llm.temperature,
-        max_tokens: llm.max_tokens,
-        connect_timeout: Duration::from_millis(llm.connect_timeout_ms),
-        first_byte_timeout: Duration::from_millis(llm.first_byte_timeout_ms),
-        idle_timeout: Duration::from_millis(llm.idle_timeout_ms),
-        max_retry_wait: Duration::from_secs(2),
-    })
-    .map_err(|e| anyhow::anyhow!("KIMI_BASE_URL / LTY_LLM__*: {e}"))?;
-    Ok(Some(Arc::new(client)))
-}
-
-/// The moderation provider for `config`, when `ai.moderation_url` is set.
-pub fn moderator(config: &Config) -> anyhow::Result<Option<Arc<dyn Moderator>>> {
-    let ai = &config.ai;
-    let Some(url) = ai.moderation_url.as_ref().filter(|u| !u.trim().is_empty()) else {
-        return Ok(None);
-    };
-    let client = ModerationClient::new(ModerationConfig {
-        url: url.trim().to_owned(),
-        api_key: ai
-            .moderation_api_key
-            .as_ref()
-            .map(|k| k.expose().to_owned()),
-        model: ai.moderation_model.clone(),
-        timeout: Duration::from_millis(ai.moderation_timeout_ms),
-    })
-    .map_err(|e| anyhow::anyhow!("LTY_AI__MODERATION_URL: {e}"))?;
-    Ok(Some(Arc::new(client)))
-}
-
-/// The daily message limit of `user_id` (`0` = unlimited): the user's
-/// plan's `daily_ai_messages` (`0` = unlimited), capped by the server-wide
-/// ceiling `ai.daily_messages` (`0` = no ceiling).
-pub async fn daily_message_limit(state: &AppState, user_id: i64) -> ApiResult<u64> {
-    let plan = u64::from(
-        crate::subscriptions::limits_for(state, user_id)
-            .await?
-            .daily_ai_messages,
-    );
-    let ceiling = state.config.ai.daily_messages;
-    Ok(match (plan, ceiling) {
-        (0, c) => c,
-        (p, 0) => p,
-        (p, c) => p.min(c),
-    })
-}
-
-/// The cache key counting `user_id`'s chat messages on the UTC day of `now`.
-pub fn quota_key(user_id: i64, now: DateTime<Utc>) -> String {
-    format!("ai:quota:{user_id}:{}", now.format("%Y%m%d"))
-}
-
-/// The next UTC midnight after `now`, when daily quotas reset.
-pub fn quota_reset_at(now: DateTime<Utc>) -> DateTime<Utc> {
-    now.date_naive()
-        .checked_add_days(Days::new(1))
-        .and_then(|d| d.and_hms_opt(0, 0, 0))
-        .map(|d| d.and_utc())
-        .unwrap_or(now)
-}
-
-/// Counts one message of `user_id` against today's quota, or refuses with
-/// `429 quota_exceeded` and the reset time. Attempts count, whatever the
-/// model then answers, so a failing provider cannot be hammered for free.
-pub async fn take_message_quota(state: &AppState, user_id: i64) -> ApiResult<()> {
-    let limit = daily_message_limit(state, user_id).await?;
-    if limit == 0 {
-        return Ok(());
-    }
-    let now = Utc::now();
-    let reset_at = quota_reset_at(now);
-    let window = (reset_at - now).to_std().unwrap_or(Duration::from_secs(1));
-    let (count, _) = state
-        .cache
-        .incr(&quota_key(user_id, now), window.max(Duration::from_secs(1)))
-        .await?;
-    if u64::try_from(count).unwrap_or(0) <= limit {
-        return Ok(());
-    }
-    let retry = window.as_secs().max(1);
-    Err(ApiError::new(
-        axum::http::StatusCode::TOO_MANY_REQUESTS,
-        "quota_exceeded",
-        format!("the daily limit of {limit} chat messages is reached"),
-    )
-    .with_retry_after(retry)
-    .with_details(serde_json::json!({
-        "limit": limit,
-        "reset_at": reset_at,
-        "retry_after": retry,
-    })))
-}
 
 /// Which side of a conversation a moderation check ran on.
 #[derive(Debug, Clone, Copy)]
@@ -254,6 +135,7 @@ pub fn record_block(source: &'static str, user_id: i64) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::TermList;
 
     #[test]
     fn per_language_terms_come_from_the_environment_and_apply_per_language() {
@@ -305,16 +187,5 @@ mod tests {
         // Long text before the term is not searched again, and does not hide it.
         let long = "好".repeat(10_000);
         assert_eq!(feed(&[&long, "坏", "蛋"]), Some(2));
-    }
-
-    #[test]
-    fn quotas_reset_at_the_next_utc_midnight() {
-        let now = DateTime::parse_from_rfc3339("2026-11-25T23:59:30Z")
-            .unwrap()
-            .with_timezone(&Utc);
-        assert_eq!(
-            quota_reset_at(now).to_rfc3339(),
-            "2026-11-26T00:00:00+00:00"
-        );
     }
 }

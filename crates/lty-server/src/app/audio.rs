@@ -679,8 +679,8 @@ mod tests {
 
     #[test]
     fn damaged_real_files_never_escape_as_panics() {
-        let mp3: &[u8] = include_bytes!("../tests/api/fixtures/tone-1500ms-44k-stereo.mp3");
-        let opus: &[u8] = include_bytes!("../tests/api/fixtures/tone-1500ms-mono.opus");
+        let mp3: &[u8] = include_bytes!("../../tests/api/fixtures/tone-1500ms-44k-stereo.mp3");
+        let opus: &[u8] = include_bytes!("../../tests/api/fixtures/tone-1500ms-mono.opus");
         // A fixed linear congruential sequence: the same damage every run.
         let mut state = 0x2545_f491_4f6c_dd1d_u64;
         let mut next = move |bound: usize| {
