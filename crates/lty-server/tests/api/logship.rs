@@ -12,7 +12,7 @@ use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 
 use crate::fakes::sls::{FakeSls, Mode};
-use crate::helpers::{random_hex, test_database_url, test_redis_url};
+use crate::helpers::{metric_value, random_hex, test_database_url, test_redis_url};
 
 const LTY: &str = env!("CARGO_BIN_EXE_lty");
 
@@ -174,7 +174,8 @@ impl Lty {
         assert_eq!(res.headers()["x-request-id"], request_id);
     }
 
-    /// The value of an unlabelled counter in `/metrics`.
+    /// The value of an unlabelled counter in `/metrics`. The server is a
+    /// process of its own: the value counts this test's lines only.
     async fn counter(&self, name: &str) -> f64 {
         let text = self
             .client
@@ -185,10 +186,7 @@ impl Lty {
             .text()
             .await
             .unwrap();
-        text.lines()
-            .find_map(|l| l.strip_prefix(&format!("{name} ")))
-            .and_then(|v| v.trim().parse().ok())
-            .unwrap_or_else(|| panic!("{name} not in /metrics:\n{text}"))
+        metric_value(&text, name, &[])
     }
 
     /// SIGTERM, then the exit status.

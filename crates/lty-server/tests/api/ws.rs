@@ -113,10 +113,12 @@ async fn an_oversized_frame_closes_the_socket_with_1009() {
 #[tokio::test]
 async fn a_socket_that_does_not_read_is_closed_as_too_slow_not_silently_starved() {
     let app = spawn_app_with(|c| c.ws.queue_capacity = 4).await;
-    app.user_with_device("kid", "02:00:00:00:15:01").await;
+    let user = app.user_with_device("kid", "02:00:00:00:15:01").await;
     let token = app.mac_login("02:00:00:00:15:01").await;
+    // Only this test lets a socket fall behind: the count moves by exactly one.
+    let closed_before = app.metric("lty_ws_closed_slow_total", &[]).await;
     let mut slow = app.ws_connect(&token, None).await;
-    tokio::time::sleep(Duration::from_millis(50)).await;
+    app.wait_for_sockets(user, 1).await;
     // Large pushes fill the socket's TCP buffers, then its queue.
     let blob = "y".repeat(60_000);
     for i in 0..200 {
@@ -137,8 +139,10 @@ async fn a_socket_that_does_not_read_is_closed_as_too_slow_not_silently_starved(
     };
     assert_eq!(code, 4008);
     assert!(received < 200, "the slow socket got every message?");
-    let metrics = app.get("/metrics").await.text().await.unwrap();
-    assert!(metrics.contains("lty_ws_closed_slow_total"));
+    assert_eq!(
+        app.metric("lty_ws_closed_slow_total", &[]).await,
+        closed_before + 1.0
+    );
 }
 
 #[tokio::test]
