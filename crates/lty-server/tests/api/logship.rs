@@ -213,14 +213,18 @@ impl Drop for Lty {
     fn drop(&mut self) {
         let _ = self.child.start_kill();
         if let Some((admin, name)) = self.pg.take() {
+            // The server process must be gone before its database is dropped.
+            let deadline = std::time::Instant::now() + Duration::from_secs(5);
+            while matches!(self.child.try_wait(), Ok(None)) && std::time::Instant::now() < deadline
+            {
+                std::thread::sleep(Duration::from_millis(10));
+            }
             let _ = std::thread::spawn(move || {
                 let rt = tokio::runtime::Builder::new_current_thread()
                     .enable_all()
                     .build()
                     .unwrap();
                 rt.block_on(async move {
-                    // The server process must be gone before the drop.
-                    tokio::time::sleep(Duration::from_millis(200)).await;
                     let _ = lty_store::provision::drop_postgres_database(&admin, &name).await;
                 });
             })
