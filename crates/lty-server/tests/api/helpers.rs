@@ -43,6 +43,22 @@ pub fn test_redis_url() -> Option<String> {
         .filter(|s| !s.is_empty())
 }
 
+/// The PostgreSQL server of a test that needs one (`#[ignore]`d, run by the
+/// PostgreSQL + Redis leg): fails the test when `TEST_DATABASE_URL` is unset
+/// rather than letting it pass without testing anything.
+pub fn required_database_url() -> String {
+    test_database_url().expect(
+        "this test needs PostgreSQL: set TEST_DATABASE_URL \
+         (e.g. postgres://postgres@127.0.0.1:5432/postgres)",
+    )
+}
+
+/// The Redis server of a test that needs one; see [`required_database_url`].
+pub fn required_redis_url() -> String {
+    test_redis_url()
+        .expect("this test needs Redis: set TEST_REDIS_URL (e.g. redis://127.0.0.1:6379)")
+}
+
 /// How long a wait for something asynchronous may take before the test
 /// fails. It only turns a hang into a failure: on an idle machine the wait
 /// takes milliseconds.
