@@ -1,5 +1,7 @@
 #!/usr/bin/env bash
-# Installs what the test suite needs beyond the machine image, idempotently.
+# Installs what the test suite needs beyond the machine image, idempotently:
+# nothing happens when every tool is already there. As a user other than
+# root (a GitHub Actions runner), apt runs through sudo.
 set -euo pipefail
 need=()
 command -v pg_isready >/dev/null || need+=(postgresql-client)
@@ -7,7 +9,14 @@ command -v redis-cli >/dev/null || need+=(redis-tools)
 # The local TTS provider speaks through espeak-ng (tests synthesize real audio).
 command -v espeak-ng >/dev/null || need+=(espeak-ng)
 if [ ${#need[@]} -gt 0 ]; then
-  export DEBIAN_FRONTEND=noninteractive
-  apt-get update -qq
-  apt-get install -y -qq "${need[@]}"
+  sudo=()
+  if [ "$(id -u)" -ne 0 ]; then
+    command -v sudo >/dev/null || {
+      echo "ci-deps: need root or sudo to install: ${need[*]}" >&2
+      exit 1
+    }
+    sudo=(sudo)
+  fi
+  "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update -qq
+  "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}"
 fi

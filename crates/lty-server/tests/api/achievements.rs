@@ -51,6 +51,7 @@ async fn progress_accumulates_and_an_unlock_is_pushed_exactly_once() {
     let user = app.user_with_device("ach_chat", "02:00:00:00:0c:02").await;
     let token = app.mac_login("02:00:00:00:0c:02").await;
     let mut socket = app.ws_connect(&token, None).await;
+    app.wait_for_sockets(user, 1).await;
 
     let unlocked = lty_server::app::achievements::record(&app.state, user, CHAT_MESSAGE, 1)
         .await
@@ -150,9 +151,10 @@ async fn scanning_a_card_counts_towards_card_achievements() {
         .next()
         .unwrap()
         .to_owned();
-    app.user_with_device("ach_scan", "02:00:00:00:0c:04").await;
+    let user = app.user_with_device("ach_scan", "02:00:00:00:0c:04").await;
     let token = app.mac_login("02:00:00:00:0c:04").await;
     let mut socket = app.ws_connect(&token, None).await;
+    app.wait_for_sockets(user, 1).await;
     let res = app
         .client
         .post(app.url("/api/card/scan/"))
@@ -217,9 +219,10 @@ async fn an_operator_defines_an_achievement_that_then_unlocks() {
 async fn an_ai_chat_message_counts_toward_the_chat_achievements() {
     let fake = crate::fakes::openai::FakeOpenAi::start().await;
     let app = crate::helpers::spawn_app_with(|c| fake.configure(c)).await;
-    app.user_with_device("ach_ai", "02:00:00:00:0c:09").await;
+    let user = app.user_with_device("ach_ai", "02:00:00:00:0c:09").await;
     let token = app.mac_login("02:00:00:00:0c:09").await;
     let mut socket = app.ws_connect(&token, None).await;
+    app.wait_for_sockets(user, 1).await;
     let res = app
         .client
         .post(app.url("/api/ai/chat/"))
@@ -248,6 +251,7 @@ async fn days_active_in_a_row_count_once_a_day_and_a_gap_resets_the_streak() {
     let user = app.user_with_device("ach_days", "02:00:00:00:0c:0a").await;
     let token = app.mac_login("02:00:00:00:0c:0a").await;
     let mut socket = app.ws_connect(&token, None).await;
+    app.wait_for_sockets(user, 1).await;
     let now = Utc::now();
     let codes = |list: Vec<lty_core::achievement::Achievement>| -> Vec<String> {
         list.into_iter().map(|a| a.code).collect()

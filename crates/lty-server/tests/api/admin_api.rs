@@ -10,10 +10,13 @@ use lty_core::admin::AdminRole;
 use lty_core::user::NewUser;
 use lty_server::config::{Config, Secret};
 use lty_server::http::admin::policy::POLICY;
+use lty_server::ws::protocol::last_seen_key;
 use serde_json::{Value, json};
 
 use crate::fakes::volcengine::{AK, APP_ID, APP_KEY, FakeVolcengine, SK};
-use crate::helpers::{TestApp, assert_error, next_close, next_json, spawn_app, spawn_app_with};
+use crate::helpers::{
+    TestApp, assert_error, next_close, next_json, spawn_app, spawn_app_with, wait_until,
+};
 use crate::subscriptions::admin_token;
 
 const MAC: &str = "02:00:00:00:0a:01";
@@ -448,6 +451,12 @@ async fn operators_search_inspect_push_to_and_unbind_devices() {
     app.user_with_device("other", "02:00:00:00:0b:02").await;
     let token = app.mac_login(MAC).await;
     let mut socket = app.ws_connect(&token, Some(MAC)).await;
+    // Online once its session has recorded it as seen.
+    let seen = last_seen_key(&MacAddress::parse(MAC).unwrap());
+    wait_until("the device socket marks the device seen", async || {
+        app.state.cache.get(&seen).await.unwrap().is_some()
+    })
+    .await;
     let ops = admin_token(&app, AdminRole::Operator).await;
 
     let found = get_json(&app, "/api/v1/admin/devices/?mac=0A-01", &ops).await;

@@ -546,6 +546,10 @@ async fn a_blocked_message_is_refused_without_asking_the_model_and_counted() {
     })
     .await;
     let token = user(&app, "badin").await;
+    let input_blocks = [("side", "input")];
+    let blocks_before = app
+        .metric("lty_moderation_blocks_total", &input_blocks)
+        .await;
     let res = post(
         &app,
         &token,
@@ -574,11 +578,11 @@ async fn a_blocked_message_is_refused_without_asking_the_model_and_counted() {
     assert_eq!(events.last().unwrap().1["moderated"], true);
     assert_eq!(fake.calls(), 0);
 
-    let metrics = app.get("/metrics").await.text().await.unwrap();
-    assert!(
-        metrics.contains("lty_moderation_blocks_total{side=\"input\"}"),
-        "{metrics}"
-    );
+    // Both refusals were counted (other tests may block inputs meanwhile).
+    let blocks = app
+        .metric("lty_moderation_blocks_total", &input_blocks)
+        .await;
+    assert!(blocks >= blocks_before + 2.0, "{blocks_before} -> {blocks}");
 }
 
 #[tokio::test]
@@ -809,6 +813,10 @@ async fn a_message_the_moderation_api_flags_is_refused_without_asking_the_model(
     })
     .await;
     let token = user(&app, "modin").await;
+    let provider_blocks = [("side", "provider")];
+    let blocks_before = app
+        .metric("lty_moderation_blocks_total", &provider_blocks)
+        .await;
     let body: Value = post(
         &app,
         &token,
@@ -825,11 +833,10 @@ async fn a_message_the_moderation_api_flags_is_refused_without_asking_the_model(
     assert_eq!(fake.moderated(), ["please flagme now"]);
     let stored = messages(&app, &token, body["conversation_id"].as_i64().unwrap()).await;
     assert_eq!(stored[0]["moderated"], true);
-    let metrics = app.get("/metrics").await.text().await.unwrap();
-    assert!(
-        metrics.contains("lty_moderation_blocks_total{side=\"provider\"}"),
-        "{metrics}"
-    );
+    let blocks = app
+        .metric("lty_moderation_blocks_total", &provider_blocks)
+        .await;
+    assert!(blocks >= blocks_before + 1.0, "{blocks_before} -> {blocks}");
 }
 
 #[tokio::test]
@@ -889,6 +896,10 @@ async fn a_failing_moderation_api_lets_text_pass_by_default_and_blocks_when_fail
     })
     .await;
     let token = user(&open, "failopen").await;
+    let moderation_errors = [("provider", "openai_moderation")];
+    let errors_before = open
+        .metric("lty_moderation_errors_total", &moderation_errors)
+        .await;
     let body: Value = post(
         &open,
         &token,
@@ -901,8 +912,10 @@ async fn a_failing_moderation_api_lets_text_pass_by_default_and_blocks_when_fail
     .unwrap();
     assert_eq!(body["moderated"], false);
     assert_eq!(body["reply"], FakeOpenAi::reply());
-    let metrics = open.get("/metrics").await.text().await.unwrap();
-    assert!(metrics.contains("lty_moderation_errors_total"), "{metrics}");
+    let errors = open
+        .metric("lty_moderation_errors_total", &moderation_errors)
+        .await;
+    assert!(errors >= errors_before + 1.0, "{errors_before} -> {errors}");
     drop(open);
 
     let closed = spawn_app_with(|c| {

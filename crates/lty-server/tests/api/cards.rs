@@ -157,9 +157,10 @@ async fn scanning_a_content_card_pushes_it_to_the_family_and_is_recorded() {
     let admin = admin_token(&app, AdminRole::Operator).await;
     let batch = content_batch(&app, &admin, 3).await;
     let code = export(&app, &admin, batch).await.remove(0);
-    app.user_with_device("card_scan", "02:00:00:00:0a:02").await;
+    let user = app.user_with_device("card_scan", "02:00:00:00:0a:02").await;
     let token = app.mac_login("02:00:00:00:0a:02").await;
     let mut socket = app.ws_connect(&token, None).await;
+    app.wait_for_sockets(user, 1).await;
 
     let res = user_post(
         &app,

@@ -255,26 +255,46 @@ fn sigterm_lets_an_in_flight_request_finish_then_exits_cleanly() {
         }
     };
 
-    // Start a request and stop half-way through its body.
+    // Start a request and stop half-way through its body. With `Expect:
+    // 100-continue` the server says when the handler starts reading the
+    // body: from then on the request is in flight.
     let body = r#"{"mac_address": "02:ff:ff:ff:ff:ff"}"#;
     let mut conn = std::net::TcpStream::connect(&addr).unwrap();
     conn.set_read_timeout(Some(Duration::from_secs(10)))
         .unwrap();
     write!(
         conn,
-        "POST /api/user/mac-login/ HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{}",
+        "POST /api/user/mac-login/ HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nExpect: 100-continue\r\nContent-Length: {}\r\n\r\n{}",
         body.len(),
         &body[..10]
     )
     .unwrap();
-    std::thread::sleep(Duration::from_millis(200));
+    let mut interim = Vec::new();
+    while !interim.ends_with(b"\r\n\r\n") {
+        let mut byte = [0u8; 1];
+        conn.read_exact(&mut byte)
+            .expect("no 100 Continue within 10 s");
+        interim.push(byte[0]);
+    }
+    assert!(
+        interim.starts_with(b"HTTP/1.1 100 "),
+        "{}",
+        String::from_utf8_lossy(&interim)
+    );
 
     let status = Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
         .status()
         .unwrap();
     assert!(status.success());
-    std::thread::sleep(Duration::from_millis(200));
+    // Draining has begun once the server says so.
+    assert!(
+        lines
+            .by_ref()
+            .map_while(Result::ok)
+            .any(|l| l.contains("shutdown signal received")),
+        "the server never logged the signal"
+    );
 
     // The request in flight still gets its answer.
     conn.write_all(&body.as_bytes()[10..]).unwrap();

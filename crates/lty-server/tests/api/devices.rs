@@ -98,8 +98,7 @@ async fn rebinding_to_another_family_moves_login_and_kicks_the_old_sockets() {
     let mac = "02:00:00:00:02:01";
     let (first, first_token) = login_user(&app, "first", mac).await;
     let mut old_socket = app.ws_connect(&first_token, Some(mac)).await;
-    // Give the socket a moment to join its groups.
-    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    app.wait_for_sockets(first, 1).await;
 
     let (_, second_token) = login_user(&app, "second", "02:00:00:00:02:02").await;
     let res = authed(
@@ -140,9 +139,9 @@ async fn rebinding_to_another_family_moves_login_and_kicks_the_old_sockets() {
 async fn unbinding_ends_the_binding_kicks_sockets_and_keeps_history() {
     let app = spawn_app().await;
     let mac = "02:00:00:00:03:01";
-    let (_, token) = login_user(&app, "parent", mac).await;
+    let (user, token) = login_user(&app, "parent", mac).await;
     let mut socket = app.ws_connect(&token, Some(mac)).await;
-    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    app.wait_for_sockets(user, 1).await;
 
     let res = authed(&app, reqwest::Method::POST, "/api/device/unbind/", &token)
         .await
@@ -350,10 +349,10 @@ async fn send_requires_a_token_and_a_json_object() {
 #[tokio::test]
 async fn send_reports_its_reach_in_headers_and_on_request_in_the_body() {
     let app = spawn_app().await;
-    let (_, token) = login_user(&app, "parent", "02:00:00:00:08:02").await;
+    let (user, token) = login_user(&app, "parent", "02:00:00:00:08:02").await;
     let _a = app.ws_connect(&token, None).await;
     let _b = app.ws_connect(&token, None).await;
-    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    app.wait_for_sockets(user, 2).await;
     let res = authed(
         &app,
         reqwest::Method::POST,
@@ -380,7 +379,7 @@ async fn send_reports_its_reach_in_headers_and_on_request_in_the_body() {
 #[tokio::test]
 async fn unbinding_one_device_leaves_the_familys_other_sockets_open() {
     let app = spawn_app().await;
-    let (_, token) = login_user(&app, "parent", "02:00:00:00:09:01").await;
+    let (user, token) = login_user(&app, "parent", "02:00:00:00:09:01").await;
     let res = authed(&app, reqwest::Method::POST, "/api/device/bind/", &token)
         .await
         .json(&json!({"mac_address": "02:00:00:00:09:02"}))
@@ -391,7 +390,7 @@ async fn unbinding_one_device_leaves_the_familys_other_sockets_open() {
     let mut kept = app.ws_connect(&token, Some("02:00:00:00:09:01")).await;
     let mut phone = app.ws_connect(&token, None).await;
     let mut gone = app.ws_connect(&token, Some("02:00:00:00:09:02")).await;
-    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    app.wait_for_sockets(user, 3).await;
     let res = authed(&app, reqwest::Method::POST, "/api/device/unbind/", &token)
         .await
         .json(&json!({"mac_address": "02:00:00:00:09:02"}))

@@ -1,8 +1,10 @@
-//! `spawn_app()` and friends.
+//! `spawn_app()` and friends: the app under test, reading `/metrics`,
+//! waiting for sockets, and the services a test needs from the environment.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
 
 use lty_server::config::Config;
 use lty_server::state::AppState;
@@ -39,6 +41,117 @@ pub fn test_redis_url() -> Option<String> {
     std::env::var("TEST_REDIS_URL")
         .ok()
         .filter(|s| !s.is_empty())
+}
+
+/// The PostgreSQL server of a test that needs one (`#[ignore]`d, run by the
+/// PostgreSQL + Redis leg): fails the test when `TEST_DATABASE_URL` is unset
+/// rather than letting it pass without testing anything.
+pub fn required_database_url() -> String {
+    test_database_url().expect(
+        "this test needs PostgreSQL: set TEST_DATABASE_URL \
+         (e.g. postgres://postgres@127.0.0.1:5432/postgres)",
+    )
+}
+
+/// The Redis server of a test that needs one; see [`required_database_url`].
+pub fn required_redis_url() -> String {
+    test_redis_url()
+        .expect("this test needs Redis: set TEST_REDIS_URL (e.g. redis://127.0.0.1:6379)")
+}
+
+/// How long a wait for something asynchronous may take before the test
+/// fails. It only turns a hang into a failure: on an idle machine the wait
+/// takes milliseconds.
+pub const WAIT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Polls `check` until it holds, failing the test after [`WAIT_TIMEOUT`]
+/// with "timed out waiting until {what}".
+pub async fn wait_until(what: &str, mut check: impl AsyncFnMut() -> bool) {
+    let deadline = tokio::time::Instant::now() + WAIT_TIMEOUT;
+    while !check().await {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out after {WAIT_TIMEOUT:?} waiting until {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// The value of one series in a Prometheus text exposition: the sample
+/// named `name` whose label set is exactly `labels` (in any order), or 0.0
+/// when there is none, as for a counter never incremented.
+pub fn metric_value(text: &str, name: &str, labels: &[(&str, &str)]) -> f64 {
+    let mut wanted: Vec<(String, String)> = labels
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect();
+    wanted.sort();
+    let mut found = None;
+    for line in text.lines().filter(|l| !l.starts_with('#')) {
+        let Some(mut sample) = Sample::parse(line) else {
+            assert!(!line.starts_with(name), "unreadable sample {line:?}");
+            continue;
+        };
+        sample.labels.sort();
+        if sample.name == name && sample.labels == wanted {
+            assert!(found.is_none(), "{name}{labels:?} appears twice:\n{text}");
+            found = Some(sample.value);
+        }
+    }
+    found.unwrap_or(0.0)
+}
+
+/// One line of the Prometheus text format.
+struct Sample<'a> {
+    name: &'a str,
+    labels: Vec<(String, String)>,
+    value: f64,
+}
+
+impl<'a> Sample<'a> {
+    /// `name{label="value",...} value [timestamp]`, label values unescaped.
+    fn parse(line: &'a str) -> Option<Self> {
+        let line = line.trim();
+        let end = line.find(['{', ' '])?;
+        let name = &line[..end];
+        let mut rest = &line[end..];
+        let mut labels = Vec::new();
+        if let Some(mut body) = rest.strip_prefix('{') {
+            loop {
+                body = body.trim_start_matches([',', ' ']);
+                if let Some(after) = body.strip_prefix('}') {
+                    rest = after;
+                    break;
+                }
+                let (key, after_key) = body.split_once("=\"")?;
+                let mut value = String::new();
+                let mut chars = after_key.char_indices();
+                let close = loop {
+                    match chars.next()? {
+                        (_, '\\') => match chars.next()?.1 {
+                            'n' => value.push('\n'),
+                            c => value.push(c),
+                        },
+                        (at, '"') => break at,
+                        (_, c) => value.push(c),
+                    }
+                };
+                labels.push((key.trim().to_owned(), value));
+                body = &after_key[close + 1..];
+            }
+        }
+        let value = rest.split_whitespace().next()?;
+        let value = match value {
+            "+Inf" => f64::INFINITY,
+            "-Inf" => f64::NEG_INFINITY,
+            v => v.parse().ok()?,
+        };
+        Some(Self {
+            name,
+            labels,
+            value,
+        })
+    }
 }
 
 /// A configuration for one test: a temp data dir, and PostgreSQL/Redis
@@ -138,6 +251,16 @@ impl TestApp {
             .await
             .expect("bind");
         user.id
+    }
+
+    /// The value of one series in this process's `/metrics` (see
+    /// [`metric_value`]). Every test of the binary shares the recorder:
+    /// compare the value before and after an action, and expect other tests
+    /// running at the same time to add to it.
+    pub async fn metric(&self, name: &str, labels: &[(&str, &str)]) -> f64 {
+        let res = self.get("/metrics").await;
+        assert_eq!(res.status(), 200, "GET /metrics");
+        metric_value(&res.text().await.expect("metrics text"), name, labels)
     }
 
     /// Logs in by MAC and returns the token.
@@ -383,6 +506,17 @@ impl TestApp {
             .expect("websocket handshake");
         assert_eq!(res.status(), 101);
         socket
+    }
+
+    /// Waits until `n` sockets of the family of `user_id` have joined its
+    /// group on this instance, so that a message published from now on
+    /// reaches them (a handshake answers before the socket joins).
+    pub async fn wait_for_sockets(&self, user_id: i64, n: usize) {
+        let group = lty_server::ws::protocol::device_group(user_id);
+        wait_until(&format!("{n} socket(s) joined {group}"), async || {
+            self.state.pubsub.local_members(&group) >= n
+        })
+        .await;
     }
 
     /// Sends a JSON object to the family of `token` through the push API.

@@ -431,17 +431,20 @@ async fn labels_that_hit_a_blocked_term_are_replaced_by_the_refusal() {
     })
     .await;
     fake.set_tags(&[("风景", 80.0), ("血腥", 70.0)]);
+    let output_blocks = [("side", "output")];
+    let blocks_before = app
+        .metric("lty_moderation_blocks_total", &output_blocks)
+        .await;
     let res = upload(&app, &token, "image/png", PNG.to_vec()).await;
     assert_eq!(res.status(), 200);
     let body: Value = res.json().await.unwrap();
     assert_eq!(body["moderated"], true);
     assert_eq!(body["labels"], serde_json::json!([]));
     assert_eq!(body["description"], app.config.ai.refusal_message);
-    let metrics = app.get("/metrics").await.text().await.unwrap();
-    assert!(
-        metrics.contains("lty_moderation_blocks_total{side=\"output\"}"),
-        "{metrics}"
-    );
+    let blocks = app
+        .metric("lty_moderation_blocks_total", &output_blocks)
+        .await;
+    assert!(blocks >= blocks_before + 1.0, "{blocks_before} -> {blocks}");
 }
 
 async fn vision_app(tweak: impl FnOnce(&mut Config)) -> (TestApp, String, FakeOpenAi) {

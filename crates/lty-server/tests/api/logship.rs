@@ -12,7 +12,7 @@ use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 
 use crate::fakes::sls::{FakeSls, Mode};
-use crate::helpers::{random_hex, test_database_url, test_redis_url};
+use crate::helpers::{metric_value, random_hex, test_database_url, test_redis_url};
 
 const LTY: &str = env!("CARGO_BIN_EXE_lty");
 
@@ -174,7 +174,8 @@ impl Lty {
         assert_eq!(res.headers()["x-request-id"], request_id);
     }
 
-    /// The value of an unlabelled counter in `/metrics`.
+    /// The value of an unlabelled counter in `/metrics`. The server is a
+    /// process of its own: the value counts this test's lines only.
     async fn counter(&self, name: &str) -> f64 {
         let text = self
             .client
@@ -185,10 +186,7 @@ impl Lty {
             .text()
             .await
             .unwrap();
-        text.lines()
-            .find_map(|l| l.strip_prefix(&format!("{name} ")))
-            .and_then(|v| v.trim().parse().ok())
-            .unwrap_or_else(|| panic!("{name} not in /metrics:\n{text}"))
+        metric_value(&text, name, &[])
     }
 
     /// SIGTERM, then the exit status.
@@ -215,14 +213,18 @@ impl Drop for Lty {
     fn drop(&mut self) {
         let _ = self.child.start_kill();
         if let Some((admin, name)) = self.pg.take() {
+            // The server process must be gone before its database is dropped.
+            let deadline = std::time::Instant::now() + Duration::from_secs(5);
+            while matches!(self.child.try_wait(), Ok(None)) && std::time::Instant::now() < deadline
+            {
+                std::thread::sleep(Duration::from_millis(10));
+            }
             let _ = std::thread::spawn(move || {
                 let rt = tokio::runtime::Builder::new_current_thread()
                     .enable_all()
                     .build()
                     .unwrap();
                 rt.block_on(async move {
-                    // The server process must be gone before the drop.
-                    tokio::time::sleep(Duration::from_millis(200)).await;
                     let _ = lty_store::provision::drop_postgres_database(&admin, &name).await;
                 });
             })

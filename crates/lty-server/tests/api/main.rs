@@ -2,6 +2,9 @@
 //! `127.0.0.1:0`, driven over HTTP, WebSocket and the `lty` CLI. Each test
 //! gets a fresh SQLite database, or a fresh PostgreSQL database and a unique
 //! Redis key prefix when `TEST_DATABASE_URL` / `TEST_REDIS_URL` are set.
+//! Tests that need PostgreSQL or Redis themselves (an outage, two instances)
+//! are `#[ignore]`d and fail without them; the PostgreSQL + Redis leg of
+//! `.ci/run` runs them with `--include-ignored`.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 

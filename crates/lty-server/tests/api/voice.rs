@@ -247,6 +247,11 @@ async fn a_blocked_spoken_message_is_refused_spoken_and_the_model_not_asked() {
         c.ai.blocked_input_terms = lty_server::app::chat::TermList(vec!["小朋友".into()]);
     })
     .await;
+    let input_blocks = [("side", "input")];
+    let blocks_before = v
+        .app
+        .metric("lty_moderation_blocks_total", &input_blocks)
+        .await;
     let res = v.voice_chat("", wav_second()).await;
     assert_eq!(res.status(), 200);
     let body: Value = res.json().await.unwrap();
@@ -259,11 +264,11 @@ async fn a_blocked_spoken_message_is_refused_spoken_and_the_model_not_asked() {
     let stored = v.messages(body["conversation_id"].as_i64().unwrap()).await;
     assert_eq!(stored[0]["moderated"], true);
     assert_eq!(stored[1]["moderated"], true);
-    let metrics = v.app.get("/metrics").await.text().await.unwrap();
-    assert!(
-        metrics.contains("lty_moderation_blocks_total{side=\"input\"}"),
-        "{metrics}"
-    );
+    let blocks = v
+        .app
+        .metric("lty_moderation_blocks_total", &input_blocks)
+        .await;
+    assert!(blocks >= blocks_before + 1.0, "{blocks_before} -> {blocks}");
 }
 
 #[tokio::test]
@@ -327,6 +332,8 @@ async fn voice_on_chat_returns_audio_and_repeats_come_from_the_tts_cache() {
     assert!(plain.get("audio_url").is_none(), "{plain}");
     assert!(plain.get("audio_format").is_none(), "{plain}");
     assert!(v.synthesized().is_empty());
+    let cache_hits = [("result", "hit")];
+    let hits_before = v.app.metric("lty_tts_cache_total", &cache_hits).await;
 
     let res = v
         .post(
@@ -353,11 +360,8 @@ async fn voice_on_chat_returns_audio_and_repeats_come_from_the_tts_cache() {
         .unwrap();
     assert_eq!(again["audio_url"], url.as_str());
     assert_eq!(v.synthesized(), [FakeOpenAi::reply()]);
-    let metrics = v.app.get("/metrics").await.text().await.unwrap();
-    assert!(
-        metrics.contains("lty_tts_cache_total{result=\"hit\"}"),
-        "{metrics}"
-    );
+    let hits = v.app.metric("lty_tts_cache_total", &cache_hits).await;
+    assert!(hits >= hits_before + 1.0, "{hits_before} -> {hits}");
 }
 
 #[tokio::test]

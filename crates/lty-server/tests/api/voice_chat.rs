@@ -819,6 +819,7 @@ async fn subtitles_reach_a_connected_device_socket_one_message_per_piece() {
     let uid = app.user_with_device("family", MAC).await;
     let token = app.mac_login(MAC).await;
     let mut socket = app.ws_connect(&token, Some(MAC)).await;
+    app.wait_for_sockets(uid, 1).await;
     let payload = SUBV
         .replace("bot_42", &format!("bot_{uid}"))
         .replace("\"42\"", &format!("\"{uid}\""));
