@@ -20,3 +20,12 @@ if [ ${#need[@]} -gt 0 ]; then
   "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update -qq
   "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}"
 fi
+
+# The official OpenAI Python SDK, in a virtualenv of its own, checks that
+# CustomLLM answers what OpenAI clients parse (tests/api/chat_turn.rs).
+venv="${LTY_TEST_VENV:-$HOME/.cache/lty-venv}"
+if ! "$venv/bin/python" -c 'import openai' >/dev/null 2>&1; then
+  python3 -m venv "$venv"
+  "$venv/bin/pip" install --quiet --disable-pip-version-check 'openai==2.*' || \
+    "$venv/bin/pip" install --quiet --disable-pip-version-check openai
+fi

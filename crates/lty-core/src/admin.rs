@@ -5,7 +5,6 @@
 use std::fmt;
 use std::str::FromStr;
 
-use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
@@ -90,29 +89,6 @@ pub fn validate_admin_username(username: &str) -> Result<&str> {
             "must be 3 to 150 letters, digits or _ . @ -",
         ))
     }
-}
-
-/// Persistence of admins.
-#[async_trait]
-pub trait AdminRepo: Send + Sync {
-    /// Admin `id`.
-    async fn get(&self, id: i64) -> Result<Option<Admin>>;
-    /// The admin named `username`, with its password hash (PHC string).
-    async fn by_username(&self, username: &str) -> Result<Option<(Admin, String)>>;
-    /// Creates an admin; a taken username is a `Conflict` with code
-    /// `admin_exists`.
-    async fn create(&self, username: &str, password_hash: &str, role: AdminRole) -> Result<Admin>;
-    /// Number of admins.
-    async fn count(&self) -> Result<u64>;
-    /// Records one login attempt before the password is checked, atomically:
-    /// the new failed-attempt count, or `None` when the account is locked at
-    /// `now`. Charging first means concurrent guesses cannot exceed the
-    /// limit.
-    async fn charge_attempt(&self, id: i64, now: DateTime<Utc>) -> Result<Option<i32>>;
-    /// Locks the account until `until` and resets the attempt count.
-    async fn lock(&self, id: i64, until: DateTime<Utc>) -> Result<()>;
-    /// Records a successful login at `now`: attempts reset, lock cleared.
-    async fn login_succeeded(&self, id: i64, now: DateTime<Utc>) -> Result<()>;
 }
 
 #[cfg(test)]

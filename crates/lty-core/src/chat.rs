@@ -220,47 +220,6 @@ pub struct Page<T> {
     pub total: u64,
 }
 
-/// Persistence of personas, conversations and messages.
-#[async_trait]
-pub trait ChatRepo: Send + Sync {
-    /// Active personas, the default first.
-    async fn personas(&self) -> Result<Vec<Persona>>;
-    /// The active persona `id`.
-    async fn persona(&self, id: i64) -> Result<Option<Persona>>;
-    /// The default persona.
-    async fn default_persona(&self) -> Result<Option<Persona>>;
-    /// Starts a conversation.
-    async fn create_conversation(
-        &self,
-        user_id: i64,
-        persona_id: Option<i64>,
-        title: &str,
-    ) -> Result<Conversation>;
-    /// The conversation `id`, whoever owns it.
-    async fn conversation(&self, id: i64) -> Result<Option<Conversation>>;
-    /// The conversations of `user_id`, most recently active first.
-    async fn conversations_of_user(
-        &self,
-        user_id: i64,
-        offset: u64,
-        limit: u64,
-    ) -> Result<Page<Conversation>>;
-    /// Messages of a conversation, oldest first.
-    async fn messages(
-        &self,
-        conversation_id: i64,
-        offset: u64,
-        limit: u64,
-    ) -> Result<Page<StoredMessage>>;
-    /// The newest `limit` messages of a conversation, oldest first.
-    async fn recent_messages(&self, conversation_id: i64, limit: u64)
-    -> Result<Vec<StoredMessage>>;
-    /// Stores a message and marks its conversation active.
-    async fn add_message(&self, message: NewMessage) -> Result<StoredMessage>;
-    /// Deletes a conversation and its messages; `true` when it existed.
-    async fn delete_conversation(&self, id: i64) -> Result<bool>;
-}
-
 /// Overhead, in tokens, that chat formats add per message (role markers).
 const TOKENS_PER_MESSAGE: usize = 4;
 

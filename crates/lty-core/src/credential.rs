@@ -2,12 +2,11 @@
 //! MAC-authenticated requests. The secret is generated here and handed to
 //! the device's owner once.
 
-use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use rand::RngCore;
 
+use crate::MacAddress;
 use crate::user::DeviceBinding;
-use crate::{MacAddress, Result};
 
 /// A device's secret and its provenance.
 #[derive(Clone, PartialEq, Eq)]
@@ -56,21 +55,4 @@ impl std::fmt::Debug for DeviceAuthFacts {
             .field("owner_active", &self.owner_active)
             .finish()
     }
-}
-
-/// Persistence of device secrets, one per MAC.
-#[async_trait]
-pub trait DeviceCredentialRepo: Send + Sync {
-    /// The secret of `mac`, if it has one.
-    async fn secret_for(&self, mac: &MacAddress) -> Result<Option<String>>;
-    /// The secret of `mac`, its binding in force and whether the bound
-    /// account is active, read together (one query on the database).
-    async fn auth_facts(&self, mac: &MacAddress) -> Result<DeviceAuthFacts>;
-    /// Gives `mac` the secret `secret`, replacing any previous one.
-    async fn set_secret(
-        &self,
-        mac: &MacAddress,
-        secret: &str,
-        created_by: i64,
-    ) -> Result<DeviceCredential>;
 }

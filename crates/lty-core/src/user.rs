@@ -1,10 +1,9 @@
 //! Users and device bindings, and the repositories that persist them.
 
-use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
-use crate::{MacAddress, Result};
+use crate::MacAddress;
 
 /// A family account: the parent app and the family's devices act as it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -37,40 +36,6 @@ pub struct DeviceBinding {
     pub bound_at: DateTime<Utc>,
     /// When the binding was ended, if it was.
     pub unbound_at: Option<DateTime<Utc>>,
-}
-
-/// Persistence of users.
-#[async_trait]
-pub trait UserRepo: Send + Sync {
-    /// The user with `id`.
-    async fn get(&self, id: i64) -> Result<Option<User>>;
-    /// Creates a user; a taken username or phone is a `Conflict`.
-    async fn create(&self, user: NewUser) -> Result<User>;
-    /// Applies `patch` to user `id`; `None` when there is no such user.
-    async fn update_profile(&self, id: i64, patch: ProfilePatch) -> Result<Option<User>>;
-}
-
-/// Persistence of device bindings.
-#[async_trait]
-pub trait DeviceRepo: Send + Sync {
-    /// The binding in force for `mac`: the one with the latest `bound_at`,
-    /// unless it was unbound.
-    async fn latest_binding(&self, mac: &MacAddress) -> Result<Option<DeviceBinding>>;
-    /// Records a new binding of `mac` to `user_id`, now.
-    async fn bind(
-        &self,
-        user_id: i64,
-        mac: &MacAddress,
-        name: Option<&str>,
-    ) -> Result<DeviceBinding>;
-    /// Ends binding `id`; `false` when it was already ended or is unknown.
-    async fn unbind(&self, id: i64) -> Result<bool>;
-    /// The bindings in force of `user_id`, oldest first.
-    async fn bindings_of_user(&self, user_id: i64) -> Result<Vec<DeviceBinding>>;
-    /// Renames binding `id`.
-    async fn rename(&self, id: i64, name: Option<&str>) -> Result<Option<DeviceBinding>>;
-    /// Every binding ever made of `mac`, newest first (history).
-    async fn history(&self, mac: &MacAddress) -> Result<Vec<DeviceBinding>>;
 }
 
 /// Changes to a user's own profile; `None` leaves a field as it is,

@@ -2,10 +2,7 @@
 //! started, so a sweeper on any instance, after any restart, can stop the
 //! agents nobody stopped (each one is billed while it runs).
 
-use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-
-use crate::Result;
 
 /// Where a session is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -57,30 +54,4 @@ pub struct VoiceChatSession {
     /// The conversation the agent's turns are stored in, from its first
     /// turn on.
     pub conversation_id: Option<i64>,
-}
-
-/// Persistence of voice-chat sessions.
-#[async_trait]
-pub trait VoiceChatSessionRepo: Send + Sync {
-    /// Records a new session.
-    async fn insert_session(&self, session: &VoiceChatSession) -> Result<()>;
-    /// The session with `task_id`.
-    async fn session(&self, task_id: &str) -> Result<Option<VoiceChatSession>>;
-    /// The sessions of `user_id`, oldest first.
-    async fn sessions_of_user(&self, user_id: i64) -> Result<Vec<VoiceChatSession>>;
-    /// Every recorded session, oldest first.
-    async fn all_sessions(&self) -> Result<Vec<VoiceChatSession>>;
-    /// Sets the status of `task_id`.
-    async fn set_session_status(&self, task_id: &str, status: SessionStatus) -> Result<()>;
-    /// Sets or clears the offline mark of `task_id`.
-    async fn set_session_offline_since(
-        &self,
-        task_id: &str,
-        since: Option<DateTime<Utc>>,
-    ) -> Result<()>;
-    /// Makes `conversation_id` the conversation of `task_id` unless it
-    /// already has one; returns the conversation in force.
-    async fn attach_conversation(&self, task_id: &str, conversation_id: i64) -> Result<i64>;
-    /// Forgets `task_id`; `true` when it was recorded.
-    async fn delete_session(&self, task_id: &str) -> Result<bool>;
 }

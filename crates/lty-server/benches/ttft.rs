@@ -241,8 +241,8 @@ async fn main() -> anyhow::Result<()> {
     let mut tokens = Vec::with_capacity(n);
     for i in 0..n {
         let user = state
-            .users
-            .create(lty_core::user::NewUser {
+            .db
+            .create_user(lty_core::user::NewUser {
                 username: format!("bench{i}-{}", rand::random::<u32>()),
                 nickname: None,
                 phone: None,
@@ -266,7 +266,7 @@ async fn main() -> anyhow::Result<()> {
             i % 256
         );
         let mac = lty_core::MacAddress::parse(&mac_text)?;
-        state.devices.bind(user.id, &mac, None).await?;
+        state.db.bind(user.id, &mac, None).await?;
         let res: serde_json::Value = client
             .post(format!("http://{lty_addr}/api/user/mac-login/"))
             .json(&json!({ "mac_address": mac_text }))

@@ -11,6 +11,7 @@ use lty_core::admin::{Admin, AdminRole};
 use lty_core::token::{TokenKind, invalid_token};
 use lty_core::user::User;
 
+pub use crate::app::auth::{DISABLED_PREFIX, account_disabled, disabled_key, resolve_user};
 use crate::error::ApiError;
 use crate::state::AppState;
 
@@ -45,20 +46,6 @@ pub fn bearer_token(parts: &Parts) -> Result<&str, ApiError> {
     Ok(token)
 }
 
-/// Resolves a user token to an active user.
-pub async fn resolve_user(state: &AppState, token: &str) -> Result<User, ApiError> {
-    let id = state
-        .tokens
-        .resolve(TokenKind::User, token)
-        .await?
-        .ok_or_else(invalid_token)?;
-    match state.users.get(id).await? {
-        Some(user) if user.is_active => Ok(user),
-        Some(_) => Err(account_disabled()),
-        None => Err(invalid_token().into()),
-    }
-}
-
 impl FromRequestParts<AppState> for AuthUser {
     type Rejection = ApiError;
 
@@ -68,36 +55,6 @@ impl FromRequestParts<AppState> for AuthUser {
         tracing::Span::current().record("user_id", user.id);
         Ok(Self { user, token })
     }
-}
-
-/// The cache key marking a disabled user. Set when an operator disables
-/// the account and deleted when it is enabled again, so token-only routes
-/// ([`AuthUserId`]), which do not load the user, refuse it without a
-/// database query (device logins read the account with the binding).
-pub fn disabled_key(user_id: i64) -> String {
-    format!("{DISABLED_PREFIX}{user_id}")
-}
-
-/// The prefix of [`disabled_key`].
-pub const DISABLED_PREFIX: &str = "user:disabled:";
-
-/// The `403` a disabled account gets.
-pub fn account_disabled() -> ApiError {
-    lty_core::Error::Forbidden {
-        message: "this account is disabled",
-    }
-    .into()
-}
-
-/// Sets (`disabled`) or clears the disabled marker of `user_id`.
-pub async fn mark_disabled(state: &AppState, user_id: i64, disabled: bool) -> Result<(), ApiError> {
-    let key = disabled_key(user_id);
-    if disabled {
-        state.cache.set(&key, "1", None).await?;
-    } else {
-        state.cache.delete(&key).await?;
-    }
-    Ok(())
 }
 
 /// A valid user token and its user id, without loading the user: for
@@ -121,7 +78,7 @@ impl FromRequestParts<AppState> for AuthUserId {
             .ok_or_else(invalid_token)?;
         tracing::Span::current().record("user_id", user_id);
         if disabled {
-            return Err(account_disabled());
+            return Err(account_disabled().into());
         }
         Ok(Self { user_id, token })
     }
@@ -160,7 +117,7 @@ impl FromRequestParts<AppState> for AuthAdmin {
             .resolve(TokenKind::Admin, &token)
             .await?
             .ok_or_else(invalid_token)?;
-        match state.admins.get(id).await? {
+        match state.db.admin(id).await? {
             Some(admin) if admin.is_active => {
                 tracing::Span::current().record("admin_id", admin.id);
                 crate::http::admin::policy::enforce(state, &admin, parts).await?;

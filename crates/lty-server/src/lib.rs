@@ -14,10 +14,9 @@ pub mod telemetry;
 pub mod app;
 
 // Protocol adapters over the services, and their shared plumbing (the one
-// error response, extractors, authentication, rate limits).
+// error response, extractors, authentication).
 pub mod auth;
 pub mod error;
 pub mod extract;
 pub mod http;
-pub mod ratelimit;
 pub mod ws;

@@ -31,16 +31,16 @@ pub async fn serve(state: AppState, listener: TcpListener) -> anyhow::Result<()>
     tracing::info!(%addr, database = ?state.db.kind(), cache = ?state.cache_backend, "listening");
     // The disabled-account markers live in the cache: set them again in
     // case it lost its data, so token-only routes keep refusing those users.
-    match http::admin::users::restore_disabled_markers(&state).await {
+    match crate::app::auth::restore_disabled_markers(&state).await {
         Ok(0) => {}
         Ok(n) => tracing::info!(users = n, "disabled-account markers restored"),
         Err(err) => tracing::warn!(?err, "cannot restore disabled-account markers"),
     }
     let app = http::router(state.clone());
     // Stops abandoned voice agents; ends with `state.shutdown`.
-    http::voice_chat::spawn_sweeper(state.clone());
+    crate::app::voice_chat::spawn_sweeper(state.clone());
     // Deletes expired temporary media on the `fs` storage backend.
-    http::media::spawn_sweeper(state.clone());
+    crate::app::media::spawn_sweeper(state.clone());
     // Without TCP_NODELAY, a streamed event written after the response head
     // waits for the client's delayed ACK (about 40 ms): Nagle's algorithm.
     let listener = listener.tap_io(|tcp| {

@@ -7,8 +7,6 @@ use std::time::Duration;
 use anyhow::Context;
 use lty_core::ports::{BlobStore, Cache, PubSub};
 use lty_core::token::{CacheTokenStore, TOKEN_TTL, TokenStore};
-use lty_core::user::{DeviceRepo, UserRepo};
-use lty_core::voice_chat::VoiceChatSessionRepo;
 use lty_store::blob::{S3Options, S3Urls};
 use lty_store::cache::{MemoryCache, RedisCache, RedisSettings};
 use lty_store::pubsub::{Hub, MemoryPubSub, RedisPubSub};
@@ -32,8 +30,6 @@ pub enum CacheBackend {
 pub struct AppState {
     pub config: Arc<Config>,
     pub db: Database,
-    pub users: Arc<dyn UserRepo>,
-    pub devices: Arc<dyn DeviceRepo>,
     pub cache: Arc<dyn Cache>,
     pub cache_backend: CacheBackend,
     pub tokens: Arc<dyn TokenStore>,
@@ -41,12 +37,6 @@ pub struct AppState {
     /// The local fan-out hub behind `pubsub`, for metrics.
     pub hub: Arc<Hub>,
     pub blobs: Arc<dyn BlobStore>,
-    /// Users by phone number and WeChat identity.
-    pub accounts: Arc<dyn lty_core::account::AccountRepo>,
-    /// Operator accounts.
-    pub admins: Arc<dyn lty_core::admin::AdminRepo>,
-    /// Per-device secrets for signed device requests.
-    pub device_credentials: Arc<dyn lty_core::credential::DeviceCredentialRepo>,
     /// SMS login codes and the sender behind them.
     pub sms: Arc<crate::app::sms::SmsCodes>,
     /// WeChat login; `None` without `WECHAT_APP_ID` / `WECHAT_APP_SECRET`.
@@ -54,21 +44,17 @@ pub struct AppState {
     /// WeChat mini-program login; `None` without `WECHAT_MINI_APP_ID` /
     /// `WECHAT_MINI_APP_SECRET`.
     pub wechat_mini: Option<Arc<lty_vendors::wechat::WechatClient>>,
-    /// Voice-chat sessions started and not yet stopped.
-    pub voice_chats: Arc<dyn VoiceChatSessionRepo>,
     /// Volcengine RTC OpenAPI (voice agent); `None` without AK/SK.
     pub volcengine: Option<OpenApiClient>,
     /// The LLM behind the chat routes; `None` without `KIMI_API_KEY`.
     pub chat: Option<Arc<dyn lty_core::chat::ChatModel>>,
-    /// Personas, conversations and messages.
-    pub chat_repo: Arc<dyn lty_core::chat::ChatRepo>,
     /// The moderation API asked besides the blocked terms; `None` without
     /// `LTY_AI__MODERATION_URL`.
     pub moderator: Option<Arc<dyn lty_core::chat::Moderator>>,
     /// TTS and ASR adapters (`AUDIO_SERVICE_PROVIDER`).
     pub speech: Arc<crate::app::speech::Speech>,
     /// The vision provider of `/api/ai/image/` (`LTY_IMAGE__PROVIDER`).
-    pub vision: Option<Arc<crate::http::image::Vision>>,
+    pub vision: Option<Arc<crate::app::vision::Vision>>,
     pub metrics: PrometheusHandle,
     /// Cancelled when the server starts shutting down.
     pub shutdown: CancellationToken,
@@ -138,23 +124,17 @@ impl AppState {
 
         let blobs = blob_store(&config)?;
         let tokens = CacheTokenStore::new(cache.clone(), TOKEN_TTL);
-        let repo = Arc::new(db.clone());
-        let volcengine = crate::http::voice_chat::openapi_client(&config)?;
-        let voice_chats = Arc::new(db.clone());
+        let volcengine = crate::app::voice_chat::openapi_client(&config)?;
         let sms = Arc::new(crate::app::sms::SmsCodes::build(&config, cache.clone())?);
         let wechat = crate::app::wechat::client(&config)?;
         let wechat_mini = crate::app::wechat::mini_client(&config)?;
         let chat = crate::app::chat::chat_model(&config)?;
-        let chat_repo = Arc::new(db.clone());
         let moderator = crate::app::chat::moderator(&config)?;
         let speech = Arc::new(crate::app::speech::build(&config)?);
-        let vision = crate::http::image::vision(&config)?;
-        let auth_repo = Arc::new(db.clone());
+        let vision = crate::app::vision::vision(&config)?;
 
         Ok(Self {
             config: Arc::new(config),
-            users: repo.clone(),
-            devices: repo,
             db,
             cache,
             cache_backend,
@@ -162,16 +142,11 @@ impl AppState {
             pubsub,
             hub,
             blobs,
-            voice_chats,
             volcengine,
             chat,
-            chat_repo,
             moderator,
             speech,
             vision,
-            accounts: auth_repo.clone(),
-            admins: auth_repo.clone(),
-            device_credentials: auth_repo,
             sms,
             wechat,
             wechat_mini,

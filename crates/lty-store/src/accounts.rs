@@ -2,9 +2,8 @@
 //! (`social_accounts`), with the uniqueness constraints doing the
 //! exactly-once work under concurrency.
 
-use async_trait::async_trait;
 use chrono::Utc;
-use lty_core::account::{AccountRepo, WECHAT_PROVIDER, WechatIdentity, WechatLink};
+use lty_core::account::{WECHAT_PROVIDER, WechatIdentity, WechatLink};
 use lty_core::user::{NewUser, User};
 use lty_core::{BackendError, Error, PhoneNumber, Result};
 use sea_orm::sea_query::{Expr, ExprTrait, Query};
@@ -216,9 +215,9 @@ struct UserWithLinks {
     wechat_linked: bool,
 }
 
-#[async_trait]
-impl AccountRepo for Database {
-    async fn user_by_phone(&self, phone: &PhoneNumber) -> Result<Option<User>> {
+impl Database {
+    /// The user whose phone is `phone`.
+    pub async fn user_by_phone(&self, phone: &PhoneNumber) -> Result<Option<User>> {
         Ok(user::Entity::find()
             .filter(user::Column::Phone.eq(phone.as_str()))
             .one(self.conn())
@@ -227,7 +226,10 @@ impl AccountRepo for Database {
             .map(User::from))
     }
 
-    async fn find_or_create_phone_user(
+    /// The user whose phone is `phone`, created from `new` when there is
+    /// none; `true` when it was created. Two concurrent calls for one phone
+    /// give the same user.
+    pub async fn find_or_create_phone_user(
         &self,
         phone: &PhoneNumber,
         new: NewUser,
@@ -251,7 +253,11 @@ impl AccountRepo for Database {
         }
     }
 
-    async fn find_or_create_wechat_user(
+    /// The user of a WeChat identity: by (AppID, openid), else by unionid
+    /// (then the new identity is linked to that user), else a user created
+    /// from `new`; `true` when it was created. Two concurrent first logins
+    /// give one user.
+    pub async fn find_or_create_wechat_user(
         &self,
         identity: &WechatIdentity,
         new: NewUser,
@@ -264,7 +270,11 @@ impl AccountRepo for Database {
         Err(db_err("WeChat login lost the same race repeatedly"))
     }
 
-    async fn link_wechat(&self, user_id: i64, identity: &WechatIdentity) -> Result<WechatLink> {
+    /// Links `identity` to `user_id`. A `Conflict` with code
+    /// `wechat_already_linked` when the identity or its unionid belongs to
+    /// another user, `wechat_link_conflict` when the user already has a
+    /// different identity in the same app.
+    pub async fn link_wechat(&self, user_id: i64, identity: &WechatIdentity) -> Result<WechatLink> {
         let taken = || Error::Conflict {
             code: "wechat_already_linked",
             message: "this WeChat account is linked to another user".into(),
@@ -303,7 +313,8 @@ impl AccountRepo for Database {
         }
     }
 
-    async fn user_with_links(&self, id: i64) -> Result<Option<(User, bool)>> {
+    /// User `id` and whether a WeChat identity is linked to it, in one query.
+    pub async fn user_with_links(&self, id: i64) -> Result<Option<(User, bool)>> {
         let linked = Expr::exists(
             Query::select()
                 .expr(Expr::val(1))

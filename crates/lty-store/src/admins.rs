@@ -1,9 +1,8 @@
 //! [`AdminRepo`] on the database. Attempt counting is one conditional
 //! `UPDATE`, so concurrent password guesses cannot slip past the limit.
 
-use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use lty_core::admin::{Admin, AdminRepo, AdminRole};
+use lty_core::admin::{Admin, AdminRole};
 use lty_core::{BackendError, Error, Result};
 use sea_orm::sea_query::{Expr, ExprTrait};
 use sea_orm::{
@@ -39,9 +38,9 @@ fn admin_from(m: admin::Model) -> Result<(Admin, String)> {
     ))
 }
 
-#[async_trait]
-impl AdminRepo for Database {
-    async fn get(&self, id: i64) -> Result<Option<Admin>> {
+impl Database {
+    /// Admin `id`.
+    pub async fn admin(&self, id: i64) -> Result<Option<Admin>> {
         admin::Entity::find_by_id(id)
             .one(self.conn())
             .await
@@ -50,7 +49,8 @@ impl AdminRepo for Database {
             .transpose()
     }
 
-    async fn by_username(&self, username: &str) -> Result<Option<(Admin, String)>> {
+    /// The admin named `username`, with its password hash (PHC string).
+    pub async fn admin_by_username(&self, username: &str) -> Result<Option<(Admin, String)>> {
         admin::Entity::find()
             .filter(admin::Column::Username.eq(username))
             .one(self.conn())
@@ -60,7 +60,14 @@ impl AdminRepo for Database {
             .transpose()
     }
 
-    async fn create(&self, username: &str, password_hash: &str, role: AdminRole) -> Result<Admin> {
+    /// Creates an admin; a taken username is a `Conflict` with code
+    /// `admin_exists`.
+    pub async fn create_admin(
+        &self,
+        username: &str,
+        password_hash: &str,
+        role: AdminRole,
+    ) -> Result<Admin> {
         let now = Utc::now();
         let model = admin::ActiveModel {
             username: Set(username.to_owned()),
@@ -80,14 +87,19 @@ impl AdminRepo for Database {
         admin_from(model).map(|(a, _)| a)
     }
 
-    async fn count(&self) -> Result<u64> {
+    /// Number of admins.
+    pub async fn count_admins(&self) -> Result<u64> {
         admin::Entity::find()
             .count(self.conn())
             .await
             .map_err(db_err)
     }
 
-    async fn charge_attempt(&self, id: i64, now: DateTime<Utc>) -> Result<Option<i32>> {
+    /// Records one login attempt before the password is checked, atomically:
+    /// the new failed-attempt count, or `None` when the account is locked at
+    /// `now`. Charging first means concurrent guesses cannot exceed the
+    /// limit.
+    pub async fn charge_admin_attempt(&self, id: i64, now: DateTime<Utc>) -> Result<Option<i32>> {
         let res = admin::Entity::update_many()
             .col_expr(
                 admin::Column::FailedAttempts,
@@ -117,7 +129,8 @@ impl AdminRepo for Database {
             .map_err(db_err)
     }
 
-    async fn lock(&self, id: i64, until: DateTime<Utc>) -> Result<()> {
+    /// Locks the account until `until` and resets the attempt count.
+    pub async fn lock_admin(&self, id: i64, until: DateTime<Utc>) -> Result<()> {
         admin::Entity::update_many()
             .col_expr(admin::Column::LockedUntil, Expr::value(until))
             .col_expr(admin::Column::FailedAttempts, Expr::value(0))
@@ -129,7 +142,8 @@ impl AdminRepo for Database {
         Ok(())
     }
 
-    async fn login_succeeded(&self, id: i64, now: DateTime<Utc>) -> Result<()> {
+    /// Records a successful login at `now`: attempts reset, lock cleared.
+    pub async fn admin_login_succeeded(&self, id: i64, now: DateTime<Utc>) -> Result<()> {
         admin::Entity::update_many()
             .col_expr(
                 admin::Column::LockedUntil,

@@ -1,8 +1,7 @@
 //! [`ChatRepo`] on the database: personas, conversations, messages.
 
-use async_trait::async_trait;
 use chrono::Utc;
-use lty_core::chat::{ChatRepo, Conversation, NewMessage, Page, Persona, Role, StoredMessage};
+use lty_core::chat::{Conversation, NewMessage, Page, Persona, Role, StoredMessage};
 use lty_core::{BackendError, Error, Result};
 use sea_orm::sea_query::Expr;
 use sea_orm::{
@@ -66,9 +65,9 @@ fn to_i32(n: u32) -> i32 {
     i32::try_from(n).unwrap_or(i32::MAX)
 }
 
-#[async_trait]
-impl ChatRepo for Database {
-    async fn personas(&self) -> Result<Vec<Persona>> {
+impl Database {
+    /// Active personas, the default first.
+    pub async fn personas(&self) -> Result<Vec<Persona>> {
         Ok(ai_persona::Entity::find()
             .filter(ai_persona::Column::IsActive.eq(true))
             .order_by_desc(ai_persona::Column::IsDefault)
@@ -81,7 +80,8 @@ impl ChatRepo for Database {
             .collect())
     }
 
-    async fn persona(&self, id: i64) -> Result<Option<Persona>> {
+    /// The active persona `id`.
+    pub async fn persona(&self, id: i64) -> Result<Option<Persona>> {
         Ok(ai_persona::Entity::find_by_id(id)
             .filter(ai_persona::Column::IsActive.eq(true))
             .one(self.conn())
@@ -90,7 +90,8 @@ impl ChatRepo for Database {
             .map(Into::into))
     }
 
-    async fn default_persona(&self) -> Result<Option<Persona>> {
+    /// The default persona.
+    pub async fn default_persona(&self) -> Result<Option<Persona>> {
         let start = match self.memos().default_persona.get(&()) {
             Ok(hit) => return Ok(hit),
             Err(start) => start,
@@ -107,7 +108,8 @@ impl ChatRepo for Database {
         Ok(persona)
     }
 
-    async fn create_conversation(
+    /// Starts a conversation.
+    pub async fn create_conversation(
         &self,
         user_id: i64,
         persona_id: Option<i64>,
@@ -128,7 +130,8 @@ impl ChatRepo for Database {
         Ok(model.into())
     }
 
-    async fn conversation(&self, id: i64) -> Result<Option<Conversation>> {
+    /// The conversation `id`, whoever owns it.
+    pub async fn conversation(&self, id: i64) -> Result<Option<Conversation>> {
         Ok(ai_conversation::Entity::find_by_id(id)
             .one(self.conn())
             .await
@@ -136,7 +139,8 @@ impl ChatRepo for Database {
             .map(Into::into))
     }
 
-    async fn conversations_of_user(
+    /// The conversations of `user_id`, most recently active first.
+    pub async fn conversations_of_user(
         &self,
         user_id: i64,
         offset: u64,
@@ -157,7 +161,8 @@ impl ChatRepo for Database {
         .await
     }
 
-    async fn messages(
+    /// Messages of a conversation, oldest first.
+    pub async fn messages(
         &self,
         conversation_id: i64,
         offset: u64,
@@ -175,7 +180,8 @@ impl ChatRepo for Database {
         .await
     }
 
-    async fn recent_messages(
+    /// The newest `limit` messages of a conversation, oldest first.
+    pub async fn recent_messages(
         &self,
         conversation_id: i64,
         limit: u64,
@@ -194,7 +200,8 @@ impl ChatRepo for Database {
         Ok(rows)
     }
 
-    async fn add_message(&self, m: NewMessage) -> Result<StoredMessage> {
+    /// Stores a message and marks its conversation active.
+    pub async fn add_message(&self, m: NewMessage) -> Result<StoredMessage> {
         let now = Utc::now();
         let txn = self.conn().begin().await.map_err(db_err)?;
         let model = ai_message::ActiveModel {
@@ -221,7 +228,8 @@ impl ChatRepo for Database {
         Ok(model.into())
     }
 
-    async fn delete_conversation(&self, id: i64) -> Result<bool> {
+    /// Deletes a conversation and its messages; `true` when it existed.
+    pub async fn delete_conversation(&self, id: i64) -> Result<bool> {
         // Messages go with it (ON DELETE CASCADE).
         let res = ai_conversation::Entity::delete_by_id(id)
             .exec(self.conn())

@@ -1,9 +1,8 @@
 //! [`DeviceCredentialRepo`] on the database: one secret per MAC, replaced
 //! by an upsert.
 
-use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use lty_core::credential::{DeviceAuthFacts, DeviceCredential, DeviceCredentialRepo};
+use lty_core::credential::{DeviceAuthFacts, DeviceCredential};
 use lty_core::user::DeviceBinding;
 use lty_core::{BackendError, Error, MacAddress, Result};
 use sea_orm::sea_query::OnConflict;
@@ -45,9 +44,10 @@ LEFT JOIN (SELECT ud.id, ud.user_id, ud.name, ud.bound_at, ud.unbound_at, u.is_a
            ORDER BY ud.bound_at DESC, ud.id DESC LIMIT 1) AS b ON 1 = 1 \
 LEFT JOIN device_credentials AS c ON c.mac_address = {mac2}";
 
-#[async_trait]
-impl DeviceCredentialRepo for Database {
-    async fn auth_facts(&self, mac: &MacAddress) -> Result<DeviceAuthFacts> {
+impl Database {
+    /// The secret of `mac`, its binding in force and whether the bound
+    /// account is active, read together (one query on the database).
+    pub async fn auth_facts(&self, mac: &MacAddress) -> Result<DeviceAuthFacts> {
         let backend = self.conn().get_database_backend();
         let (p1, p2) = match backend {
             DbBackend::Postgres => ("$1", "$2"),
@@ -88,7 +88,8 @@ impl DeviceCredentialRepo for Database {
         })
     }
 
-    async fn secret_for(&self, mac: &MacAddress) -> Result<Option<String>> {
+    /// The secret of `mac`, if it has one.
+    pub async fn secret_for(&self, mac: &MacAddress) -> Result<Option<String>> {
         device_credential::Entity::find()
             .select_only()
             .column(device_credential::Column::Secret)
@@ -99,7 +100,8 @@ impl DeviceCredentialRepo for Database {
             .map_err(db_err)
     }
 
-    async fn set_secret(
+    /// Gives `mac` the secret `secret`, replacing any previous one.
+    pub async fn set_secret(
         &self,
         mac: &MacAddress,
         secret: &str,

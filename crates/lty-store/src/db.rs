@@ -5,10 +5,9 @@ use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use async_trait::async_trait;
 use chrono::Utc;
 use lty_core::chat::Page;
-use lty_core::user::{DeviceBinding, DeviceRepo, NewUser, ProfilePatch, User, UserRepo};
+use lty_core::user::{DeviceBinding, NewUser, ProfilePatch, User};
 use lty_core::{BackendError, Error, MacAddress, Result};
 use sea_orm::sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sea_orm::sqlx::sqlite::{
@@ -203,9 +202,9 @@ pub(crate) fn map_unique(err: DbErr, code: &'static str, message: &str) -> Error
     }
 }
 
-#[async_trait]
-impl UserRepo for Database {
-    async fn get(&self, id: i64) -> Result<Option<User>> {
+impl Database {
+    /// The user with `id`.
+    pub async fn user(&self, id: i64) -> Result<Option<User>> {
         let model = user::Entity::find_by_id(id)
             .one(&self.conn)
             .await
@@ -213,7 +212,8 @@ impl UserRepo for Database {
         Ok(model.map(User::from))
     }
 
-    async fn create(&self, new: NewUser) -> Result<User> {
+    /// Creates a user; a taken username or phone is a `Conflict`.
+    pub async fn create_user(&self, new: NewUser) -> Result<User> {
         let now = Utc::now();
         let model = user::ActiveModel {
             username: Set(new.username),
@@ -231,7 +231,8 @@ impl UserRepo for Database {
         Ok(model.into())
     }
 
-    async fn update_profile(&self, id: i64, patch: ProfilePatch) -> Result<Option<User>> {
+    /// Applies `patch` to user `id`; `None` when there is no such user.
+    pub async fn update_profile(&self, id: i64, patch: ProfilePatch) -> Result<Option<User>> {
         let Some(model) = user::Entity::find_by_id(id)
             .one(&self.conn)
             .await
@@ -263,9 +264,10 @@ pub(crate) fn binding_from(m: user_device::Model) -> Result<DeviceBinding> {
     })
 }
 
-#[async_trait]
-impl DeviceRepo for Database {
-    async fn latest_binding(&self, mac: &MacAddress) -> Result<Option<DeviceBinding>> {
+impl Database {
+    /// The binding in force for `mac`: the one with the latest `bound_at`,
+    /// unless it was unbound.
+    pub async fn latest_binding(&self, mac: &MacAddress) -> Result<Option<DeviceBinding>> {
         user_device::Entity::find()
             .filter(user_device::Column::MacAddress.eq(mac.to_string()))
             .order_by_desc(user_device::Column::BoundAt)
@@ -278,7 +280,8 @@ impl DeviceRepo for Database {
             .transpose()
     }
 
-    async fn bind(
+    /// Records a new binding of `mac` to `user_id`, now.
+    pub async fn bind(
         &self,
         user_id: i64,
         mac: &MacAddress,
@@ -298,7 +301,8 @@ impl DeviceRepo for Database {
         binding_from(model)
     }
 
-    async fn unbind(&self, id: i64) -> Result<bool> {
+    /// Ends binding `id`; `false` when it was already ended or is unknown.
+    pub async fn unbind(&self, id: i64) -> Result<bool> {
         let res = user_device::Entity::update_many()
             .col_expr(
                 user_device::Column::UnboundAt,
@@ -312,7 +316,8 @@ impl DeviceRepo for Database {
         Ok(res.rows_affected > 0)
     }
 
-    async fn bindings_of_user(&self, user_id: i64) -> Result<Vec<DeviceBinding>> {
+    /// The bindings in force of `user_id`, oldest first.
+    pub async fn bindings_of_user(&self, user_id: i64) -> Result<Vec<DeviceBinding>> {
         let rows = user_device::Entity::find()
             .filter(user_device::Column::UserId.eq(user_id))
             .filter(user_device::Column::UnboundAt.is_null())
@@ -336,7 +341,12 @@ impl DeviceRepo for Database {
         Ok(out)
     }
 
-    async fn rename(&self, id: i64, name: Option<&str>) -> Result<Option<DeviceBinding>> {
+    /// Renames binding `id`.
+    pub async fn rename_device(
+        &self,
+        id: i64,
+        name: Option<&str>,
+    ) -> Result<Option<DeviceBinding>> {
         let Some(model) = user_device::Entity::find_by_id(id)
             .one(&self.conn)
             .await
@@ -350,7 +360,8 @@ impl DeviceRepo for Database {
         binding_from(model).map(Some)
     }
 
-    async fn history(&self, mac: &MacAddress) -> Result<Vec<DeviceBinding>> {
+    /// Every binding ever made of `mac`, newest first (history).
+    pub async fn binding_history(&self, mac: &MacAddress) -> Result<Vec<DeviceBinding>> {
         user_device::Entity::find()
             .filter(user_device::Column::MacAddress.eq(mac.to_string()))
             .order_by_desc(user_device::Column::BoundAt)

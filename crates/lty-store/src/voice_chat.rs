@@ -1,8 +1,7 @@
 //! [`VoiceChatSessionRepo`] on the database.
 
-use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use lty_core::voice_chat::{SessionStatus, VoiceChatSession, VoiceChatSessionRepo};
+use lty_core::voice_chat::{SessionStatus, VoiceChatSession};
 use lty_core::{BackendError, Error, Result};
 use sea_orm::sea_query::Expr;
 use sea_orm::{ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter, QueryOrder};
@@ -29,9 +28,9 @@ impl From<row::Model> for VoiceChatSession {
     }
 }
 
-#[async_trait]
-impl VoiceChatSessionRepo for Database {
-    async fn insert_session(&self, s: &VoiceChatSession) -> Result<()> {
+impl Database {
+    /// Records a new session.
+    pub async fn insert_session(&self, s: &VoiceChatSession) -> Result<()> {
         let model = row::ActiveModel {
             task_id: Set(s.task_id.clone()),
             user_id: Set(s.user_id),
@@ -49,7 +48,8 @@ impl VoiceChatSessionRepo for Database {
         Ok(())
     }
 
-    async fn session(&self, task_id: &str) -> Result<Option<VoiceChatSession>> {
+    /// The session with `task_id`.
+    pub async fn session(&self, task_id: &str) -> Result<Option<VoiceChatSession>> {
         Ok(row::Entity::find_by_id(task_id.to_owned())
             .one(self.conn())
             .await
@@ -57,7 +57,8 @@ impl VoiceChatSessionRepo for Database {
             .map(Into::into))
     }
 
-    async fn sessions_of_user(&self, user_id: i64) -> Result<Vec<VoiceChatSession>> {
+    /// The sessions of `user_id`, oldest first.
+    pub async fn sessions_of_user(&self, user_id: i64) -> Result<Vec<VoiceChatSession>> {
         Ok(row::Entity::find()
             .filter(row::Column::UserId.eq(user_id))
             .order_by_asc(row::Column::StartedAt)
@@ -69,7 +70,8 @@ impl VoiceChatSessionRepo for Database {
             .collect())
     }
 
-    async fn all_sessions(&self) -> Result<Vec<VoiceChatSession>> {
+    /// Every recorded session, oldest first.
+    pub async fn all_sessions(&self) -> Result<Vec<VoiceChatSession>> {
         Ok(row::Entity::find()
             .order_by_asc(row::Column::StartedAt)
             .all(self.conn())
@@ -80,7 +82,8 @@ impl VoiceChatSessionRepo for Database {
             .collect())
     }
 
-    async fn set_session_status(&self, task_id: &str, status: SessionStatus) -> Result<()> {
+    /// Sets the status of `task_id`.
+    pub async fn set_session_status(&self, task_id: &str, status: SessionStatus) -> Result<()> {
         row::Entity::update_many()
             .col_expr(row::Column::Status, Expr::value(status.as_str()))
             .filter(row::Column::TaskId.eq(task_id))
@@ -90,7 +93,8 @@ impl VoiceChatSessionRepo for Database {
         Ok(())
     }
 
-    async fn set_session_offline_since(
+    /// Sets or clears the offline mark of `task_id`.
+    pub async fn set_session_offline_since(
         &self,
         task_id: &str,
         since: Option<DateTime<Utc>>,
@@ -104,7 +108,9 @@ impl VoiceChatSessionRepo for Database {
         Ok(())
     }
 
-    async fn attach_conversation(&self, task_id: &str, conversation_id: i64) -> Result<i64> {
+    /// Makes `conversation_id` the conversation of `task_id` unless it
+    /// already has one; returns the conversation in force.
+    pub async fn attach_conversation(&self, task_id: &str, conversation_id: i64) -> Result<i64> {
         // Only the first attach wins; every caller gets the winner.
         row::Entity::update_many()
             .col_expr(row::Column::ConversationId, Expr::value(conversation_id))
@@ -121,7 +127,8 @@ impl VoiceChatSessionRepo for Database {
         attached.ok_or_else(|| Error::not_found("voice-chat session"))
     }
 
-    async fn delete_session(&self, task_id: &str) -> Result<bool> {
+    /// Forgets `task_id`; `true` when it was recorded.
+    pub async fn delete_session(&self, task_id: &str) -> Result<bool> {
         let res = row::Entity::delete_by_id(task_id.to_owned())
             .exec(self.conn())
             .await

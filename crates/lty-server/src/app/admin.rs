@@ -11,16 +11,15 @@ use std::sync::OnceLock;
 
 use argon2::Argon2;
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
-use axum::http::{HeaderValue, StatusCode, header};
-use axum::response::{IntoResponse, Response};
 use chrono::Utc;
-use lty_core::Error;
-use lty_core::admin::{Admin, AdminRepo, AdminRole, validate_admin_username};
+use lty_core::admin::{Admin, AdminRole, validate_admin_username};
 use lty_core::token::TokenKind;
+use lty_core::{Error, ErrorKind};
 use rand::RngCore;
 use serde_json::json;
 
-use crate::error::ApiError;
+use lty_store::Database;
+
 use crate::state::AppState;
 
 /// Shortest accepted admin password.
@@ -80,7 +79,7 @@ async fn verify_blocking(hash: String, password: String) -> Result<bool, Error> 
 
 /// Creates an admin after validating the username and password.
 pub async fn create_admin(
-    repo: &dyn AdminRepo,
+    db: &Database,
     username: &str,
     password: &str,
     role: AdminRole,
@@ -91,12 +90,12 @@ pub async fn create_admin(
     let hash = tokio::task::spawn_blocking(move || hash_password(&password))
         .await
         .map_err(hash_err)??;
-    repo.create(&username, &hash, role).await
+    db.create_admin(&username, &hash, role).await
 }
 
 /// Logs a hint at start when there is no admin account yet.
 pub async fn log_first_admin_hint(state: &AppState) {
-    match state.admins.count().await {
+    match state.db.count_admins().await {
         Ok(0) => tracing::warn!(
             "no admin account yet: create one with `lty admin create --username NAME` \
              (add --password-stdin to pipe the password)"
@@ -106,53 +105,23 @@ pub async fn log_first_admin_hint(state: &AppState) {
     }
 }
 
-/// A failed admin login.
-#[derive(Debug)]
-pub enum LoginError {
-    /// Any error with the usual shape.
-    Api(ApiError),
-    /// Too many failures: `429 {"code":"admin_locked"}` with `Retry-After`.
-    Locked { retry_after: u64 },
-}
-
-impl From<ApiError> for LoginError {
-    fn from(e: ApiError) -> Self {
-        Self::Api(e)
-    }
-}
-
-impl From<Error> for LoginError {
-    fn from(e: Error) -> Self {
-        Self::Api(e.into())
-    }
-}
-
-impl IntoResponse for LoginError {
-    fn into_response(self) -> Response {
-        match self {
-            Self::Api(e) => e.into_response(),
-            Self::Locked { retry_after } => {
-                let mut res = ApiError::new(
-                    StatusCode::TOO_MANY_REQUESTS,
-                    "admin_locked",
-                    format!("too many failed logins; this account is locked for {retry_after} s"),
-                )
-                .with_details(json!({ "retry_after": retry_after }))
-                .into_response();
-                res.headers_mut()
-                    .insert(header::RETRY_AFTER, HeaderValue::from(retry_after));
-                res
-            }
-        }
-    }
-}
-
-fn bad_credentials() -> LoginError {
-    LoginError::Api(ApiError::new(
-        StatusCode::UNAUTHORIZED,
+fn bad_credentials() -> Error {
+    Error::coded(
+        ErrorKind::Unauthenticated,
         "invalid_credentials",
         "wrong username or password",
-    ))
+    )
+}
+
+/// Too many failures: `admin_locked` (429) with the seconds to wait.
+fn locked(retry_after: u64) -> Error {
+    Error::coded(
+        ErrorKind::Limited,
+        "admin_locked",
+        format!("too many failed logins; this account is locked for {retry_after} s"),
+    )
+    .with_details(json!({ "retry_after": retry_after }))
+    .with_retry_after(retry_after)
 }
 
 /// Checks `username` and `password` and issues an admin token.
@@ -160,26 +129,26 @@ pub async fn login(
     state: &AppState,
     username: &str,
     password: &str,
-) -> Result<(Admin, String), LoginError> {
+) -> Result<(Admin, String), Error> {
     let auth = &state.config.auth;
     let lockout = chrono::Duration::seconds(i64::try_from(auth.admin_lockout_secs).unwrap_or(900));
-    let Some((admin, hash)) = state.admins.by_username(username.trim()).await? else {
+    let Some((admin, hash)) = state.db.admin_by_username(username.trim()).await? else {
         verify_blocking(dummy_hash().to_owned(), password.to_owned()).await?;
         return Err(bad_credentials());
     };
     let now = Utc::now();
-    let locked_for = |until: chrono::DateTime<Utc>| LoginError::Locked {
-        retry_after: u64::try_from((until - Utc::now()).num_seconds().max(1)).unwrap_or(1),
+    let locked_for = |until: chrono::DateTime<Utc>| {
+        locked(u64::try_from((until - Utc::now()).num_seconds().max(1)).unwrap_or(1))
     };
     if let Some(until) = admin.locked_until.filter(|u| *u > now) {
         return Err(locked_for(until));
     }
     let max = i32::try_from(auth.admin_max_failures).unwrap_or(5);
-    let Some(attempt) = state.admins.charge_attempt(admin.id, now).await? else {
+    let Some(attempt) = state.db.charge_admin_attempt(admin.id, now).await? else {
         return Err(locked_for(now + lockout));
     };
     if attempt > max {
-        state.admins.lock(admin.id, now + lockout).await?;
+        state.db.lock_admin(admin.id, now + lockout).await?;
         return Err(locked_for(now + lockout));
     }
     if !verify_blocking(hash, password.to_owned()).await? {
@@ -188,20 +157,17 @@ pub async fn login(
                 admin_id = admin.id,
                 "admin account locked after repeated failures"
             );
-            state.admins.lock(admin.id, now + lockout).await?;
+            state.db.lock_admin(admin.id, now + lockout).await?;
             return Err(locked_for(now + lockout));
         }
         return Err(bad_credentials());
     }
     if !admin.is_active {
-        return Err(LoginError::Api(
-            Error::Forbidden {
-                message: "this admin account is disabled",
-            }
-            .into(),
-        ));
+        return Err(Error::Forbidden {
+            message: "this admin account is disabled",
+        });
     }
-    state.admins.login_succeeded(admin.id, Utc::now()).await?;
+    state.db.admin_login_succeeded(admin.id, Utc::now()).await?;
     let token = state.tokens.issue(TokenKind::Admin, admin.id).await?;
     Ok((admin, token))
 }

@@ -247,16 +247,16 @@ pub struct DeviceRouteLimits {
 /// account itself, not the cache marker token-only routes use).
 pub async fn authenticate_device(
     state: &AppState,
-    ip: &crate::ratelimit::ClientIp,
+    ip: &crate::extract::ClientIp,
     headers: &HeaderMap,
     uri: &axum::http::Uri,
     mac: Option<&str>,
     limits: DeviceRouteLimits,
 ) -> Result<lty_core::user::DeviceBinding, ApiError> {
-    crate::ratelimit::check_ip(state, limits.ip_rule, ip, limits.per_ip).await?;
+    crate::app::ratelimit::check_ip(state, limits.ip_rule, ip, limits.per_ip).await?;
     let mac = MacAddress::parse(mac.unwrap_or(""))?;
-    crate::ratelimit::check(state, limits.mac_rule, &mac.to_string(), limits.per_mac).await?;
-    let facts = state.device_credentials.auth_facts(&mac).await?;
+    crate::app::ratelimit::check(state, limits.mac_rule, &mac.to_string(), limits.per_mac).await?;
+    let facts = state.db.auth_facts(&mac).await?;
     let target = uri.path_and_query().map_or(uri.path(), |pq| pq.as_str());
     verify_with_secret(
         state,
@@ -276,7 +276,7 @@ pub async fn authenticate_device(
     tracing::Span::current().record("user_id", binding.user_id);
     // The account's own state, read with the binding: no cache round trip.
     if !facts.owner_active {
-        return Err(crate::auth::account_disabled());
+        return Err(crate::app::auth::account_disabled().into());
     }
     Ok(binding)
 }

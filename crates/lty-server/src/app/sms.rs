@@ -16,11 +16,10 @@ use std::time::Duration;
 
 use anyhow::Context;
 use async_trait::async_trait;
-use axum::http::StatusCode;
 use hmac::{Hmac, Mac};
 use lty_core::ports::Cache;
 use lty_core::sms::SmsSender;
-use lty_core::{Error, PhoneNumber, Result};
+use lty_core::{Error, ErrorKind, PhoneNumber, Result};
 use lty_vendors::aliyun::AccessKey;
 use lty_vendors::aliyun::sms::{SendSmsErrorKind, SmsClient, SmsClientConfig};
 use rand::Rng;
@@ -28,7 +27,6 @@ use serde_json::json;
 use sha2::Sha256;
 
 use crate::config::Config;
-use crate::error::ApiError;
 
 type HmacSha256 = Hmac<Sha256>;
 
@@ -78,17 +76,17 @@ fn locked_key(phone: &PhoneNumber) -> String {
     format!("sms_code_locked:{phone}")
 }
 
-fn expired() -> ApiError {
-    ApiError::new(
-        StatusCode::BAD_REQUEST,
+fn expired() -> Error {
+    Error::coded(
+        ErrorKind::Invalid,
         "sms_code_expired",
         "no valid code for this phone: it expired, was used, or was never sent; request a new one",
     )
 }
 
-fn locked() -> ApiError {
-    ApiError::new(
-        StatusCode::TOO_MANY_REQUESTS,
+fn locked() -> Error {
+    Error::coded(
+        ErrorKind::Limited,
         "sms_code_locked",
         "too many wrong codes; request a new code",
     )
@@ -148,7 +146,7 @@ impl SmsCodes {
     /// Issues a new code for `phone` (replacing any earlier one) and sends
     /// it. Rate limits are the caller's.
     #[tracing::instrument(skip_all, fields(phone = %phone.masked(), sender = self.sender.name()))]
-    pub async fn send(&self, phone: &PhoneNumber) -> Result<SentCode, ApiError> {
+    pub async fn send(&self, phone: &PhoneNumber) -> Result<SentCode> {
         let code = format!("{:06}", rand::rng().random_range(0..1_000_000u32));
         let id = lty_core::token::generate_token();
         let digest = hex::encode(self.hash(phone, &code).await?.finalize().into_bytes());
@@ -167,9 +165,12 @@ impl SmsCodes {
     /// Checks `code` for `phone` and consumes it. Exactly one of several
     /// concurrent checks of the right code succeeds.
     #[tracing::instrument(skip_all, fields(phone = %phone.masked()))]
-    pub async fn verify(&self, phone: &PhoneNumber, code: &str) -> Result<(), ApiError> {
+    pub async fn verify(&self, phone: &PhoneNumber, code: &str) -> Result<()> {
         if code.len() != 6 || !code.bytes().all(|b| b.is_ascii_digit()) {
-            return Err(Error::validation("code", "must be the 6 digits from the SMS").into());
+            return Err(Error::validation(
+                "code",
+                "must be the 6 digits from the SMS",
+            ));
         }
         let key = code_key(phone);
         let Some(record) = self.cache.get(&key).await? else {
@@ -206,12 +207,10 @@ impl SmsCodes {
                 self.lock(phone, &record).await?;
                 return Err(locked());
             }
-            return Err(ApiError::new(
-                StatusCode::BAD_REQUEST,
-                "sms_code_invalid",
-                "the code is wrong",
-            )
-            .with_details(json!({ "attempts_left": max - attempt })));
+            return Err(
+                Error::coded(ErrorKind::Invalid, "sms_code_invalid", "the code is wrong")
+                    .with_details(json!({ "attempts_left": max - attempt })),
+            );
         }
         if !self
             .cache

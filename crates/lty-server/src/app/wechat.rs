@@ -7,15 +7,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use axum::http::StatusCode;
-use lty_core::Error;
 use lty_core::account::WechatIdentity;
+use lty_core::{Error, ErrorKind, Result};
 use lty_vendors::wechat::{WechatClient, WechatConfig, WechatError};
 use serde_json::json;
 
+use crate::app::ratelimit::{self, ClientIp};
 use crate::config::{Config, Secret};
-use crate::error::ApiError;
-use crate::ratelimit::{self, ClientIp};
 use crate::state::AppState;
 
 const PROVIDER: &str = "wechat";
@@ -72,20 +70,19 @@ fn build(
 }
 
 /// The configured client, or `503 provider_not_configured`.
-fn require(client: Option<&Arc<WechatClient>>) -> Result<&WechatClient, ApiError> {
+fn require(client: Option<&Arc<WechatClient>>) -> Result<&WechatClient> {
     client
         .map(AsRef::as_ref)
-        .ok_or_else(|| Error::ProviderNotConfigured { provider: PROVIDER }.into())
+        .ok_or(Error::ProviderNotConfigured { provider: PROVIDER })
 }
 
 /// The configured mini-program client, or `503 provider_not_configured`.
-fn require_mini(client: Option<&Arc<WechatClient>>) -> Result<&WechatClient, ApiError> {
-    client.map(AsRef::as_ref).ok_or_else(|| {
-        Error::ProviderNotConfigured {
+fn require_mini(client: Option<&Arc<WechatClient>>) -> Result<&WechatClient> {
+    client
+        .map(AsRef::as_ref)
+        .ok_or(Error::ProviderNotConfigured {
             provider: MINI_PROVIDER,
-        }
-        .into()
-    })
+        })
 }
 
 /// Which WeChat app a login or bind `code` comes from.
@@ -105,7 +102,7 @@ pub async fn identity_of_code(
     ip: &ClientIp,
     code: Option<&str>,
     app: App,
-) -> Result<WechatIdentity, ApiError> {
+) -> Result<WechatIdentity> {
     ratelimit::check_ip(
         state,
         "wechat_login_ip",
@@ -121,13 +118,16 @@ pub async fn identity_of_code(
 }
 
 /// Validates the `code` field of a login or bind request.
-fn parse_code(code: Option<&str>) -> Result<&str, ApiError> {
+fn parse_code(code: Option<&str>) -> Result<&str> {
     let code = code.map(str::trim).unwrap_or("");
     if code.is_empty() {
-        return Err(Error::validation("code", "is required").into());
+        return Err(Error::validation("code", "is required"));
     }
     if code.len() > 256 || !code.bytes().all(|b| b.is_ascii_graphic()) {
-        return Err(Error::validation("code", "is not a WeChat authorization code").into());
+        return Err(Error::validation(
+            "code",
+            "is not a WeChat authorization code",
+        ));
     }
     Ok(code)
 }
@@ -135,7 +135,7 @@ fn parse_code(code: Option<&str>) -> Result<&str, ApiError> {
 /// Exchanges `code` and, when the granted scope allows, reads the profile
 /// (nickname, avatar, `unionid`). A failed profile read after a good
 /// exchange is logged and the login goes on with the `openid` alone.
-async fn identify(client: &WechatClient, code: &str) -> Result<WechatIdentity, ApiError> {
+async fn identify(client: &WechatClient, code: &str) -> Result<WechatIdentity> {
     let token = client.exchange_code(code).await.map_err(map_error)?;
     let mut identity = WechatIdentity {
         app_id: client.app_id().to_owned(),
@@ -167,7 +167,7 @@ async fn identify(client: &WechatClient, code: &str) -> Result<WechatIdentity, A
 /// of the mini program's AppID and the `unionid` when the mini program is
 /// bound to the Open Platform account, which is what links it to the same
 /// person's app login. There is no profile in this flow.
-async fn identify_mini(client: &WechatClient, js_code: &str) -> Result<WechatIdentity, ApiError> {
+async fn identify_mini(client: &WechatClient, js_code: &str) -> Result<WechatIdentity> {
     let session = client.jscode2session(js_code).await.map_err(map_error)?;
     Ok(WechatIdentity {
         app_id: client.app_id().to_owned(),
@@ -180,10 +180,10 @@ async fn identify_mini(client: &WechatClient, js_code: &str) -> Result<WechatIde
 }
 
 /// WeChat's answer as an API error.
-pub fn map_error(err: WechatError) -> ApiError {
+pub fn map_error(err: WechatError) -> Error {
     if err.is_invalid_code() {
-        return ApiError::new(
-            StatusCode::BAD_REQUEST,
+        return Error::coded(
+            ErrorKind::Invalid,
             "invalid_wechat_code",
             "the WeChat code is invalid, used or expired; authorize again",
         )
@@ -192,17 +192,15 @@ pub fn map_error(err: WechatError) -> ApiError {
     match err.errcode() {
         Some(45011) => Error::RateLimited {
             retry_after_secs: 60,
-        }
-        .into(),
-        Some(40226) => ApiError::new(
-            StatusCode::FORBIDDEN,
+        },
+        Some(40226) => Error::coded(
+            ErrorKind::Forbidden,
             "wechat_user_blocked",
             "WeChat refused this user",
         ),
         _ => Error::Upstream {
             provider: PROVIDER,
             message: err.to_string(),
-        }
-        .into(),
+        },
     }
 }

@@ -14,7 +14,6 @@ use futures_util::{Stream, StreamExt};
 use lty_core::card::{CardKind, NewBatch};
 
 use crate::config::Config;
-use crate::http::cards::{BatchIn, validate_batch};
 use crate::state::connect_database;
 
 /// `lty cards ...`
@@ -91,37 +90,25 @@ pub async fn run(args: CardsArgs, config: &Config) -> anyhow::Result<()> {
     } = args.command;
     let kind: CardKind = kind.parse().map_err(|e| anyhow::anyhow!("--kind: {e}"))?;
     let db = connect_database(config).await?;
-    let body = BatchIn {
-        kind,
-        count,
-        content_ref,
-        payload: None,
-        plan_id: plan,
-        days,
-        expires_at,
-        notes,
-    };
-    let plan_exists = match plan {
-        Some(id) => db.plan(id).await?.map(|_| ()),
-        None => None,
-    };
-    validate_batch(plan_exists, &body).map_err(|e| match e {
+    let batch = crate::app::cards::create_batch(
+        &db,
+        NewBatch {
+            kind,
+            count,
+            content_ref,
+            payload: None,
+            plan_id: plan,
+            days,
+            expires_at,
+            notes,
+            created_by: None,
+        },
+    )
+    .await
+    .map_err(|e| match e {
         lty_core::Error::Validation { field, message } => anyhow::anyhow!("{field}: {message}"),
         other => anyhow::anyhow!(other),
     })?;
-    let batch = db
-        .create_batch(NewBatch {
-            kind: body.kind,
-            count: body.count,
-            content_ref: body.content_ref.map(|c| c.trim().to_owned()),
-            payload: None,
-            plan_id: body.plan_id,
-            days: body.days,
-            expires_at: body.expires_at,
-            notes: body.notes,
-            created_by: None,
-        })
-        .await?;
     eprintln!("generated batch {} ({} cards)", batch.id, batch.count);
     let as_csv = out
         .extension()

@@ -10,11 +10,11 @@ use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use crate::app::admin::{self, LoginError};
+use crate::app::admin;
+use crate::app::ratelimit::{self, ClientIp};
 use crate::auth::AuthAdmin;
 use crate::error::{ApiResult, ErrorBody};
 use crate::extract::Json;
-use crate::ratelimit::{self, ClientIp};
 use crate::state::AppState;
 
 /// Admin authentication routes.
@@ -60,7 +60,7 @@ pub async fn login(
     State(state): State<AppState>,
     ip: ClientIp,
     Json(body): Json<AdminLoginIn>,
-) -> Result<Json<AdminLoginOut>, LoginError> {
+) -> ApiResult<Json<AdminLoginOut>> {
     ratelimit::check_ip(
         &state,
         "admin_login_ip",

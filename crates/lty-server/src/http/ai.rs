@@ -864,7 +864,7 @@ pub async fn list_conversations(
 ) -> ApiResult<Json<ConversationPage>> {
     let (page, size) = q.resolve()?;
     let found = state
-        .chat_repo
+        .db
         .conversations_of_user(auth.user_id, (page - 1) * size, size)
         .await?;
     Ok(Json(ConversationPage {
@@ -892,10 +892,7 @@ pub async fn get_conversation(
 ) -> ApiResult<Json<ConversationDetail>> {
     let (page, size) = q.resolve()?;
     let conversation = turn::owned_conversation(&state, auth.user_id, id).await?;
-    let found = state
-        .chat_repo
-        .messages(id, (page - 1) * size, size)
-        .await?;
+    let found = state.db.messages(id, (page - 1) * size, size).await?;
     Ok(Json(ConversationDetail {
         conversation: conversation.into(),
         count: found.total,
@@ -920,7 +917,7 @@ pub async fn delete_conversation(
     Path(id): Path<i64>,
 ) -> ApiResult<StatusCode> {
     turn::owned_conversation(&state, auth.user_id, id).await?;
-    state.chat_repo.delete_conversation(id).await?;
+    state.db.delete_conversation(id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -937,7 +934,7 @@ pub async fn list_personas(
 ) -> ApiResult<Json<Vec<PersonaOut>>> {
     Ok(Json(
         state
-            .chat_repo
+            .db
             .personas()
             .await?
             .into_iter()

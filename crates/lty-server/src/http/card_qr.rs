@@ -37,7 +37,7 @@ impl FromRequestParts<AppState> for Viewer {
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
         let token = bearer_token(parts)?;
         if let Some(id) = state.tokens.resolve(TokenKind::Admin, token).await? {
-            return match state.admins.get(id).await? {
+            return match state.db.admin(id).await? {
                 Some(admin) if admin.is_active => Ok(Self::Admin),
                 _ => Err(invalid_token().into()),
             };

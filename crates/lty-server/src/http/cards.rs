@@ -10,7 +10,7 @@ use bytes::Bytes;
 use chrono::{DateTime, Utc};
 use lty_core::MacAddress;
 use lty_core::achievement::CARD_SCANNED;
-use lty_core::card::{Card, CardBatch, CardCode, CardKind, CardUsage, MAX_BATCH, NewBatch};
+use lty_core::card::{Card, CardBatch, CardCode, CardKind, CardUsage, NewBatch};
 use lty_store::subscriptions::Grant;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
@@ -150,7 +150,7 @@ pub async fn scan(
         None => format!("user:{}", auth.user_id),
     };
     // Counted before the code is looked at, so wrong guesses cost too.
-    crate::ratelimit::check(
+    crate::app::ratelimit::check(
         &state,
         "card_scan",
         &subject,
@@ -159,7 +159,7 @@ pub async fn scan(
     .await?;
     if let Some(m) = &mac {
         state
-            .devices
+            .db
             .latest_binding(m)
             .await?
             .filter(|b| b.user_id == auth.user_id)
@@ -389,59 +389,6 @@ impl From<CardUsage> for UsageOut {
     }
 }
 
-pub(crate) fn validate_batch(
-    state_plan: Option<()>,
-    body: &BatchIn,
-) -> Result<(), lty_core::Error> {
-    use lty_core::Error;
-    if !(1..=MAX_BATCH).contains(&body.count) {
-        return Err(Error::validation("count", "must be 1 to 100000"));
-    }
-    match body.kind {
-        CardKind::Content => {
-            let ok = body
-                .content_ref
-                .as_deref()
-                .is_some_and(|c| !c.trim().is_empty() && c.len() <= 256);
-            if !ok {
-                return Err(Error::validation(
-                    "content_ref",
-                    "content cards need a content_ref of 1 to 256 characters",
-                ));
-            }
-            if body.plan_id.is_some() || body.days.is_some() {
-                return Err(Error::validation(
-                    "plan_id",
-                    "content cards take no plan_id or days",
-                ));
-            }
-            if let Some(p) = &body.payload
-                && (!p.is_object() || p.to_string().len() > 4096)
-            {
-                return Err(Error::validation(
-                    "payload",
-                    "must be a JSON object of at most 4 KiB",
-                ));
-            }
-        }
-        CardKind::Membership => {
-            if state_plan.is_none() {
-                return Err(Error::validation(
-                    "plan_id",
-                    "membership cards need an existing plan_id",
-                ));
-            }
-            if !body.days.is_some_and(|d| (1..=3660).contains(&d)) {
-                return Err(Error::validation("days", "must be 1 to 3660"));
-            }
-        }
-    }
-    if body.expires_at.is_some_and(|at| at <= Utc::now()) {
-        return Err(Error::validation("expires_at", "must be in the future"));
-    }
-    Ok(())
-}
-
 /// Generates a batch of cards in one transaction (operator).
 #[utoipa::path(post, path = "/api/v1/admin/card-batches/", tags = ["admin", "card"],
     security(("admin_bearer" = [])),
@@ -457,30 +404,21 @@ pub async fn create_batch(
     admin: AuthAdmin,
     Json(body): Json<BatchIn>,
 ) -> ApiResult<(StatusCode, Json<BatchOut>)> {
-    let plan = match body.plan_id {
-        Some(id) => state.db.plan(id).await?.map(|_| ()),
-        None => None,
-    };
-    validate_batch(plan, &body)?;
-    let batch = state
-        .db
-        .create_batch(NewBatch {
+    let batch = crate::app::cards::create_batch(
+        &state.db,
+        NewBatch {
             kind: body.kind,
             count: body.count,
-            content_ref: body.content_ref.map(|c| c.trim().to_owned()),
+            content_ref: body.content_ref,
             payload: body.payload,
             plan_id: body.plan_id,
             days: body.days,
             expires_at: body.expires_at,
             notes: body.notes,
             created_by: Some(admin.admin.id),
-        })
-        .await?;
-    tracing::info!(
-        batch_id = batch.id,
-        count = batch.count,
-        "card batch generated"
-    );
+        },
+    )
+    .await?;
     Ok((StatusCode::CREATED, Json(batch.into())))
 }
 

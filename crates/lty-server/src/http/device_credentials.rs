@@ -69,7 +69,7 @@ pub async fn create(
 ) -> ApiResult<Response> {
     let mac = MacAddress::parse(body.mac_address.as_deref().unwrap_or(""))?;
     let binding = state
-        .devices
+        .db
         .latest_binding(&mac)
         .await?
         .ok_or(lty_core::Error::NotFound {
@@ -83,12 +83,9 @@ pub async fn create(
             "only the user this device is bound to may provision it",
         ));
     }
-    let replaced = state.device_credentials.secret_for(&mac).await?.is_some();
+    let replaced = state.db.secret_for(&mac).await?.is_some();
     let secret = generate_device_secret();
-    let cred = state
-        .device_credentials
-        .set_secret(&mac, &secret, auth.user.id)
-        .await?;
+    let cred = state.db.set_secret(&mac, &secret, auth.user.id).await?;
     tracing::info!(mac = %mac, replaced, "device secret provisioned");
     let mut res = (
         StatusCode::CREATED,

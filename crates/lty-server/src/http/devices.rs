@@ -128,12 +128,12 @@ pub async fn bind(
 ) -> ApiResult<(axum::http::StatusCode, Json<DeviceOut>)> {
     let mac = MacAddress::parse(body.mac_address.as_deref().unwrap_or(""))?;
     let name = validate_name(body.name)?;
-    if let Some(current) = state.devices.latest_binding(&mac).await? {
+    if let Some(current) = state.db.latest_binding(&mac).await? {
         if current.user_id == auth.user.id {
             let current = match name {
                 Some(n) if current.name.as_deref() != Some(n.as_str()) => state
-                    .devices
-                    .rename(current.id, Some(&n))
+                    .db
+                    .rename_device(current.id, Some(&n))
                     .await?
                     .unwrap_or(current),
                 _ => current,
@@ -146,10 +146,7 @@ pub async fn bind(
         kick(&state, current.user_id, &mac).await;
         tracing::info!(%mac, from = current.user_id, to = auth.user.id, "device re-bound");
     }
-    let binding = state
-        .devices
-        .bind(auth.user.id, &mac, name.as_deref())
-        .await?;
+    let binding = state.db.bind(auth.user.id, &mac, name.as_deref()).await?;
     Ok((
         axum::http::StatusCode::CREATED,
         Json(device_out(&state, binding).await?),
@@ -187,12 +184,12 @@ pub async fn unbind(
 ) -> ApiResult<Json<UnbindOut>> {
     let mac = MacAddress::parse(body.mac_address.as_deref().unwrap_or(""))?;
     let binding = state
-        .devices
+        .db
         .latest_binding(&mac)
         .await?
         .filter(|b| b.user_id == auth.user.id)
         .ok_or_else(not_bound)?;
-    state.devices.unbind(binding.id).await?;
+    state.db.unbind(binding.id).await?;
     kick(&state, binding.user_id, &mac).await;
     Ok(Json(UnbindOut {
         unbound: true,
@@ -211,7 +208,7 @@ pub struct DeviceListOut {
     security(("bearer" = [])),
     responses((status = 200, body = DeviceListOut), (status = 401, body = ErrorBody)))]
 pub async fn list(State(state): State<AppState>, auth: AuthUser) -> ApiResult<Json<DeviceListOut>> {
-    let bindings = state.devices.bindings_of_user(auth.user.id).await?;
+    let bindings = state.db.bindings_of_user(auth.user.id).await?;
     let mut devices = Vec::with_capacity(bindings.len());
     for b in bindings {
         devices.push(device_out(&state, b).await?);
@@ -261,7 +258,7 @@ pub async fn binding_status(
     } else {
         None
     };
-    let binding = state.devices.latest_binding(&mac).await?;
+    let binding = state.db.latest_binding(&mac).await?;
     let mine = binding.as_ref().filter(|b| Some(b.user_id) == caller);
     Ok(Json(BindingStatusOut {
         mac_address: mac,
@@ -296,7 +293,7 @@ pub async fn rename(
 ) -> ApiResult<Json<DeviceOut>> {
     let name = validate_name(body.name)?;
     let owned = state
-        .devices
+        .db
         .bindings_of_user(auth.user.id)
         .await?
         .into_iter()
@@ -305,8 +302,8 @@ pub async fn rename(
         return Err(not_bound().into());
     }
     let binding = state
-        .devices
-        .rename(id, name.as_deref())
+        .db
+        .rename_device(id, name.as_deref())
         .await?
         .ok_or_else(not_bound)?;
     Ok(Json(device_out(&state, binding).await?))
@@ -406,7 +403,7 @@ pub async fn status(
 ) -> ApiResult<Json<StatusOut>> {
     let mac = MacAddress::parse(query.mac_address.as_deref().unwrap_or(""))?;
     state
-        .devices
+        .db
         .latest_binding(&mac)
         .await?
         .filter(|b| b.user_id == auth.user.id)

@@ -4,17 +4,17 @@
 
 use axum::extract::{OriginalUri, State};
 use axum::http::HeaderMap;
-use lty_vendors::volcengine::rtc_token::AccessToken;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::app::device_auth::{self, DeviceRouteLimits};
+use crate::app::rtc::{RtcGrant, mint};
 use crate::auth::AuthUser;
 use crate::error::{ApiResult, ErrorBody};
+use crate::extract::ClientIp;
 use crate::extract::{Json, Query};
-use crate::ratelimit::ClientIp;
 use crate::state::AppState;
 
 /// RTC token routes.
@@ -47,36 +47,15 @@ pub struct RtcTokenOut {
     pub token: String,
 }
 
-/// The room of a family.
-pub fn room_id(user_id: i64) -> String {
-    format!("room_{user_id}")
-}
-
-/// A 24-hour token for RTC user `rtc_user` in `room_{user_id}`, with the
-/// legacy default privileges; 503 when the RTC AppId/AppKey are unset.
-pub fn mint(state: &AppState, user_id: i64, rtc_user: String) -> ApiResult<RtcTokenOut> {
-    let rtc = &state.config.volcengine;
-    let (Some(app_id), Some(app_key)) = (&rtc.app_id, &rtc.app_key) else {
-        return Err(lty_core::Error::ProviderNotConfigured {
-            provider: "volcengine",
+impl From<RtcGrant> for RtcTokenOut {
+    fn from(g: RtcGrant) -> Self {
+        Self {
+            app_id: g.app_id,
+            room_id: g.room_id,
+            user_id: g.user_id,
+            token: g.token,
         }
-        .into());
-    };
-    let room_id = room_id(user_id);
-    let token = AccessToken::builder(app_id.as_str(), room_id.as_str(), rtc_user.as_str())
-        .build()
-        // The AppId is checked at start, so this is a clock beyond 2106.
-        .map_err(|e| lty_core::Error::Upstream {
-            provider: "volcengine",
-            message: format!("cannot build an RTC token: {e}"),
-        })?
-        .serialize(app_key.expose());
-    Ok(RtcTokenOut {
-        app_id: app_id.clone(),
-        room_id,
-        user_id: rtc_user,
-        token,
-    })
+    }
 }
 
 /// A device's RTC token, by MAC (no body needed).
@@ -126,7 +105,7 @@ pub async fn get_by_mac(
     )
     .await?;
     let user_id = binding.user_id;
-    Ok(Json(mint(&state, user_id, user_id.to_string())?))
+    Ok(Json(mint(&state, user_id, user_id.to_string())?.into()))
 }
 
 /// The app's RTC token: the same room as the family's devices, joined as
@@ -143,5 +122,5 @@ pub async fn for_app(
     auth: AuthUser,
 ) -> ApiResult<Json<RtcTokenOut>> {
     let id = auth.user.id;
-    Ok(Json(mint(&state, id, id.to_string())?))
+    Ok(Json(mint(&state, id, id.to_string())?.into()))
 }

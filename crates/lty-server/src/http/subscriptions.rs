@@ -248,8 +248,8 @@ pub async fn grant(
         return Err(lty_core::Error::validation("days", "must be 1 to 3660").into());
     }
     state
-        .users
-        .get(user_id)
+        .db
+        .user(user_id)
         .await?
         .ok_or_else(|| lty_core::Error::not_found("user"))?;
     state

@@ -15,11 +15,11 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::app::device_auth::{self, DeviceRouteLimits};
+use crate::app::ratelimit::{self, ClientIp};
 use crate::app::wechat;
 use crate::auth::{AuthUser, AuthUserId};
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::extract::{Json, JsonOrForm};
-use crate::ratelimit::{self, ClientIp};
 use crate::state::AppState;
 
 /// User routes.
@@ -231,10 +231,7 @@ pub async fn sms_login(
         nickname: None,
         phone: Some(phone.as_str().to_owned()),
     };
-    let (user, created) = state
-        .accounts
-        .find_or_create_phone_user(&phone, new)
-        .await?;
+    let (user, created) = state.db.find_or_create_phone_user(&phone, new).await?;
     refuse_inactive(&user)?;
     let token = state.tokens.issue(TokenKind::User, user.id).await?;
     if created {
@@ -313,10 +310,7 @@ async fn login_as_wechat_identity(
         nickname: identity.nickname.clone(),
         phone: None,
     };
-    let (user, created) = state
-        .accounts
-        .find_or_create_wechat_user(identity, new)
-        .await?;
+    let (user, created) = state.db.find_or_create_wechat_user(identity, new).await?;
     refuse_inactive(&user)?;
     let token = state.tokens.issue(TokenKind::User, user.id).await?;
     if created {
@@ -393,7 +387,7 @@ async fn link_wechat_identity(
     user_id: i64,
     identity: &WechatIdentity,
 ) -> ApiResult<Json<WechatBindOut>> {
-    let link = state.accounts.link_wechat(user_id, identity).await?;
+    let link = state.db.link_wechat(user_id, identity).await?;
     Ok(Json(WechatBindOut {
         wechat_linked: true,
         already_linked: link == lty_core::account::WechatLink::AlreadyLinked,
@@ -431,7 +425,7 @@ impl ProfileOut {
 
 async fn load_profile(state: &AppState, user_id: i64) -> Result<ProfileOut, ApiError> {
     let (user, linked) = state
-        .accounts
+        .db
         .user_with_links(user_id)
         .await?
         .ok_or_else(lty_core::token::invalid_token)?;
@@ -530,7 +524,7 @@ pub async fn update_profile(
 ) -> ApiResult<Json<ProfileOut>> {
     let patch = validate_patch(body)?;
     state
-        .users
+        .db
         .update_profile(auth.user.id, patch)
         .await?
         .ok_or_else(|| ApiError::from(lty_core::token::invalid_token()))?;

@@ -77,7 +77,11 @@ async fn session(mut socket: WebSocket, state: AppState, user_id: i64, mac: Opti
     let mut sub = state.pubsub.subscribe(&group, ws.queue_capacity);
     // Checked once subscribed: an account disabled while this socket was
     // being accepted published its close before the subscription existed.
-    match state.cache.get(&crate::auth::disabled_key(user_id)).await {
+    match state
+        .cache
+        .get(&crate::app::auth::disabled_key(user_id))
+        .await
+    {
         Ok(Some(_)) => {
             close(&mut socket, CLOSE_ACCOUNT_DISABLED, "account disabled").await;
             return;

@@ -12,7 +12,7 @@ use crate::helpers::{TestApp, assert_error, spawn_app, spawn_app_with};
 const PASSWORD: &str = "correct horse battery staple";
 
 async fn create(app: &TestApp, username: &str, role: AdminRole) -> i64 {
-    lty_server::app::admin::create_admin(app.state.admins.as_ref(), username, PASSWORD, role)
+    lty_server::app::admin::create_admin(&app.state.db, username, PASSWORD, role)
         .await
         .unwrap()
         .id
@@ -242,8 +242,8 @@ async fn operators_lack_what_only_a_superadmin_may_do() {
         // Resolve the extractor the admin API uses, then ask for the role.
         let admin = app
             .state
-            .admins
-            .get(body["admin_id"].as_i64().unwrap())
+            .db
+            .admin(body["admin_id"].as_i64().unwrap())
             .await
             .unwrap()
             .unwrap();

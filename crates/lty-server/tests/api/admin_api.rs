@@ -73,8 +73,8 @@ fn actions(entries: &[Value]) -> Vec<&str> {
 
 async fn phone_user(app: &TestApp, username: &str, phone: &str) -> i64 {
     app.state
-        .users
-        .create(NewUser {
+        .db
+        .create_user(NewUser {
             username: username.into(),
             nickname: Some("Family".into()),
             phone: Some(phone.into()),
@@ -186,11 +186,7 @@ async fn an_operator_finds_a_family_by_phone_and_sees_its_devices_and_usage() {
     let uid = phone_user(&app, "fam_phone", "13812345678").await;
     phone_user(&app, "other", "13900000000").await;
     let mac = MacAddress::parse(MAC).unwrap();
-    app.state
-        .devices
-        .bind(uid, &mac, Some("bear"))
-        .await
-        .unwrap();
+    app.state.db.bind(uid, &mac, Some("bear")).await.unwrap();
     let today = chrono::Utc::now().format("%Y%m%d");
     app.state
         .cache
@@ -356,7 +352,7 @@ async fn disabled_markers_lost_with_the_cache_can_be_restored_from_the_database(
         .post_json("/api/user/mac-login/", &json!({ "mac_address": MAC }))
         .await;
     assert_error(res, 403, "forbidden").await;
-    let restored = lty_server::http::admin::users::restore_disabled_markers(&app.state)
+    let restored = lty_server::app::auth::restore_disabled_markers(&app.state)
         .await
         .unwrap();
     assert_eq!(restored, 1);
@@ -371,7 +367,7 @@ async fn a_socket_accepted_while_its_account_is_being_disabled_is_closed() {
     let token = app.mac_login(MAC).await;
     // The account state is still active (the handshake passes) but the
     // disable has marked it: the socket closes at once.
-    lty_server::auth::mark_disabled(&app.state, uid, true)
+    lty_server::app::auth::mark_disabled(&app.state, uid, true)
         .await
         .unwrap();
     let mut socket = app.ws_connect(&token, Some(MAC)).await;
@@ -399,7 +395,7 @@ async fn an_audit_failure_fails_the_write() {
     )
     .await;
     assert!(res.status().is_server_error(), "{}", res.status());
-    assert!(app.state.users.get(uid).await.unwrap().unwrap().is_active);
+    assert!(app.state.db.user(uid).await.unwrap().unwrap().is_active);
     app.mac_login(MAC).await;
     // Sensitive reads are refused too when they cannot be audited.
     let res = call(
@@ -521,14 +517,7 @@ async fn operators_search_inspect_push_to_and_unbind_devices() {
     .await;
     assert_eq!(next_close(&mut socket).await, 4003);
     let mac = MacAddress::parse(MAC).unwrap();
-    assert!(
-        app.state
-            .devices
-            .latest_binding(&mac)
-            .await
-            .unwrap()
-            .is_none()
-    );
+    assert!(app.state.db.latest_binding(&mac).await.unwrap().is_none());
     let res = call(
         &app,
         "POST",
@@ -554,7 +543,7 @@ async fn only_a_superadmin_revokes_a_device_secret() {
     app.user_with_device("family", MAC).await;
     let mac = MacAddress::parse(MAC).unwrap();
     app.state
-        .device_credentials
+        .db
         .set_secret(&mac, &"ab".repeat(32), 1)
         .await
         .unwrap();
@@ -563,27 +552,13 @@ async fn only_a_superadmin_revokes_a_device_secret() {
     let path = format!("/api/v1/admin/devices/{MAC}/revoke-secret/");
     let res = call(&app, "POST", &path, Some(&ops), Some(&json!({}))).await;
     assert_error(res, 403, "forbidden").await;
-    assert!(
-        app.state
-            .device_credentials
-            .secret_for(&mac)
-            .await
-            .unwrap()
-            .is_some()
-    );
+    assert!(app.state.db.secret_for(&mac).await.unwrap().is_some());
     let detail = get_json(&app, &format!("/api/v1/admin/devices/{MAC}/"), &ops).await;
     assert_eq!(detail["has_secret"], true);
 
     let out = post_json(&app, &path, &root, &json!({})).await;
     assert_eq!(out["revoked"], true);
-    assert!(
-        app.state
-            .device_credentials
-            .secret_for(&mac)
-            .await
-            .unwrap()
-            .is_none()
-    );
+    assert!(app.state.db.secret_for(&mac).await.unwrap().is_none());
     let res = call(&app, "POST", &path, Some(&root), Some(&json!({}))).await;
     assert_error(res, 404, "device_secret_not_found").await;
     let entries = audit(&app, &root, "action=device.revoke_secret").await;
@@ -596,7 +571,7 @@ async fn every_conversation_view_is_audited() {
     let uid = app.user_with_device("family", MAC).await;
     let conv = app
         .state
-        .chat_repo
+        .db
         .create_conversation(uid, None, "dinosaurs")
         .await
         .unwrap();
@@ -606,7 +581,7 @@ async fn every_conversation_view_is_audited() {
         (lty_core::chat::Role::User, "more!"),
     ] {
         app.state
-            .chat_repo
+            .db
             .add_message(lty_core::chat::NewMessage {
                 conversation_id: conv.id,
                 role,
@@ -822,7 +797,7 @@ async fn catalog_changes_need_the_right_role_and_are_audited() {
         .clone();
     assert_eq!(mine["is_active"], false);
     assert!(
-        app.state.chat_repo.persona(pid).await.unwrap().is_none(),
+        app.state.db.persona(pid).await.unwrap().is_none(),
         "inactive personas are not offered"
     );
 
@@ -1056,7 +1031,7 @@ async fn stats_count_users_devices_messages_and_scans() {
     let _socket = app.ws_connect(&token, Some(MAC)).await;
     let conv = app
         .state
-        .chat_repo
+        .db
         .create_conversation(uid, None, "hi")
         .await
         .unwrap();
@@ -1066,7 +1041,7 @@ async fn stats_count_users_devices_messages_and_scans() {
         lty_core::chat::Role::User,
     ] {
         app.state
-            .chat_repo
+            .db
             .add_message(lty_core::chat::NewMessage {
                 conversation_id: conv.id,
                 role,

@@ -99,7 +99,7 @@ async fn rig(tweak: impl FnOnce(&mut Config)) -> Rig {
     let token = app.mac_login(&mac).await;
     let task_id = random_hex(16);
     app.state
-        .voice_chats
+        .db
         .insert_session(&VoiceChatSession {
             task_id: task_id.clone(),
             user_id,
@@ -593,5 +593,81 @@ async fn an_agent_turn_without_stream_answers_one_openai_chat_completion() {
     assert_eq!(
         body["choices"][0]["message"]["content"],
         FakeOpenAi::reply()
+    );
+}
+
+/// The interpreter of the virtualenv `scripts/ci-deps.sh` makes with the
+/// official OpenAI SDK (`LTY_TEST_VENV` to use another).
+fn sdk_python() -> std::path::PathBuf {
+    let venv = std::env::var_os("LTY_TEST_VENV").map_or_else(
+        || {
+            let home = std::env::var_os("HOME").expect("HOME");
+            std::path::Path::new(&home).join(".cache/lty-venv")
+        },
+        std::path::PathBuf::from,
+    );
+    let python = venv.join("bin/python");
+    assert!(
+        python.exists(),
+        "{} is missing: run scripts/ci-deps.sh (it installs the OpenAI SDK)",
+        python.display()
+    );
+    python
+}
+
+/// Reads an agent turn with the SDK, once whole and once streamed, and
+/// prints what the SDK parsed.
+const SDK_CLIENT: &str = r#"
+import json, sys
+from openai import OpenAI
+base, key, user_id, task_id = sys.argv[1:5]
+client = OpenAI(base_url=base, api_key=key, max_retries=0,
+                default_query={"user_id": user_id, "task_id": task_id})
+messages = [{"role": "user", "content": "讲个故事"}]
+whole = client.chat.completions.create(model="lty", messages=messages)
+pieces = []
+for chunk in client.chat.completions.create(model="lty", messages=messages, stream=True):
+    if chunk.choices and chunk.choices[0].delta.content:
+        pieces.append(chunk.choices[0].delta.content)
+print(json.dumps({
+    "object": whole.object,
+    "content": whole.choices[0].message.content,
+    "finish_reason": whole.choices[0].finish_reason,
+    "total_tokens": whole.usage.total_tokens,
+    "streamed": "".join(pieces),
+}, ensure_ascii=False))
+"#;
+
+#[tokio::test]
+async fn the_official_openai_python_sdk_reads_agent_turns_whole_and_streamed() {
+    let rig = rig(|_| {}).await;
+    let python = sdk_python();
+    let base = rig.app.url("/api/ai/custom-llm");
+    let user_id = rig.user_id.to_string();
+    let task_id = rig.task_id.clone();
+    let out = tokio::task::spawn_blocking(move || {
+        std::process::Command::new(python)
+            .args(["-c", SDK_CLIENT, &base, AGENT_KEY, &user_id, &task_id])
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    assert!(
+        out.status.success(),
+        "the SDK failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let parsed: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let (prompt, completion) = crate::fakes::openai::USAGE;
+    assert_eq!(
+        parsed,
+        json!({
+            "object": "chat.completion",
+            "content": FakeOpenAi::reply(),
+            "finish_reason": "stop",
+            "total_tokens": prompt + completion,
+            "streamed": FakeOpenAi::reply(),
+        })
     );
 }

@@ -130,13 +130,7 @@ async fn without_a_session_the_default_persona_answers() {
         .as_str()
         .unwrap()
         .to_owned();
-    let default = app
-        .state
-        .chat_repo
-        .default_persona()
-        .await
-        .unwrap()
-        .unwrap();
+    let default = app.state.db.default_persona().await.unwrap().unwrap();
     assert!(system.contains(default.system_prompt.trim()));
 }
 

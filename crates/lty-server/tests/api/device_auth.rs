@@ -242,7 +242,7 @@ async fn signed_mode_refuses_devices_without_a_secret() {
     // signs and gets in.
     let owner = app
         .state
-        .devices
+        .db
         .latest_binding(&lty_core::MacAddress::parse("02:00:00:00:99:05").unwrap())
         .await
         .unwrap()

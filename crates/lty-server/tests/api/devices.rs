@@ -166,8 +166,8 @@ async fn unbinding_ends_the_binding_kicks_sockets_and_keeps_history() {
     assert_error(res, 404, "device_not_bound").await;
     let history = app
         .state
-        .devices
-        .history(&lty_core::MacAddress::parse(mac).unwrap())
+        .db
+        .binding_history(&lty_core::MacAddress::parse(mac).unwrap())
         .await
         .unwrap();
     assert_eq!(history.len(), 1);

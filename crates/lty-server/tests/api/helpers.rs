@@ -236,8 +236,8 @@ impl TestApp {
     pub async fn user_with_device(&self, username: &str, mac: &str) -> i64 {
         let user = self
             .state
-            .users
-            .create(lty_core::user::NewUser {
+            .db
+            .create_user(lty_core::user::NewUser {
                 username: username.into(),
                 nickname: None,
                 phone: None,
@@ -245,11 +245,7 @@ impl TestApp {
             .await
             .expect("create user");
         let mac = lty_core::MacAddress::parse(mac).expect("mac");
-        self.state
-            .devices
-            .bind(user.id, &mac, None)
-            .await
-            .expect("bind");
+        self.state.db.bind(user.id, &mac, None).await.expect("bind");
         user.id
     }
 

@@ -400,7 +400,7 @@ async fn a_device_holding_a_secret_must_sign_its_rtc_token_request() {
     let id = app.user_with_device("signed", mac).await;
     let parsed = lty_core::MacAddress::parse(mac).unwrap();
     app.state
-        .device_credentials
+        .db
         .set_secret(&parsed, "device-secret-0001", id)
         .await
         .unwrap();

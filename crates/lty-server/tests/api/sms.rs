@@ -324,8 +324,8 @@ async fn two_simultaneous_first_logins_create_one_account() {
         phone: None,
     };
     let (a, b) = tokio::join!(
-        app.state.accounts.find_or_create_phone_user(&phone, new()),
-        app.state.accounts.find_or_create_phone_user(&phone, new()),
+        app.state.db.find_or_create_phone_user(&phone, new()),
+        app.state.db.find_or_create_phone_user(&phone, new()),
     );
     let (a, b) = (a.unwrap(), b.unwrap());
     assert_eq!(a.0.id, b.0.id);

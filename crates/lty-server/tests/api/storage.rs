@@ -6,9 +6,9 @@
 
 use bytes::Bytes;
 use chrono::{Duration, Utc};
+use lty_server::app::media::sweep_temporary;
 use lty_server::app::speech::{Retention, object_key};
 use lty_server::config::{Config, Secret};
-use lty_server::http::media::sweep_temporary;
 use lty_server::state::{StorageBackend, storage_backend};
 use serde_json::{Value, json};
 

@@ -12,7 +12,7 @@ use crate::helpers::{TestApp, assert_error, spawn_app};
 pub async fn admin_token(app: &TestApp, role: AdminRole) -> String {
     let username = format!("ops_{}", crate::helpers::random_hex(4));
     let password = "correct horse battery staple";
-    lty_server::app::admin::create_admin(app.state.admins.as_ref(), &username, password, role)
+    lty_server::app::admin::create_admin(&app.state.db, &username, password, role)
         .await
         .unwrap();
     let res = app

@@ -207,15 +207,7 @@ async fn start_update_stop_drives_the_agent_and_leaves_nothing_running() {
     assert_eq!(res.status(), 200);
     assert!(f.fake.running().is_empty());
     assert_eq!(f.app.state.cache.get(&key).await.unwrap(), None);
-    assert!(
-        f.app
-            .state
-            .voice_chats
-            .all_sessions()
-            .await
-            .unwrap()
-            .is_empty()
-    );
+    assert!(f.app.state.db.all_sessions().await.unwrap().is_empty());
     let res = f
         .post(
             "/api/device/voice-chat/update/",
@@ -241,10 +233,7 @@ async fn starting_again_stops_the_running_agent_first() {
     let running = f.fake.running();
     assert_eq!(running.len(), 1);
     assert_eq!(running[0].1, second["task_id"].as_str().unwrap());
-    assert_eq!(
-        f.app.state.voice_chats.all_sessions().await.unwrap().len(),
-        1
-    );
+    assert_eq!(f.app.state.db.all_sessions().await.unwrap().len(), 1);
 }
 
 #[tokio::test]
@@ -404,15 +393,7 @@ async fn a_wrong_secret_key_is_refused_by_volcengine_and_answers_502() {
         "no retry of a signing error"
     );
     // A definite refusal leaves nothing recorded.
-    assert!(
-        f.app
-            .state
-            .voice_chats
-            .all_sessions()
-            .await
-            .unwrap()
-            .is_empty()
-    );
+    assert!(f.app.state.db.all_sessions().await.unwrap().is_empty());
 }
 
 #[tokio::test]
@@ -489,29 +470,21 @@ async fn a_start_that_times_out_is_left_for_the_sweeper_to_stop() {
     let body = assert_error(res, 502, "upstream_error").await;
     assert_eq!(body["details"]["provider"], "volcengine");
     // The agent may be running: it stays recorded, as starting.
-    let sessions = f.app.state.voice_chats.all_sessions().await.unwrap();
+    let sessions = f.app.state.db.all_sessions().await.unwrap();
     assert_eq!(sessions.len(), 1);
     // Too young to be stopped while a start could still be in flight...
-    let report = lty_server::http::voice_chat::sweep_once(&f.app.state).await;
+    let report = lty_server::app::voice_chat::sweep_once(&f.app.state).await;
     assert!(report.stopped.is_empty());
     // ...but once it has aged, it is.
     let task = &sessions[0].task_id;
     let mut aged = sessions[0].clone();
     aged.started_at -= chrono::Duration::minutes(5);
-    f.app.state.voice_chats.delete_session(task).await.unwrap();
-    f.app.state.voice_chats.insert_session(&aged).await.unwrap();
-    let report = lty_server::http::voice_chat::sweep_once(&f.app.state).await;
+    f.app.state.db.delete_session(task).await.unwrap();
+    f.app.state.db.insert_session(&aged).await.unwrap();
+    let report = lty_server::app::voice_chat::sweep_once(&f.app.state).await;
     assert_eq!(report.stopped.len(), 1);
     assert!(f.fake.running().is_empty());
-    assert!(
-        f.app
-            .state
-            .voice_chats
-            .all_sessions()
-            .await
-            .unwrap()
-            .is_empty()
-    );
+    assert!(f.app.state.db.all_sessions().await.unwrap().is_empty());
 }
 
 #[tokio::test]
@@ -523,12 +496,12 @@ async fn the_sweeper_stops_an_agent_whose_family_went_offline() {
         .unwrap()
         .to_owned();
 
-    let report = lty_server::http::voice_chat::sweep_once(&f.app.state).await;
+    let report = lty_server::app::voice_chat::sweep_once(&f.app.state).await;
     assert!(report.stopped.is_empty(), "a device is online");
     assert_eq!(f.fake.running().len(), 1);
 
     f.mark_device_online(false).await;
-    let report = lty_server::http::voice_chat::sweep_once(&f.app.state).await;
+    let report = lty_server::app::voice_chat::sweep_once(&f.app.state).await;
     assert_eq!(report.stopped.len(), 1);
     assert_eq!(report.stopped[0].0, task);
     assert!(f.fake.running().is_empty());
@@ -544,40 +517,26 @@ async fn the_sweeper_waits_out_the_offline_grace_period() {
         .to_owned();
     // First sight of an offline family only starts the clock.
     assert!(
-        lty_server::http::voice_chat::sweep_once(&f.app.state)
+        lty_server::app::voice_chat::sweep_once(&f.app.state)
             .await
             .stopped
             .is_empty()
     );
-    let session = f
-        .app
-        .state
-        .voice_chats
-        .session(&task)
-        .await
-        .unwrap()
-        .unwrap();
+    let session = f.app.state.db.session(&task).await.unwrap().unwrap();
     let since = session.offline_since.expect("offline since the sweep");
     // Back online clears it; offline for longer than the grace stops it.
     f.mark_device_online(true).await;
-    lty_server::http::voice_chat::sweep_once(&f.app.state).await;
-    let session = f
-        .app
-        .state
-        .voice_chats
-        .session(&task)
-        .await
-        .unwrap()
-        .unwrap();
+    lty_server::app::voice_chat::sweep_once(&f.app.state).await;
+    let session = f.app.state.db.session(&task).await.unwrap().unwrap();
     assert_eq!(session.offline_since, None);
     f.mark_device_online(false).await;
     f.app
         .state
-        .voice_chats
+        .db
         .set_session_offline_since(&task, Some(since - chrono::Duration::minutes(11)))
         .await
         .unwrap();
-    let report = lty_server::http::voice_chat::sweep_once(&f.app.state).await;
+    let report = lty_server::app::voice_chat::sweep_once(&f.app.state).await;
     assert_eq!(report.stopped.len(), 1);
     assert!(f.fake.running().is_empty());
 }
@@ -605,15 +564,7 @@ async fn the_background_sweeper_stops_an_abandoned_session_when_its_key_expires(
     let stops = f.fake.calls_of("StopVoiceChat");
     assert_eq!(stops.len(), 1);
     assert_eq!(stops[0].body["TaskId"], task);
-    assert!(
-        f.app
-            .state
-            .voice_chats
-            .all_sessions()
-            .await
-            .unwrap()
-            .is_empty()
-    );
+    assert!(f.app.state.db.all_sessions().await.unwrap().is_empty());
 }
 
 // ---- the fake itself -------------------------------------------------------

@@ -1,7 +1,7 @@
 //! Connecting, migrating, provisioning, and the user and device
 //! repositories on both engines.
 
-use lty_core::user::{DeviceRepo, NewUser, UserRepo};
+use lty_core::user::NewUser;
 use lty_core::{Error, MacAddress};
 use lty_store::migration::Migrator;
 use lty_store::provision::{create_postgres_database, drop_postgres_database, with_database};
@@ -51,12 +51,12 @@ async fn migrations_apply_to_a_fresh_database_and_are_listed_as_applied() {
 async fn running_migrations_again_changes_nothing() {
     each_database(async |t| {
         let before = t.db.applied_migrations().await.unwrap();
-        let alice = t.db.create(user_named("alice")).await.unwrap();
+        let alice = t.db.create_user(user_named("alice")).await.unwrap();
 
         t.db.migrate().await.unwrap();
 
         assert_eq!(t.db.applied_migrations().await.unwrap(), before);
-        assert_eq!(t.db.get(alice.id).await.unwrap(), Some(alice));
+        assert_eq!(t.db.user(alice.id).await.unwrap(), Some(alice));
     })
     .await;
 }
@@ -65,7 +65,7 @@ async fn running_migrations_again_changes_nothing() {
 async fn the_tables_accept_a_user_and_a_device_binding() {
     each_database(async |t| {
         let alice =
-            t.db.create(NewUser {
+            t.db.create_user(NewUser {
                 username: "alice".to_owned(),
                 nickname: Some("Alice".to_owned()),
                 phone: Some("13812345678".to_owned()),
@@ -77,8 +77,8 @@ async fn the_tables_accept_a_user_and_a_device_binding() {
         assert_eq!(alice.nickname.as_deref(), Some("Alice"));
         assert_eq!(alice.phone.as_deref(), Some("13812345678"));
         assert!(alice.is_active);
-        assert_eq!(t.db.get(alice.id).await.unwrap().as_ref(), Some(&alice));
-        assert_eq!(t.db.get(alice.id + 1000).await.unwrap(), None);
+        assert_eq!(t.db.user(alice.id).await.unwrap().as_ref(), Some(&alice));
+        assert_eq!(t.db.user(alice.id + 1000).await.unwrap(), None);
 
         // Parsed from upper case with dashes; stored and found normalised.
         let binding =
@@ -101,8 +101,8 @@ async fn the_tables_accept_a_user_and_a_device_binding() {
 #[tokio::test]
 async fn latest_binding_follows_a_mac_rebound_to_another_user() {
     each_database(async |t| {
-        let alice = t.db.create(user_named("alice")).await.unwrap();
-        let bob = t.db.create(user_named("bob")).await.unwrap();
+        let alice = t.db.create_user(user_named("alice")).await.unwrap();
+        let bob = t.db.create_user(user_named("bob")).await.unwrap();
         let speaker = mac("02:00:00:00:00:07");
         let other = mac("02:00:00:00:00:08");
 
@@ -126,7 +126,7 @@ async fn latest_binding_follows_a_mac_rebound_to_another_user() {
 #[tokio::test]
 async fn a_mac_that_was_never_bound_has_no_binding() {
     each_database(async |t| {
-        let alice = t.db.create(user_named("alice")).await.unwrap();
+        let alice = t.db.create_user(user_named("alice")).await.unwrap();
         t.db.bind(alice.id, &mac("02:00:00:00:00:01"), None)
             .await
             .unwrap();
@@ -143,7 +143,7 @@ async fn a_mac_that_was_never_bound_has_no_binding() {
 #[tokio::test]
 async fn a_taken_username_or_phone_is_a_conflict() {
     each_database(async |t| {
-        t.db.create(NewUser {
+        t.db.create_user(NewUser {
             username: "alice".to_owned(),
             nickname: None,
             phone: Some("13812345678".to_owned()),
@@ -151,7 +151,7 @@ async fn a_taken_username_or_phone_is_a_conflict() {
         .await
         .unwrap();
 
-        let same_name = t.db.create(user_named("alice")).await.unwrap_err();
+        let same_name = t.db.create_user(user_named("alice")).await.unwrap_err();
         assert!(
             matches!(
                 same_name,
@@ -163,7 +163,7 @@ async fn a_taken_username_or_phone_is_a_conflict() {
             "{same_name:?}"
         );
         let same_phone =
-            t.db.create(NewUser {
+            t.db.create_user(NewUser {
                 username: "alice2".to_owned(),
                 nickname: None,
                 phone: Some("13812345678".to_owned()),
@@ -182,8 +182,8 @@ async fn a_taken_username_or_phone_is_a_conflict() {
         );
 
         // Users without a phone never conflict with each other.
-        t.db.create(user_named("bob")).await.unwrap();
-        t.db.create(user_named("carol")).await.unwrap();
+        t.db.create_user(user_named("bob")).await.unwrap();
+        t.db.create_user(user_named("carol")).await.unwrap();
     })
     .await;
 }
@@ -259,10 +259,9 @@ async fn with_database_replaces_only_the_database_name() {
 
 #[tokio::test]
 async fn device_auth_facts_read_the_secret_the_binding_in_force_and_the_account_together() {
-    use lty_core::credential::DeviceCredentialRepo;
     each_database(async |t| {
-        let alice = t.db.create(user_named("alice")).await.unwrap();
-        let bob = t.db.create(user_named("bob")).await.unwrap();
+        let alice = t.db.create_user(user_named("alice")).await.unwrap();
+        let bob = t.db.create_user(user_named("bob")).await.unwrap();
         let speaker = mac("02:00:00:00:0f:01");
 
         // Nothing known about the MAC.

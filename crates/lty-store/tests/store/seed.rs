@@ -2,7 +2,7 @@
 //! bound to `bench_mac(i)`, idempotent, growing only by what is missing.
 
 use lty_core::MacAddress;
-use lty_core::user::{DeviceRepo, NewUser, UserRepo};
+use lty_core::user::NewUser;
 use lty_store::seed::{SeedReport, bench_mac, count_bench_users, seed_bench_users};
 
 use crate::helpers::{TestDb, each_database};
@@ -14,7 +14,7 @@ async fn assert_bound_to_its_bench_user(t: &TestDb, i: u32) {
             .await
             .unwrap()
             .unwrap_or_else(|| panic!("bench MAC {i} is unbound"));
-    let user = t.db.get(binding.user_id).await.unwrap().unwrap();
+    let user = t.db.user(binding.user_id).await.unwrap().unwrap();
     assert_eq!(user.username, format!("bench_{i}"));
 }
 
@@ -99,7 +99,7 @@ async fn counting_bench_users_ignores_usernames_that_only_look_alike() {
     each_database(async |t| {
         // `_` is a LIKE wildcard, and SQLite's LIKE ignores ASCII case.
         for username in ["benchmark", "bench-7", "BENCH_7", "Bench_admin"] {
-            t.db.create(NewUser {
+            t.db.create_user(NewUser {
                 username: username.to_owned(),
                 nickname: None,
                 phone: None,

@@ -234,7 +234,7 @@ pub async fn start(state: &AppState, req: TurnRequest) -> Result<Turn> {
     };
     if let Some(conversation_id) = conversation_id {
         state
-            .chat_repo
+            .db
             .add_message(NewMessage {
                 conversation_id,
                 role: Role::User,
@@ -323,12 +323,12 @@ async fn resolve_thread(
         } => {
             let c = owned_conversation(state, user_id, *id).await?;
             let p = match c.persona_id {
-                Some(pid) => state.chat_repo.persona(pid).await?,
+                Some(pid) => state.db.persona(pid).await?,
                 None => None,
             };
             let p = match p {
                 Some(p) => Some(p),
-                None => state.chat_repo.default_persona().await?,
+                None => state.db.default_persona().await?,
             };
             let (p, prompt) = with_prompt(p);
             (p, prompt, Some(Conversation::Existing(c.id)))
@@ -352,11 +352,11 @@ async fn resolve_thread(
             };
             let (p, prompt) = match session_prompt {
                 Some(prompt) => (None, Some(prompt)),
-                None => with_prompt(state.chat_repo.default_persona().await?),
+                None => with_prompt(state.db.default_persona().await?),
             };
             let recorded = match task_id.as_deref() {
                 Some(task) => state
-                    .voice_chats
+                    .db
                     .session(task)
                     .await?
                     .filter(|s| s.user_id == user_id)
@@ -410,7 +410,7 @@ pub async fn owned_conversation(
     id: i64,
 ) -> Result<lty_core::chat::Conversation> {
     state
-        .chat_repo
+        .db
         .conversation(id)
         .await?
         .filter(|c| c.user_id == user_id)
@@ -420,13 +420,13 @@ pub async fn owned_conversation(
 /// The persona `id`, or the default one when `None`.
 async fn persona(state: &AppState, id: Option<i64>) -> Result<Option<Persona>> {
     match id {
-        Some(id) => Ok(Some(state.chat_repo.persona(id).await?.ok_or(
+        Some(id) => Ok(Some(state.db.persona(id).await?.ok_or(
             Error::NotFound {
                 what: "persona",
                 code: "persona_not_found",
             },
         )?)),
-        None => state.chat_repo.default_persona().await,
+        None => state.db.default_persona().await,
     }
 }
 
@@ -438,7 +438,7 @@ async fn new_conversation(
 ) -> Result<i64> {
     let title: String = message.chars().take(TITLE_CHARS).collect();
     Ok(state
-        .chat_repo
+        .db
         .create_conversation(user_id, persona_id, &title)
         .await?
         .id)
@@ -452,7 +452,7 @@ async fn session_conversation(
     message: &str,
 ) -> Result<i64> {
     if let Some(id) = state
-        .voice_chats
+        .db
         .session(task_id)
         .await?
         .and_then(|s| s.conversation_id)
@@ -460,10 +460,10 @@ async fn session_conversation(
         return Ok(id);
     }
     let id = new_conversation(state, user_id, None, message).await?;
-    let attached = state.voice_chats.attach_conversation(task_id, id).await?;
+    let attached = state.db.attach_conversation(task_id, id).await?;
     if attached != id {
         // Another instance's turn attached its conversation first.
-        state.chat_repo.delete_conversation(id).await?;
+        state.db.delete_conversation(id).await?;
     }
     Ok(attached)
 }
@@ -472,7 +472,7 @@ async fn session_conversation(
 /// again: refused ones are left out.
 async fn stored_history(state: &AppState, conversation_id: i64) -> Result<Vec<ChatMessage>> {
     Ok(state
-        .chat_repo
+        .db
         .recent_messages(conversation_id, HISTORY_MAX_MESSAGES)
         .await?
         .into_iter()
@@ -791,7 +791,7 @@ impl Running {
         }
         let stored = self
             .state
-            .chat_repo
+            .db
             .add_message(NewMessage {
                 conversation_id,
                 role: Role::Assistant,

@@ -16,8 +16,8 @@ use utoipa_axum::routes;
 
 use super::{AdminCtx, PageInfo, PageQuery};
 use crate::error::{ApiResult, ErrorBody};
+use crate::extract::ClientIp;
 use crate::extract::{Json, Query};
-use crate::ratelimit::ClientIp;
 use crate::state::AppState;
 
 /// Audit routes.

@@ -75,11 +75,8 @@ pub async fn list(
     Query(q): Query<PageQuery>,
 ) -> ApiResult<Json<AdminConversationListOut>> {
     let (offset, limit, page, size) = q.window()?;
-    state.users.get(id).await?.ok_or_else(user_not_found)?;
-    let found = state
-        .chat_repo
-        .conversations_of_user(id, offset, limit)
-        .await?;
+    state.db.user(id).await?.ok_or_else(user_not_found)?;
+    let found = state.db.conversations_of_user(id, offset, limit).await?;
     ctx.audit(
         &state,
         "conversation.list",
@@ -124,11 +121,11 @@ pub async fn view(
 ) -> ApiResult<Json<AdminConversationDetailOut>> {
     let (offset, limit, page, size) = q.window()?;
     let conversation = state
-        .chat_repo
+        .db
         .conversation(id)
         .await?
         .ok_or_else(|| not_found("conversation", "conversation_not_found"))?;
-    let messages = state.chat_repo.messages(id, offset, limit).await?;
+    let messages = state.db.messages(id, offset, limit).await?;
     ctx.audit(
         &state,
         "conversation.view",

@@ -126,7 +126,7 @@ pub async fn search(
         let Ok(mac) = MacAddress::parse(&raw) else {
             continue;
         };
-        let binding = state.devices.latest_binding(&mac).await?;
+        let binding = state.db.latest_binding(&mac).await?;
         let (online, last_seen) = online_state(&state, &mac).await?;
         devices.push(DeviceSummaryOut {
             mac_address: mac.to_string(),
@@ -175,12 +175,12 @@ pub async fn view(
     Path(mac): Path<String>,
 ) -> ApiResult<Json<DeviceDetailOut>> {
     let mac = parse_mac(&mac)?;
-    let history = state.devices.history(&mac).await?;
+    let history = state.db.binding_history(&mac).await?;
     let secret_at = state.db.device_secret_created_at(&mac).await?;
     if history.is_empty() && secret_at.is_none() {
         return Err(device_not_found());
     }
-    let binding = state.devices.latest_binding(&mac).await?;
+    let binding = state.db.latest_binding(&mac).await?;
     let (online, last_seen) = online_state(&state, &mac).await?;
     ctx.audit(&state, "device.view", "device", mac, json!({}))
         .await?;
@@ -206,11 +206,7 @@ pub struct AdminUnbindOut {
 }
 
 async fn current_binding(state: &AppState, mac: &MacAddress) -> ApiResult<DeviceBinding> {
-    state
-        .devices
-        .latest_binding(mac)
-        .await?
-        .ok_or_else(not_bound)
+    state.db.latest_binding(mac).await?.ok_or_else(not_bound)
 }
 
 /// Ends the device's binding and closes its sockets on every instance
@@ -234,7 +230,7 @@ pub async fn unbind(
     let binding = current_binding(&state, &mac).await?;
     let details = json!({ "binding_id": binding.id, "user_id": binding.user_id });
     ctx.audited(&state, "device.unbind", "device", mac, details, async {
-        state.devices.unbind(binding.id).await?;
+        state.db.unbind(binding.id).await?;
         state
             .pubsub
             .publish(&device_group(binding.user_id), kick_message(&mac))

@@ -11,9 +11,9 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::{AdminCtx, PageInfo, PageQuery, not_found};
+use crate::app::voice_chat::{is_task_id, stop_session};
 use crate::error::{ApiResult, ErrorBody};
 use crate::extract::{Json, Path, Query};
-use crate::http::voice_chat::{is_task_id, stop_session};
 use crate::state::AppState;
 
 /// Session routes.
@@ -105,8 +105,8 @@ pub async fn list(
         }
     };
     let mut sessions: Vec<VoiceChatSession> = match q.user_id {
-        Some(id) => state.voice_chats.sessions_of_user(id).await?,
-        None => state.voice_chats.all_sessions().await?,
+        Some(id) => state.db.sessions_of_user(id).await?,
+        None => state.db.all_sessions().await?,
     };
     sessions.retain(|s| status.is_none_or(|st| s.status == st));
     sessions.sort_by(|a, b| {
@@ -162,7 +162,7 @@ pub async fn stop(
         );
     }
     let session = state
-        .voice_chats
+        .db
         .session(&task_id)
         .await?
         .ok_or_else(|| not_found("voice chat session", "voice_session_not_found"))?;
@@ -177,17 +177,10 @@ pub async fn stop(
         "voice_session",
         &task_id,
         details,
-        stop_session(&state, &session),
+        async { Ok(stop_session(&state, &session).await?) },
     )
     .await?;
-    let seconds = (Utc::now() - session.started_at).num_seconds().max(0);
-    crate::app::achievements::record_quietly(
-        &state,
-        session.user_id,
-        lty_core::achievement::VOICE_MINUTES,
-        (seconds + 59) / 60,
-    )
-    .await;
+    crate::app::voice_chat::count_minutes(&state, &session).await;
     Ok(Json(VoiceSessionStopOut {
         task_id,
         user_id: session.user_id,

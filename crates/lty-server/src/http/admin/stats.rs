@@ -285,7 +285,7 @@ pub async fn stats(
         })
         .collect();
     let scans = state.db.scans_per_batch().await?;
-    let sessions = state.voice_chats.all_sessions().await?.len() as u64;
+    let sessions = state.db.all_sessions().await?.len() as u64;
     let minutes_total = state
         .db
         .event_total(lty_core::achievement::VOICE_MINUTES)

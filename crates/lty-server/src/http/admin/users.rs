@@ -40,18 +40,6 @@ pub(super) fn user_not_found() -> ApiError {
     not_found("user", "user_not_found")
 }
 
-/// Sets the disabled marker ([`crate::auth::disabled_key`]) of every
-/// disabled user, e.g. at start after the cache lost its data, so token-only
-/// routes keep refusing them (device logins read the account itself).
-/// Returns how many were set.
-pub async fn restore_disabled_markers(state: &AppState) -> ApiResult<usize> {
-    let ids = state.db.disabled_user_ids().await?;
-    for &id in &ids {
-        crate::auth::mark_disabled(state, id, true).await?;
-    }
-    Ok(ids.len())
-}
-
 /// A user as operators see it (the phone number in full).
 #[derive(Debug, Serialize, ToSchema)]
 pub struct AdminUserOut {
@@ -264,9 +252,9 @@ pub async fn view(
     ctx: AdminCtx,
     Path(id): Path<i64>,
 ) -> ApiResult<Json<UserDetailOut>> {
-    let user = state.users.get(id).await?.ok_or_else(user_not_found)?;
+    let user = state.db.user(id).await?.ok_or_else(user_not_found)?;
     let mut devices = Vec::new();
-    for b in state.devices.bindings_of_user(id).await? {
+    for b in state.db.bindings_of_user(id).await? {
         let (online, last_seen) = online_state(&state, &b.mac_address).await?;
         devices.push(UserDeviceOut {
             binding: b.into(),
@@ -283,9 +271,9 @@ pub async fn view(
         .await?
         .and_then(|v| v.trim().parse::<i64>().ok())
         .unwrap_or(0);
-    let conversations = state.chat_repo.conversations_of_user(id, 0, 1).await?.total;
+    let conversations = state.db.conversations_of_user(id, 0, 1).await?.total;
     let totals = state.db.progress_of_user(id).await?.into_iter().collect();
-    let voice = state.voice_chats.sessions_of_user(id).await?.len();
+    let voice = state.db.sessions_of_user(id).await?.len();
     ctx.audit(&state, "user.view", "user", id, json!({}))
         .await?;
     Ok(Json(UserDetailOut {
@@ -397,7 +385,7 @@ async fn set_account_state(
     active: bool,
 ) -> ApiResult<Json<AccountStateOut>> {
     let reason = reason(body)?;
-    state.users.get(id).await?.ok_or_else(user_not_found)?;
+    state.db.user(id).await?.ok_or_else(user_not_found)?;
     let action = if active {
         "user.enable"
     } else {
@@ -410,7 +398,7 @@ async fn set_account_state(
             .set_user_active(id, active)
             .await?
             .ok_or_else(user_not_found)?;
-        crate::auth::mark_disabled(state, id, !active).await?;
+        crate::app::auth::mark_disabled(state, id, !active).await?;
         if !active {
             crate::ws::kick_user(state, id).await?;
         }
@@ -454,7 +442,7 @@ pub async fn reset_quota(
     ctx: AdminCtx,
     Path(id): Path<i64>,
 ) -> ApiResult<Json<QuotaResetOut>> {
-    state.users.get(id).await?.ok_or_else(user_not_found)?;
+    state.db.user(id).await?.ok_or_else(user_not_found)?;
     let key = crate::app::chat::quota_key(id, Utc::now());
     let before = state
         .cache

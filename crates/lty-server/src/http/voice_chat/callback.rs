@@ -15,10 +15,10 @@ use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::{agent_user_id, is_task_id, task_key};
+use crate::app::rtc::room_id;
+use crate::app::voice_chat::{agent_user_id, is_task_id, task_key};
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::extract::{Json, Query};
-use crate::http::rtc::room_id;
 use crate::state::AppState;
 use crate::ws::protocol::device_group;
 
@@ -199,7 +199,7 @@ async fn device_messages(
             let task = match query_task {
                 Some(t) => Some(t),
                 None => state
-                    .voice_chats
+                    .db
                     .sessions_of_user(user)
                     .await?
                     .pop()
@@ -257,7 +257,7 @@ async fn user_of_speaker(
         return Ok(Some(n));
     }
     for n in speakers().filter_map(|s| s.parse::<i64>().ok()) {
-        if !state.voice_chats.sessions_of_user(n).await?.is_empty() {
+        if !state.db.sessions_of_user(n).await?.is_empty() {
             return Ok(Some(n));
         }
     }

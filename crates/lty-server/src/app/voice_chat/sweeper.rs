@@ -64,7 +64,7 @@ pub fn spawn_sweeper(state: AppState) -> JoinHandle<()> {
 /// Runs one sweep over every recorded session.
 pub async fn sweep_once(state: &AppState) -> SweepReport {
     let mut report = SweepReport::default();
-    let sessions = match state.voice_chats.all_sessions().await {
+    let sessions = match state.db.all_sessions().await {
         Ok(s) => s,
         Err(err) => {
             tracing::warn!(%err, "voice-chat sweeper cannot list sessions");
@@ -109,7 +109,7 @@ async fn verdict(
         return Ok(Some(StopReason::Expired));
     }
     let mut online = false;
-    for binding in state.devices.bindings_of_user(session.user_id).await? {
+    for binding in state.db.bindings_of_user(session.user_id).await? {
         if state
             .cache
             .get(&last_seen_key(&binding.mac_address))
@@ -124,14 +124,14 @@ async fn verdict(
         (true, None) => Ok(None),
         (true, Some(_)) => {
             state
-                .voice_chats
+                .db
                 .set_session_offline_since(&session.task_id, None)
                 .await?;
             Ok(None)
         }
         (false, None) if vc.voice_chat_offline_grace_secs > 0 => {
             state
-                .voice_chats
+                .db
                 .set_session_offline_since(&session.task_id, Some(now))
                 .await?;
             Ok(None)
