@@ -10,9 +10,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::body::Body;
-use axum::extract::{DefaultBodyLimit, FromRequest, Multipart, Request, State};
-use axum::http::{StatusCode, header};
+use axum::extract::{DefaultBodyLimit, Request, State};
+use axum::http::StatusCode;
 use chrono::Utc;
 use lty_core::chat::ChatError;
 use lty_vendors::aliyun::AccessKey;
@@ -30,6 +29,7 @@ use crate::auth::AuthUserId;
 use crate::config::Config;
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::extract::Json;
+use crate::http::upload::Upload;
 use crate::state::{AppState, StorageBackend, storage_backend};
 
 /// Image routes.
@@ -255,51 +255,6 @@ fn sniff(data: &[u8]) -> Option<ImageKind> {
     }
 }
 
-fn too_large(max: usize) -> ApiError {
-    ApiError::new(
-        StatusCode::PAYLOAD_TOO_LARGE,
-        "payload_too_large",
-        format!("the image is larger than {max} bytes"),
-    )
-}
-
-/// Reads the image of an upload: the raw body, or the first `file` (or
-/// `image`) part of a multipart form, within `max` bytes.
-async fn read_image(req: Request, max: usize) -> ApiResult<bytes::Bytes> {
-    let is_form = req
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|ct| ct.to_ascii_lowercase().starts_with("multipart/form-data"));
-    if !is_form {
-        return axum::body::to_bytes(req.into_body(), max)
-            .await
-            .map_err(|_| too_large(max));
-    }
-    // Room for the part headers and boundaries around the image.
-    let req = req.map(|b| Body::new(http_body_util::Limited::new(b, max + 16 * 1024)));
-    let bad_form = |e: axum::extract::multipart::MultipartError| {
-        if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
-            too_large(max)
-        } else {
-            ApiError::new(StatusCode::BAD_REQUEST, "invalid_body", e.body_text())
-        }
-    };
-    let mut form = Multipart::from_request(req, &())
-        .await
-        .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "invalid_body", e.body_text()))?;
-    while let Some(field) = form.next_field().await.map_err(bad_form)? {
-        if matches!(field.name(), Some("file" | "image")) {
-            let data = field.bytes().await.map_err(bad_form)?;
-            if data.len() > max {
-                return Err(too_large(max));
-            }
-            return Ok(data);
-        }
-    }
-    Err(lty_core::Error::validation("image", "no `file` or `image` part in the form").into())
-}
-
 /// A failed VI call (temporary upload or tagging) as an API error: `429`
 /// under the vendor's flow control, else `502 upstream_error` with the
 /// vendor's code.
@@ -366,7 +321,12 @@ pub async fn image(
         )
     })?;
     let cfg = &state.config.image;
-    let data = read_image(req, cfg.max_bytes).await?;
+    let upload = Upload {
+        what: "image",
+        parts: &["file", "image"],
+        max: cfg.max_bytes,
+    };
+    let data = upload.read(req).await?.data;
     if data.is_empty() {
         return Err(lty_core::Error::validation("image", "the upload is empty").into());
     }
