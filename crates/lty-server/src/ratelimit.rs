@@ -14,7 +14,6 @@ use axum::http::HeaderMap;
 use axum::http::request::Parts;
 
 use crate::config::{LimitsConfig, RateLimit};
-use crate::error::ApiError;
 use crate::state::AppState;
 
 pub use crate::config::{IpNet, TrustedProxies};
@@ -26,7 +25,7 @@ pub async fn check(
     rule: &'static str,
     subject: &str,
     limit: RateLimit,
-) -> Result<(), ApiError> {
+) -> lty_core::Result<()> {
     if !limit.enabled() {
         return Ok(());
     }
@@ -40,8 +39,7 @@ pub async fn check(
     let secs = left.min(window).as_secs_f64().ceil().max(1.0) as u64;
     Err(lty_core::Error::RateLimited {
         retry_after_secs: secs,
-    }
-    .into())
+    })
 }
 
 /// [`check`] keyed by the client IP, skipping loopback clients when
@@ -51,7 +49,7 @@ pub async fn check_ip(
     rule: &'static str,
     ip: &ClientIp,
     limit: RateLimit,
-) -> Result<(), ApiError> {
+) -> lty_core::Result<()> {
     if state.config.limits.exempt_loopback && ip.0.is_loopback() {
         return Ok(());
     }
