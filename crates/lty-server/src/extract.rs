@@ -40,6 +40,7 @@ pub struct DeviceSignature {
     pub method: String,
     /// The path and query exactly as sent on the request line.
     pub target: String,
+    /// What was sent of the four headers.
     pub headers: DeviceHeaders,
 }
 

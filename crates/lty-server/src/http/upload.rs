@@ -31,6 +31,7 @@ pub struct Upload {
 /// The file of an upload.
 #[derive(Debug)]
 pub struct UploadedFile {
+    /// The file's bytes, at most [`Upload::max`].
     pub data: Bytes,
     /// The request's `Content-Type` for a raw body, the part's for a form;
     /// empty when not sent.
