@@ -1,6 +1,7 @@
 //! Extractors whose rejections are [`ApiError`]s, so malformed input gets
-//! the same JSON error shape as everything else, and the client's address
-//! ([`ClientIp`]) as the rate limits see it.
+//! the same JSON error shape as everything else; the client's address
+//! ([`ClientIp`]) as the rate limits see it; and the `X-Device-*`
+//! signature headers ([`DeviceSignature`]) read once for the device routes.
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
@@ -36,6 +37,124 @@ pub struct Query<T>(pub T);
 #[derive(Debug, Clone, Copy, FromRequestParts)]
 #[from_request(via(axum::extract::Path), rejection(ApiError))]
 pub struct Path<T>(pub T);
+
+/// The `X-Device-*` headers of a device request with the method and target
+/// they sign (docs/device-auth.md), for [`crate::app::device_auth`]. Never
+/// refuses a request: whether a signature is needed, and good, is the
+/// service's call. Documented as the four optional header parameters.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeviceSignature {
+    /// The request method, as signed.
+    pub method: String,
+    /// The path and query exactly as sent on the request line.
+    pub target: String,
+    /// What was sent of the four headers.
+    pub headers: DeviceHeaders,
+}
+
+/// What a request carried of the four `X-Device-*` headers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DeviceHeaders {
+    /// All four, trimmed.
+    Sent {
+        mac: String,
+        timestamp: String,
+        nonce: String,
+        signature: String,
+    },
+    /// At least one is absent (legacy devices send none).
+    Missing,
+    /// This header, the first in the order above that is sent with bytes
+    /// other than visible ASCII.
+    NotAscii(&'static str),
+}
+
+impl DeviceHeaders {
+    fn read(headers: &axum::http::HeaderMap) -> Self {
+        use crate::app::device_auth::{
+            HEADER_MAC, HEADER_NONCE, HEADER_SIGNATURE, HEADER_TIMESTAMP,
+        };
+        let text = |name: &'static str| match headers.get(name) {
+            None => Ok(None),
+            Some(v) => v
+                .to_str()
+                .map(|s| Some(s.trim().to_owned()))
+                .map_err(|_| name),
+        };
+        let sent = || -> Result<_, &'static str> {
+            Ok((
+                text(HEADER_MAC)?,
+                text(HEADER_TIMESTAMP)?,
+                text(HEADER_NONCE)?,
+                text(HEADER_SIGNATURE)?,
+            ))
+        };
+        match sent() {
+            Ok((Some(mac), Some(timestamp), Some(nonce), Some(signature))) => Self::Sent {
+                mac,
+                timestamp,
+                nonce,
+                signature,
+            },
+            Ok(_) => Self::Missing,
+            Err(name) => Self::NotAscii(name),
+        }
+    }
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for DeviceSignature {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        _: &S,
+    ) -> Result<Self, Self::Rejection> {
+        // Behind a nested router `parts.uri` is cut short; the device
+        // signed the target it sent.
+        let uri = parts
+            .extensions
+            .get::<axum::extract::OriginalUri>()
+            .map_or(&parts.uri, |o| &o.0);
+        Ok(Self {
+            method: parts.method.as_str().to_owned(),
+            target: uri
+                .path_and_query()
+                .map_or(uri.path(), |pq| pq.as_str())
+                .to_owned(),
+            headers: DeviceHeaders::read(&parts.headers),
+        })
+    }
+}
+
+impl utoipa::IntoParams for DeviceSignature {
+    fn into_params(
+        _: impl Fn() -> Option<utoipa::openapi::path::ParameterIn>,
+    ) -> Vec<utoipa::openapi::path::Parameter> {
+        use utoipa::openapi::path::{ParameterBuilder, ParameterIn};
+        use utoipa::openapi::schema::{ObjectBuilder, SchemaType, Type};
+        [
+            ("X-Device-Mac", "signed requests: the device's MAC"),
+            ("X-Device-Timestamp", "signed requests: Unix seconds"),
+            ("X-Device-Nonce", "signed requests: single-use nonce"),
+            ("X-Device-Signature", "signed requests: hex HMAC-SHA256"),
+        ]
+        .into_iter()
+        .map(|(name, description)| {
+            ParameterBuilder::new()
+                .name(name)
+                .parameter_in(ParameterIn::Header)
+                .description(Some(description))
+                .required(utoipa::openapi::Required::False)
+                .schema(Some(
+                    ObjectBuilder::new()
+                        .schema_type(SchemaType::from_iter([Type::String, Type::Null]))
+                        .build(),
+                ))
+                .build()
+        })
+        .collect()
+    }
+}
 
 /// A body that is JSON or `application/x-www-form-urlencoded`, for legacy
 /// routes whose clients may send either.

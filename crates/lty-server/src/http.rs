@@ -19,6 +19,7 @@ pub mod media;
 pub mod rtc;
 pub mod speech;
 pub mod subscriptions;
+mod upload;
 pub mod users;
 pub mod voice_chat;
 

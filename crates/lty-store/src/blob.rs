@@ -16,6 +16,7 @@ use lty_core::ports::BlobStore;
 use lty_core::{BackendError, Error, Result};
 use lty_vendors::aliyun::oss::{self, OssRequest};
 use lty_vendors::aliyun::{AccessKey, Method};
+use lty_vendors::http::ClientOptions;
 use opendal::{ErrorKind, Operator};
 
 fn blob_err(err: impl std::fmt::Display) -> Error {
@@ -231,11 +232,12 @@ impl OssBlobStore {
         if opts.bucket.is_empty() || opts.key.id.is_empty() || opts.key.secret.is_empty() {
             return Err(blob_err("OSS needs a bucket and an AccessKey pair"));
         }
-        let http = reqwest::Client::builder()
-            .connect_timeout(Duration::from_secs(5))
-            .timeout(opts.timeout)
-            .build()
-            .map_err(blob_err)?;
+        let http = lty_vendors::http::client(ClientOptions {
+            // The blob adapters keep reqwest's default of following redirects.
+            follow_redirects: true,
+            ..ClientOptions::timeouts(Duration::from_secs(5), opts.timeout)
+        })
+        .map_err(blob_err)?;
         Ok(Self {
             opts: Arc::new(opts),
             http,

@@ -5,6 +5,7 @@
 
 pub mod aliyun;
 pub mod aws;
+pub mod http;
 pub mod openai;
 mod sha256mac;
 pub mod tencent;

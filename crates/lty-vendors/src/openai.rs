@@ -19,6 +19,8 @@ use lty_core::chat::{ChatError, ChatEvent, ChatModel, ChatReply, ChatRequest, Ch
 use serde::Deserialize;
 use serde_json::{Value, json};
 
+use crate::http::ClientOptions;
+
 pub use moderation::{ModerationClient, ModerationConfig};
 pub use sse::SseParser;
 
@@ -103,11 +105,13 @@ impl ChatClient {
                 config.flavor.max_temperature()
             ));
         }
-        let http = reqwest::Client::builder()
-            .connect_timeout(config.connect_timeout)
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .map_err(|e| e.to_string())?;
+        // No whole-request timeout: a streamed answer takes as long as the
+        // model talks; the first byte and each chunk have their own below.
+        let http = crate::http::client(ClientOptions {
+            connect_timeout: Some(config.connect_timeout),
+            ..ClientOptions::default()
+        })
+        .map_err(|e| e.to_string())?;
         let url = format!("{}/chat/completions", config.base_url.trim_end_matches('/'));
         Ok(Self { config, url, http })
     }

@@ -12,6 +12,8 @@ use std::time::Duration;
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 
+use crate::http::ClientOptions;
+
 /// The public API host.
 pub const DEFAULT_BASE_URL: &str = "https://api.weixin.qq.com";
 
@@ -195,12 +197,11 @@ pub struct WechatClient {
 impl WechatClient {
     /// A client for `config`.
     pub fn new(config: WechatConfig) -> Result<Self, WechatError> {
-        let http = reqwest::Client::builder()
-            .connect_timeout(config.connect_timeout)
-            .timeout(config.timeout)
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .map_err(|e| WechatError::Transport(e.to_string()))?;
+        let http = crate::http::client(ClientOptions::timeouts(
+            config.connect_timeout,
+            config.timeout,
+        ))
+        .map_err(|e| WechatError::Transport(e.to_string()))?;
         let base = config.base_url.trim_end_matches('/').to_owned();
         Ok(Self { config, base, http })
     }

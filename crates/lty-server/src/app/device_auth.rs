@@ -25,17 +25,21 @@
 //!
 //! Devices without a secret are let through in `device_auth = legacy` mode
 //! and refused in `signed` mode.
+//!
+//! The headers reach this service read into a [`DeviceSignature`]
+//! (`crate::extract`); refusals are [`lty_core::Error`]s.
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use axum::http::{HeaderMap, Method, StatusCode};
 use hmac::{Hmac, Mac};
-use lty_core::MacAddress;
+use lty_core::user::DeviceBinding;
+use lty_core::{Error, ErrorKind, MacAddress, Result};
 use serde_json::json;
 use sha2::Sha256;
 
 use crate::config::DeviceAuthMode;
-use crate::error::ApiError;
+use crate::extract::ClientIp;
+use crate::extract::{DeviceHeaders, DeviceSignature};
 use crate::state::AppState;
 
 /// `X-Device-Mac`.
@@ -73,18 +77,8 @@ pub fn sign(secret: &str, canonical: &str) -> String {
     hex::encode(mac.finalize().into_bytes())
 }
 
-fn refuse(code: &'static str, message: impl Into<String>) -> ApiError {
-    ApiError::new(StatusCode::UNAUTHORIZED, code, message)
-}
-
-fn header<'a>(headers: &'a HeaderMap, name: &'static str) -> Result<Option<&'a str>, ApiError> {
-    match headers.get(name) {
-        None => Ok(None),
-        Some(v) => v.to_str().map(|s| Some(s.trim())).map_err(|_| {
-            refuse("device_signature_invalid", format!("{name} is not ASCII"))
-                .with_details(json!({ "header": name }))
-        }),
-    }
+fn refuse(code: &'static str, message: impl Into<String>) -> Error {
+    Error::coded(ErrorKind::Unauthenticated, code, message)
 }
 
 fn now_secs() -> u64 {
@@ -100,8 +94,7 @@ fn valid_nonce(n: &str) -> bool {
 }
 
 /// Checks the device signature of a request for `mac`, given the device's
-/// secret (`None`: the device has none). `path_and_query` is the request
-/// target as sent (for axum, `OriginalUri`'s `path_and_query()`).
+/// secret (`None`: the device has none).
 ///
 /// `Ok(())` means the request may proceed: correctly signed, or from a
 /// device without a secret while `device_auth = legacy`. Refusals are 401
@@ -110,12 +103,10 @@ fn valid_nonce(n: &str) -> bool {
 /// `device_nonce_reused` and `device_not_provisioned`.
 pub async fn verify_with_secret(
     state: &AppState,
-    headers: &HeaderMap,
-    method: &Method,
-    path_and_query: &str,
+    signed: &DeviceSignature,
     mac: &MacAddress,
     secret: Option<&str>,
-) -> Result<(), ApiError> {
+) -> Result<()> {
     let Some(secret) = secret else {
         return match state.config.device_auth {
             DeviceAuthMode::Legacy => Ok(()),
@@ -125,16 +116,25 @@ pub async fn verify_with_secret(
             )),
         };
     };
-    let (Some(claimed), Some(ts), Some(nonce), Some(signature)) = (
-        header(headers, HEADER_MAC)?,
-        header(headers, HEADER_TIMESTAMP)?,
-        header(headers, HEADER_NONCE)?,
-        header(headers, HEADER_SIGNATURE)?,
-    ) else {
-        return Err(refuse(
-            "device_signature_required",
-            "this device holds a secret: sign the request with the X-Device-* headers",
-        ));
+    let (claimed, ts, nonce, signature) = match &signed.headers {
+        DeviceHeaders::Sent {
+            mac,
+            timestamp,
+            nonce,
+            signature,
+        } => (mac, timestamp, nonce, signature),
+        DeviceHeaders::Missing => {
+            return Err(refuse(
+                "device_signature_required",
+                "this device holds a secret: sign the request with the X-Device-* headers",
+            ));
+        }
+        DeviceHeaders::NotAscii(name) => {
+            return Err(
+                refuse("device_signature_invalid", format!("{name} is not ASCII"))
+                    .with_details(json!({ "header": name })),
+            );
+        }
     };
     let invalid = |what: &str| {
         refuse(
@@ -164,7 +164,7 @@ pub async fn verify_with_secret(
         .ok()
         .filter(|s| s.len() == 32)
         .ok_or_else(|| invalid("X-Device-Signature must be 64 hex digits"))?;
-    let canonical = canonical_string(method.as_str(), path_and_query, ts, nonce);
+    let canonical = canonical_string(&signed.method, &signed.target, ts, nonce);
     let mut expected = keyed(secret);
     expected.update(canonical.as_bytes());
     // Constant-time comparison.
@@ -238,45 +238,34 @@ pub struct DeviceRouteLimits {
     pub per_mac: crate::config::RateLimit,
 }
 
-/// Authenticates a legacy device request naming `mac` (as sent, unparsed):
-/// the per-IP limit (before parsing, so malformed MACs count too), the MAC,
-/// the per-MAC limit (so guessing MACs is throttled), then the binding and
-/// the device's secret looked up together, and the signature when the device
-/// holds a secret — before anything about the binding is revealed. Returns
+/// Authenticates a legacy device request naming `mac` (as sent, unparsed)
+/// and carrying `signed`: the per-IP limit (before parsing, so malformed
+/// MACs count too), the MAC, the per-MAC limit (so guessing MACs is
+/// throttled), then the binding and the device's secret looked up together,
+/// and the signature when the device holds a secret — before anything
+/// about the binding is revealed. Returns
 /// the binding in force; a disabled family's device gets `403` (from the
 /// account itself, not the cache marker token-only routes use).
 pub async fn authenticate_device(
     state: &AppState,
-    ip: &crate::extract::ClientIp,
-    headers: &HeaderMap,
-    uri: &axum::http::Uri,
+    ip: &ClientIp,
+    signed: &DeviceSignature,
     mac: Option<&str>,
     limits: DeviceRouteLimits,
-) -> Result<lty_core::user::DeviceBinding, ApiError> {
+) -> Result<DeviceBinding> {
     crate::app::ratelimit::check_ip(state, limits.ip_rule, ip, limits.per_ip).await?;
     let mac = MacAddress::parse(mac.unwrap_or(""))?;
     crate::app::ratelimit::check(state, limits.mac_rule, &mac.to_string(), limits.per_mac).await?;
     let facts = state.db.auth_facts(&mac).await?;
-    let target = uri.path_and_query().map_or(uri.path(), |pq| pq.as_str());
-    verify_with_secret(
-        state,
-        headers,
-        &Method::POST,
-        target,
-        &mac,
-        facts.secret.as_deref(),
-    )
-    .await?;
-    let binding = facts.binding.ok_or_else(|| {
-        ApiError::from(lty_core::Error::NotFound {
-            what: "device binding",
-            code: "device_not_bound",
-        })
+    verify_with_secret(state, signed, &mac, facts.secret.as_deref()).await?;
+    let binding = facts.binding.ok_or(Error::NotFound {
+        what: "device binding",
+        code: "device_not_bound",
     })?;
     tracing::Span::current().record("user_id", binding.user_id);
     // The account's own state, read with the binding: no cache round trip.
     if !facts.owner_active {
-        return Err(crate::app::auth::account_disabled().into());
+        return Err(crate::app::auth::account_disabled());
     }
     Ok(binding)
 }

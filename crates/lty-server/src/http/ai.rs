@@ -12,8 +12,7 @@
 use std::convert::Infallible;
 use std::time::Duration;
 
-use axum::body::Body;
-use axum::extract::{DefaultBodyLimit, FromRequest, Multipart, Request, State};
+use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
@@ -33,7 +32,8 @@ use crate::app::speech::{default_format, synthesize_stored};
 use crate::auth::AuthUserId;
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::extract::{Json, Path, Query};
-use crate::http::speech::{decode_off_runtime, read_upload};
+use crate::http::speech::{audio_upload, decode_off_runtime};
+use crate::http::upload::UploadedFile;
 use crate::state::AppState;
 
 /// AI routes.
@@ -674,14 +674,6 @@ pub struct VoiceChatOut {
     pub finish_reason: Option<String>,
 }
 
-fn upload_too_large(max: usize) -> ApiError {
-    ApiError::new(
-        StatusCode::PAYLOAD_TOO_LARGE,
-        "payload_too_large",
-        format!("the audio is larger than {max} bytes"),
-    )
-}
-
 /// A form field as a number, or 400 naming it.
 fn id_field(name: &'static str, text: &str) -> ApiResult<Option<i64>> {
     let text = text.trim();
@@ -695,68 +687,29 @@ fn id_field(name: &'static str, text: &str) -> ApiResult<Option<i64>> {
 
 /// Reads a voice-chat upload: a raw audio body, or a multipart form with a
 /// `file` (or `audio`) part and optional `conversation_id`, `persona_id`
-/// and `language` fields that override the query. Returns the audio, its
-/// content type and where the turn goes.
+/// and `language` fields that override the query. Returns the audio and
+/// where the turn goes.
 async fn read_voice_upload(
     req: Request,
     max: usize,
     mut target: VoiceChatQuery,
-) -> ApiResult<(bytes::Bytes, String, VoiceChatQuery)> {
-    let is_form = req
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|ct| ct.to_ascii_lowercase().starts_with("multipart/form-data"));
-    if !is_form {
-        let (data, content_type) = read_upload(req, max).await?;
-        return Ok((data, content_type, target));
-    }
-    // Room for the fields, part headers and boundaries around the audio.
-    let req = req.map(|b| Body::new(http_body_util::Limited::new(b, max + 16 * 1024)));
-    let bad_form = |e: axum::extract::multipart::MultipartError| {
-        if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
-            upload_too_large(max)
-        } else {
-            ApiError::new(StatusCode::BAD_REQUEST, "invalid_body", e.body_text())
-        }
-    };
-    let mut form = Multipart::from_request(req, &())
-        .await
-        .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "invalid_body", e.body_text()))?;
-    let mut audio = None;
-    while let Some(field) = form.next_field().await.map_err(bad_form)? {
-        match field.name() {
-            Some("file" | "audio") if audio.is_none() => {
-                let part_type = field.content_type().unwrap_or("").to_owned();
-                let data = field.bytes().await.map_err(bad_form)?;
-                if data.len() > max {
-                    return Err(upload_too_large(max));
+) -> ApiResult<(UploadedFile, VoiceChatQuery)> {
+    let fields = ["conversation_id", "persona_id", "language"];
+    let file = audio_upload(max)
+        .read_with_fields(req, &fields, |name, text| {
+            match name {
+                "conversation_id" => target.conversation_id = id_field(name, text)?,
+                "persona_id" => target.persona_id = id_field(name, text)?,
+                "language" => {
+                    let text = text.trim();
+                    target.language = (!text.is_empty()).then(|| text.to_owned());
                 }
-                audio = Some((data, part_type));
+                _ => {}
             }
-            Some("conversation_id") => {
-                let text = field.text().await.map_err(bad_form)?;
-                target.conversation_id = id_field("conversation_id", &text)?;
-            }
-            Some("persona_id") => {
-                let text = field.text().await.map_err(bad_form)?;
-                target.persona_id = id_field("persona_id", &text)?;
-            }
-            Some("language") => {
-                let text = field.text().await.map_err(bad_form)?;
-                let text = text.trim();
-                target.language = (!text.is_empty()).then(|| text.to_owned());
-            }
-            _ => {}
-        }
-    }
-    let (data, content_type) = audio.ok_or_else(|| {
-        ApiError::from(lty_core::Error::validation(
-            "audio",
-            "no `file` or `audio` part in the form",
-        ))
-    })?;
-    Ok((data, content_type, target))
+            Ok(())
+        })
+        .await?;
+    Ok((file, target))
 }
 
 /// One spoken turn of a stored conversation.
@@ -801,8 +754,8 @@ pub async fn voice_chat(
     let asr = state.speech.asr()?.clone();
     state.speech.tts()?;
     let audio = &state.config.audio;
-    let (data, content_type, target) = read_voice_upload(req, audio.asr_max_bytes, query).await?;
-    let pcm = decode_off_runtime(data, content_type, audio.asr_max_seconds).await?;
+    let (file, target) = read_voice_upload(req, audio.asr_max_bytes, query).await?;
+    let pcm = decode_off_runtime(file.data, file.content_type, audio.asr_max_seconds).await?;
     let transcript = asr.recognize(&pcm).await?.text.trim().to_owned();
     if transcript.is_empty() {
         return Err(ApiError::new(

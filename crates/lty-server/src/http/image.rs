@@ -1,9 +1,7 @@
 //! `/api/ai/image/`: a picture in, what is in it out ([`crate::app::vision`]
 //! stores it, asks the configured provider and checks the result).
 
-use axum::body::Body;
-use axum::extract::{DefaultBodyLimit, FromRequest, Multipart, Request, State};
-use axum::http::{StatusCode, header};
+use axum::extract::{DefaultBodyLimit, Request, State};
 use serde::Serialize;
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
@@ -11,8 +9,9 @@ use utoipa_axum::routes;
 
 use crate::app::vision;
 use crate::auth::AuthUserId;
-use crate::error::{ApiError, ApiResult, ErrorBody};
+use crate::error::{ApiResult, ErrorBody};
 use crate::extract::Json;
+use crate::http::upload::Upload;
 use crate::state::AppState;
 
 /// Image routes.
@@ -48,51 +47,6 @@ pub struct ImageOut {
     pub moderated: bool,
 }
 
-fn too_large(max: usize) -> ApiError {
-    ApiError::new(
-        StatusCode::PAYLOAD_TOO_LARGE,
-        "payload_too_large",
-        format!("the image is larger than {max} bytes"),
-    )
-}
-
-/// Reads the image of an upload: the raw body, or the first `file` (or
-/// `image`) part of a multipart form, within `max` bytes.
-async fn read_image(req: Request, max: usize) -> ApiResult<bytes::Bytes> {
-    let is_form = req
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|ct| ct.to_ascii_lowercase().starts_with("multipart/form-data"));
-    if !is_form {
-        return axum::body::to_bytes(req.into_body(), max)
-            .await
-            .map_err(|_| too_large(max));
-    }
-    // Room for the part headers and boundaries around the image.
-    let req = req.map(|b| Body::new(http_body_util::Limited::new(b, max + 16 * 1024)));
-    let bad_form = |e: axum::extract::multipart::MultipartError| {
-        if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
-            too_large(max)
-        } else {
-            ApiError::new(StatusCode::BAD_REQUEST, "invalid_body", e.body_text())
-        }
-    };
-    let mut form = Multipart::from_request(req, &())
-        .await
-        .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "invalid_body", e.body_text()))?;
-    while let Some(field) = form.next_field().await.map_err(bad_form)? {
-        if matches!(field.name(), Some("file" | "image")) {
-            let data = field.bytes().await.map_err(bad_form)?;
-            if data.len() > max {
-                return Err(too_large(max));
-            }
-            return Ok(data);
-        }
-    }
-    Err(lty_core::Error::validation("image", "no `file` or `image` part in the form").into())
-}
-
 /// Recognizes an image: labels or a description of what is in it.
 ///
 /// Send it as the body (any content type) or as the `file` (or `image`)
@@ -124,7 +78,12 @@ pub async fn image(
     auth: AuthUserId,
     req: Request,
 ) -> ApiResult<Json<ImageOut>> {
-    let data = read_image(req, state.config.image.max_bytes).await?;
+    let upload = Upload {
+        what: "image",
+        parts: &["file", "image"],
+        max: state.config.image.max_bytes,
+    };
+    let data = upload.read(req).await?.data;
     let seen = vision::recognize(&state, auth.user_id, data).await?;
     Ok(Json(ImageOut {
         image_url: seen.image_url,

@@ -2,8 +2,7 @@
 //! `room_{user_id}`. A hot path: one indexed query and an in-process HMAC,
 //! nothing else.
 
-use axum::extract::{OriginalUri, State};
-use axum::http::HeaderMap;
+use axum::extract::State;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
@@ -14,7 +13,7 @@ use crate::app::rtc::{RtcGrant, mint};
 use crate::auth::AuthUser;
 use crate::error::{ApiResult, ErrorBody};
 use crate::extract::ClientIp;
-use crate::extract::{Json, Query};
+use crate::extract::{DeviceSignature, Json, Query};
 use crate::state::AppState;
 
 /// RTC token routes.
@@ -65,13 +64,7 @@ impl From<RtcGrant> for RtcTokenOut {
 /// request (`X-Device-*` headers, docs/device-auth.md); legacy devices
 /// without one need nothing else while `device_auth = legacy`.
 #[utoipa::path(post, path = "/api/device/rtc-token/get_by_mac/", tag = "rtc",
-    params(
-        GetByMacQuery,
-        ("X-Device-Mac" = Option<String>, Header, description = "signed requests: the device's MAC"),
-        ("X-Device-Timestamp" = Option<String>, Header, description = "signed requests: Unix seconds"),
-        ("X-Device-Nonce" = Option<String>, Header, description = "signed requests: single-use nonce"),
-        ("X-Device-Signature" = Option<String>, Header, description = "signed requests: hex HMAC-SHA256"),
-    ),
+    params(GetByMacQuery, DeviceSignature),
     responses(
         (status = 200, body = RtcTokenOut),
         (status = 400, description = "missing or malformed MAC", body = ErrorBody),
@@ -83,8 +76,7 @@ impl From<RtcGrant> for RtcTokenOut {
 pub async fn get_by_mac(
     State(state): State<AppState>,
     ip: ClientIp,
-    headers: HeaderMap,
-    OriginalUri(uri): OriginalUri,
+    signed: DeviceSignature,
     Query(query): Query<GetByMacQuery>,
 ) -> ApiResult<Json<RtcTokenOut>> {
     let limits = &state.config.limits;
@@ -93,8 +85,7 @@ pub async fn get_by_mac(
     let binding = device_auth::authenticate_device(
         &state,
         &ip,
-        &headers,
-        &uri,
+        &signed,
         query.mac_address.as_deref(),
         DeviceRouteLimits {
             ip_rule: "rtc_token_ip",

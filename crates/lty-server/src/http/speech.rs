@@ -1,9 +1,8 @@
 //! `/api/ai/tts/` (text → stored audio URL) and `/api/ai/asr/` (audio →
 //! text), on the provider chosen by `AUDIO_SERVICE_PROVIDER`.
 
-use axum::body::Body;
-use axum::extract::{DefaultBodyLimit, FromRequest, Multipart, Request, State};
-use axum::http::{StatusCode, header};
+use axum::extract::{DefaultBodyLimit, Request, State};
+use axum::http::StatusCode;
 use lty_core::speech::Pcm16k;
 use lty_core::speech::{AudioFormat, TtsRequest};
 use serde::{Deserialize, Serialize};
@@ -16,6 +15,7 @@ use crate::app::speech::{default_format, synthesize_stored};
 use crate::auth::AuthUserId;
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::extract::Json;
+use crate::http::upload::Upload;
 use crate::state::AppState;
 
 /// Speech routes.
@@ -141,14 +141,6 @@ pub struct AsrOut {
     pub text: String,
 }
 
-fn too_large(max: usize) -> ApiError {
-    ApiError::new(
-        StatusCode::PAYLOAD_TOO_LARGE,
-        "payload_too_large",
-        format!("the audio is larger than {max} bytes"),
-    )
-}
-
 impl From<AudioError> for ApiError {
     fn from(err: AudioError) -> Self {
         match err {
@@ -189,47 +181,14 @@ pub(crate) async fn decode_off_runtime(
         .map_err(|_| ApiError::internal())?
 }
 
-/// Reads the audio of an upload: the raw body, or the first file part
-/// (`file` or `audio`) of a multipart form, within `max` bytes.
-pub(crate) async fn read_upload(req: Request, max: usize) -> ApiResult<(bytes::Bytes, String)> {
-    let content_type = req
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("")
-        .to_owned();
-    if !content_type
-        .to_ascii_lowercase()
-        .starts_with("multipart/form-data")
-    {
-        let data = axum::body::to_bytes(req.into_body(), max)
-            .await
-            .map_err(|_| too_large(max))?;
-        return Ok((data, content_type));
+/// An audio upload of at most `max` bytes: the raw body, or the `file` (or
+/// `audio`) part of a multipart form.
+pub(crate) fn audio_upload(max: usize) -> Upload {
+    Upload {
+        what: "audio",
+        parts: &["file", "audio"],
+        max,
     }
-    // Room for the part headers and boundaries around the audio.
-    let req = req.map(|b| Body::new(http_body_util::Limited::new(b, max + 16 * 1024)));
-    let bad_form = |e: axum::extract::multipart::MultipartError| {
-        if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
-            too_large(max)
-        } else {
-            ApiError::new(StatusCode::BAD_REQUEST, "invalid_body", e.body_text())
-        }
-    };
-    let mut form = Multipart::from_request(req, &())
-        .await
-        .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "invalid_body", e.body_text()))?;
-    while let Some(field) = form.next_field().await.map_err(bad_form)? {
-        if matches!(field.name(), Some("file" | "audio")) {
-            let part_type = field.content_type().unwrap_or("").to_owned();
-            let data = field.bytes().await.map_err(bad_form)?;
-            if data.len() > max {
-                return Err(too_large(max));
-            }
-            return Ok((data, part_type));
-        }
-    }
-    Err(lty_core::Error::validation("audio", "no `file` or `audio` part in the form").into())
 }
 
 /// Recognizes a short recording. Send the audio as the body or as the
@@ -269,8 +228,8 @@ pub async fn asr(
 ) -> ApiResult<Json<AsrOut>> {
     let asr = state.speech.asr()?.clone();
     let audio = &state.config.audio;
-    let (data, content_type) = read_upload(req, audio.asr_max_bytes).await?;
-    let pcm = decode_off_runtime(data, content_type, audio.asr_max_seconds).await?;
+    let file = audio_upload(audio.asr_max_bytes).read(req).await?;
+    let pcm = decode_off_runtime(file.data, file.content_type, audio.asr_max_seconds).await?;
     let transcript = asr.recognize(&pcm).await?;
     Ok(Json(AsrOut {
         text: transcript.text,

@@ -2,8 +2,7 @@
 //! rate limited), SMS login, WeChat login and binding (Open Platform app
 //! and mini program), profile, logout.
 
-use axum::extract::{OriginalUri, State};
-use axum::http::HeaderMap;
+use axum::extract::State;
 use chrono::{DateTime, Utc};
 use lty_core::PhoneNumber;
 use lty_core::account::{WechatIdentity, generated_username};
@@ -19,7 +18,7 @@ use crate::app::ratelimit::{self, ClientIp};
 use crate::app::wechat;
 use crate::auth::{AuthUser, AuthUserId};
 use crate::error::{ApiError, ApiResult, ErrorBody};
-use crate::extract::{Json, JsonOrForm};
+use crate::extract::{DeviceSignature, Json, JsonOrForm};
 use crate::state::AppState;
 
 /// User routes.
@@ -59,12 +58,7 @@ pub struct LoginOut {
 /// every device must.
 #[utoipa::path(post, path = "/api/user/mac-login/", tag = "user",
     request_body = MacLoginIn,
-    params(
-        ("X-Device-Mac" = Option<String>, Header, description = "signed requests: the device's MAC"),
-        ("X-Device-Timestamp" = Option<String>, Header, description = "signed requests: Unix seconds"),
-        ("X-Device-Nonce" = Option<String>, Header, description = "signed requests: single-use nonce"),
-        ("X-Device-Signature" = Option<String>, Header, description = "signed requests: hex HMAC-SHA256"),
-    ),
+    params(DeviceSignature),
     responses(
         (status = 200, body = LoginOut),
         (status = 400, description = "missing or malformed MAC", body = ErrorBody),
@@ -76,16 +70,14 @@ pub struct LoginOut {
 pub async fn mac_login(
     State(state): State<AppState>,
     ip: ClientIp,
-    headers: HeaderMap,
-    OriginalUri(uri): OriginalUri,
+    signed: DeviceSignature,
     JsonOrForm(body): JsonOrForm<MacLoginIn>,
 ) -> ApiResult<Json<LoginOut>> {
     let limits = &state.config.limits;
     let binding = device_auth::authenticate_device(
         &state,
         &ip,
-        &headers,
-        &uri,
+        &signed,
         body.mac_address.as_deref(),
         DeviceRouteLimits {
             ip_rule: "mac_login_ip",

@@ -262,3 +262,37 @@ async fn signed_mode_refuses_devices_without_a_secret() {
     let res = signed_login(&app, "02:00:00:00:99:05", "02:00:00:00:99:05", ts, &n, &sig).await;
     assert_eq!(res.status(), 200);
 }
+
+#[tokio::test]
+async fn a_header_that_is_not_ascii_is_named_in_the_refusal_and_ignored_for_legacy_devices() {
+    let app = spawn_app().await;
+    provisioned(&app, MAC).await;
+    let not_ascii = reqwest::header::HeaderValue::from_bytes(b"n\xc3\xa9nce-1234").unwrap();
+    // The timestamp is missing too: the unreadable header is reported first.
+    let res = app
+        .client
+        .post(app.url(LOGIN))
+        .header("X-Device-Mac", MAC)
+        .header("X-Device-Nonce", not_ascii.clone())
+        .header("X-Device-Signature", "0".repeat(64))
+        .json(&json!({ "mac_address": MAC }))
+        .send()
+        .await
+        .unwrap();
+    let body = assert_error(res, 401, "device_signature_invalid").await;
+    assert_eq!(body["details"]["header"], "x-device-nonce");
+    assert_eq!(body["message"], "x-device-nonce is not ASCII");
+
+    // A device without a secret is not asked for a signature, so stray
+    // headers do not matter while `device_auth = legacy`.
+    app.user_with_device("legacy", "02:00:00:00:99:06").await;
+    let res = app
+        .client
+        .post(app.url(LOGIN))
+        .header("X-Device-Nonce", not_ascii)
+        .json(&json!({ "mac_address": "02:00:00:00:99:06" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+}

@@ -14,6 +14,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use lty_core::Result;
 use lty_vendors::aws::{self, Credentials, PresignRequest};
+use lty_vendors::http::ClientOptions;
 use opendal::{Buffer, HttpBody, HttpTransport, HttpTransporter, Operator};
 
 use super::{OpendalBlobStore, Urls, blob_err};
@@ -185,11 +186,12 @@ impl OpendalBlobStore {
         if opts.virtual_host_style {
             builder = builder.enable_virtual_host_style();
         }
-        let http = reqwest::Client::builder()
-            .connect_timeout(Duration::from_secs(5))
-            .timeout(opts.timeout)
-            .build()
-            .map_err(blob_err)?;
+        let http = lty_vendors::http::client(ClientOptions {
+            // The blob adapters keep reqwest's default of following redirects.
+            follow_redirects: true,
+            ..ClientOptions::timeouts(Duration::from_secs(5), opts.timeout)
+        })
+        .map_err(blob_err)?;
         let transport = HttpTransporter::new(ReqwestTransport(http));
         let op = Operator::new(builder).map_err(blob_err)?;
         let op = {

@@ -25,6 +25,7 @@ use serde::{Deserialize, Serialize};
 
 use super::pop::{PopResponseError, RpcCall, RpcSigned, check_pop_response, sign_rpc};
 use super::{AccessKey, Method, SignError};
+use crate::http::ClientOptions;
 
 /// `Action` of the token call.
 pub const CREATE_TOKEN_ACTION: &str = "CreateToken";
@@ -472,12 +473,11 @@ async fn read_capped(
 impl NlsSpeech {
     /// A client for `config`; fails only when the HTTP client cannot be built.
     pub fn new(config: NlsSpeechConfig) -> Result<Self> {
-        let http = reqwest::Client::builder()
-            .connect_timeout(config.connect_timeout)
-            .timeout(config.timeout)
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .map_err(|e| upstream(e.to_string()))?;
+        let http = crate::http::client(ClientOptions::timeouts(
+            config.connect_timeout,
+            config.timeout,
+        ))
+        .map_err(|e| upstream(e.to_string()))?;
         Ok(Self {
             inner: Arc::new(Inner {
                 config,

@@ -11,6 +11,7 @@
 
 use super::digest::{check_header, hmac_sha1_base64, md5};
 use super::{AccessKey, Method, SignError, time};
+use crate::http::ClientOptions;
 
 /// `x-log-apiversion` this signer speaks.
 pub const API_VERSION: &str = "0.6.0";
@@ -659,12 +660,11 @@ pub struct SlsClient {
 impl SlsClient {
     /// Builds the client (no request is made).
     pub fn new(config: SlsClientConfig) -> Result<Self, PutLogsError> {
-        let http = reqwest::Client::builder()
-            .connect_timeout(config.connect_timeout)
-            .timeout(config.timeout)
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .map_err(|e| PutLogsError::Transport(e.to_string()))?;
+        let http = crate::http::client(ClientOptions::timeouts(
+            config.connect_timeout,
+            config.timeout,
+        ))
+        .map_err(|e| PutLogsError::Transport(e.to_string()))?;
         let url = put_logs_url(&config.endpoint, &config.project, &config.logstore);
         Ok(Self { config, url, http })
     }

@@ -13,6 +13,7 @@ use super::pop::{
     PopError, PopResponseError, RpcCall, RpcSigned, check_pop_response, sign_rpc, signature_nonce,
 };
 use super::{AccessKey, Method, SignError};
+use crate::http::ClientOptions;
 
 /// `Action` of the call.
 pub const ACTION: &str = "SendSms";
@@ -197,12 +198,11 @@ impl SmsClient {
     /// A client for `config`; fails only when the HTTP client cannot be
     /// built (TLS setup).
     pub fn new(config: SmsClientConfig) -> Result<Self, SendSmsError> {
-        let http = reqwest::Client::builder()
-            .connect_timeout(config.connect_timeout)
-            .timeout(config.timeout)
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .map_err(|e| SendSmsError::Transport(e.to_string()))?;
+        let http = crate::http::client(ClientOptions::timeouts(
+            config.connect_timeout,
+            config.timeout,
+        ))
+        .map_err(|e| SendSmsError::Transport(e.to_string()))?;
         let url = format!("{}/", config.endpoint.trim_end_matches('/'));
         Ok(Self { config, url, http })
     }

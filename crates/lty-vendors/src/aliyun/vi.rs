@@ -21,6 +21,7 @@ use super::pop::{
     PopError, PopResponseError, RpcCall, RpcSigned, check_pop_response, sign_rpc, signature_nonce,
 };
 use super::{AccessKey, Method, SignError};
+use crate::http::ClientOptions;
 
 pub mod upload;
 
@@ -247,12 +248,11 @@ impl ViClient {
             .filter(|u| !u.trim().is_empty())
             .map(base_url)
             .transpose()?;
-        let http = reqwest::Client::builder()
-            .connect_timeout(config.connect_timeout)
-            .timeout(config.timeout)
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .map_err(|e| ViError::Transport(e.to_string()))?;
+        let http = crate::http::client(ClientOptions::timeouts(
+            config.connect_timeout,
+            config.timeout,
+        ))
+        .map_err(|e| ViError::Transport(e.to_string()))?;
         Ok(Self {
             url: format!("{endpoint}/"),
             openplatform_url: format!("{openplatform}/"),

@@ -11,6 +11,8 @@ use lty_core::chat::{ModerationError, Moderator};
 use serde::Deserialize;
 use serde_json::json;
 
+use crate::http::ClientOptions;
+
 /// Settings of a [`ModerationClient`].
 #[derive(Clone)]
 pub struct ModerationConfig {
@@ -66,11 +68,11 @@ impl ModerationClient {
         } else {
             format!("{base}/moderations")
         };
-        let http = reqwest::Client::builder()
-            .timeout(config.timeout)
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .map_err(|e| e.to_string())?;
+        let http = crate::http::client(ClientOptions {
+            timeout: Some(config.timeout),
+            ..ClientOptions::default()
+        })
+        .map_err(|e| e.to_string())?;
         Ok(Self { config, url, http })
     }
 

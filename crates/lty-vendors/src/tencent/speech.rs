@@ -20,6 +20,7 @@ use serde::de::DeserializeOwned;
 
 use super::tc3::{self, Tc3Call};
 use super::{Credential, asr, tts};
+use crate::http::ClientOptions;
 
 const PROVIDER: &str = "tencent";
 const RETRIES: u32 = 2;
@@ -91,12 +92,11 @@ struct Api {
 impl TencentSpeech {
     /// A client for `config`; fails only when the HTTP client cannot be built.
     pub fn new(config: TencentSpeechConfig) -> Result<Self> {
-        let http = reqwest::Client::builder()
-            .connect_timeout(config.connect_timeout)
-            .timeout(config.timeout)
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .map_err(|e| upstream(e.to_string()))?;
+        let http = crate::http::client(ClientOptions::timeouts(
+            config.connect_timeout,
+            config.timeout,
+        ))
+        .map_err(|e| upstream(e.to_string()))?;
         Ok(Self { config, http })
     }
 

@@ -31,6 +31,7 @@ use tokio_tungstenite::tungstenite::http::{HeaderName, HeaderValue};
 use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 
 use self::codec::{Frame, MessageType};
+use crate::http::ClientOptions;
 
 const PROVIDER: &str = "huoshan";
 /// Largest TTS answer read (Base64 of several MB of audio).
@@ -165,12 +166,11 @@ where
 impl HuoshanSpeech {
     /// A client for `config`; fails only when the HTTP client cannot be built.
     pub fn new(config: HuoshanSpeechConfig) -> Result<Self> {
-        let http = reqwest::Client::builder()
-            .connect_timeout(config.connect_timeout)
-            .timeout(config.timeout)
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .map_err(|e| upstream(e.to_string()))?;
+        let http = crate::http::client(ClientOptions::timeouts(
+            config.connect_timeout,
+            config.timeout,
+        ))
+        .map_err(|e| upstream(e.to_string()))?;
         Ok(Self { config, http })
     }
 

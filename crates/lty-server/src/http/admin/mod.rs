@@ -5,10 +5,13 @@
 //! modules included) is checked against it by [`crate::auth::AuthAdmin`].
 //! docs/admin.md describes every route.
 
+pub mod achievements;
 pub mod audit;
-pub mod catalog;
+mod catalog;
 pub mod conversations;
 pub mod devices;
+pub mod personas;
+pub mod plans;
 pub mod policy;
 pub mod sessions;
 pub mod stats;
@@ -34,7 +37,9 @@ pub fn router() -> OpenApiRouter<AppState> {
         .merge(users::router())
         .merge(devices::router())
         .merge(conversations::router())
-        .merge(catalog::router())
+        .merge(personas::router())
+        .merge(plans::router())
+        .merge(achievements::router())
         .merge(sessions::router())
         .merge(stats::router())
         .merge(audit::router())

@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::{Credentials, RTC_REGION, RTC_SERVICE, Request, sign_request};
+use crate::http::ClientOptions;
 use crate::volcengine::rtc_token::unix_now;
 
 /// The content type lty sends and signs.
@@ -271,12 +272,11 @@ impl OpenApiClient {
         };
         let path = url.path().to_owned();
         let endpoint = format!("{}://{}{}", url.scheme(), host, path);
-        let http = reqwest::Client::builder()
-            .connect_timeout(config.connect_timeout)
-            .timeout(config.timeout)
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .map_err(|e| OpenApiError::Config(e.to_string()))?;
+        let http = crate::http::client(ClientOptions::timeouts(
+            config.connect_timeout,
+            config.timeout,
+        ))
+        .map_err(|e| OpenApiError::Config(e.to_string()))?;
         Ok(Self {
             inner: Arc::new(Inner {
                 http,

@@ -1,0 +1,201 @@
+//! `/api/v1/admin/plans/`: list, change and deactivate plans (changes by
+//! superadmins). Plans are created by `POST /api/v1/admin/plans/` in
+//! [`crate::http::subscriptions`]; a plan's code never changes, and running
+//! periods keep a deactivated plan.
+
+use axum::extract::State;
+use lty_core::chat::Page;
+use lty_core::subscription::Plan;
+use lty_store::Database;
+use lty_store::admin_queries::PlanPatch;
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use super::catalog::{self, Catalog, text};
+use super::{AdminCtx, PageInfo, PageQuery};
+use crate::error::{ApiResult, ErrorBody};
+use crate::extract::{Json, Path, Query};
+use crate::http::subscriptions::PlanOut;
+use crate::state::AppState;
+
+/// Plan routes.
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list_plans))
+        .routes(routes!(update_plan, delete_plan))
+}
+
+/// The plan table in the catalog.
+pub(super) struct Plans;
+
+impl Catalog for Plans {
+    const KIND: &'static str = "plan";
+    const NOT_FOUND: &'static str = "plan_not_found";
+    type Row = Plan;
+    type Patch = PlanPatch;
+
+    async fn page(db: &Database, offset: u64, limit: u64) -> lty_core::Result<Page<Plan>> {
+        // A handful of plans: sorted and paged here.
+        let mut plans = db.plans(true).await?;
+        plans.sort_by_key(|p| p.id);
+        let total = plans.len() as u64;
+        let items = plans
+            .into_iter()
+            .skip(usize::try_from(offset).unwrap_or(usize::MAX))
+            .take(usize::try_from(limit).unwrap_or(usize::MAX))
+            .collect();
+        Ok(Page { items, total })
+    }
+
+    async fn get(db: &Database, id: i64) -> lty_core::Result<Option<Plan>> {
+        db.plan(id).await
+    }
+
+    async fn update(db: &Database, id: i64, patch: PlanPatch) -> lty_core::Result<Option<Plan>> {
+        db.update_plan(id, patch).await
+    }
+
+    fn deactivate() -> PlanPatch {
+        PlanPatch {
+            is_active: Some(false),
+            ..PlanPatch::default()
+        }
+    }
+}
+
+/// A plan with its catalog state.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AdminPlanOut {
+    #[serde(flatten)]
+    pub plan: PlanOut,
+    /// Inactive plans are not offered; running periods keep them.
+    pub is_active: bool,
+}
+
+impl From<Plan> for AdminPlanOut {
+    fn from(p: Plan) -> Self {
+        let is_active = p.is_active;
+        Self {
+            plan: p.into(),
+            is_active,
+        }
+    }
+}
+
+/// A page of plans.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AdminPlanListOut {
+    pub plans: Vec<AdminPlanOut>,
+    #[serde(flatten)]
+    pub page: PageInfo,
+}
+
+/// Every plan, inactive ones included, by id.
+#[utoipa::path(get, path = "/api/v1/admin/plans/", tag = "admin", operation_id = "admin_plans_list",
+    security(("admin_bearer" = [])),
+    params(PageQuery),
+    responses((status = 200, body = AdminPlanListOut), (status = 400, body = ErrorBody),
+              (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
+pub async fn list_plans(
+    State(state): State<AppState>,
+    _ctx: AdminCtx,
+    Query(q): Query<PageQuery>,
+) -> ApiResult<Json<AdminPlanListOut>> {
+    let (plans, page) = catalog::list::<Plans, _>(&state, q).await?;
+    Ok(Json(AdminPlanListOut { plans, page }))
+}
+
+/// Plan changes; absent fields stay as they are. The code is fixed.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PlanPatchIn {
+    pub name: Option<String>,
+    pub daily_ai_messages: Option<u32>,
+    pub daily_voice_minutes: Option<u32>,
+    pub personas: Option<Vec<String>>,
+    pub price_cents: Option<i64>,
+    /// Three upper-case letters.
+    pub currency: Option<String>,
+    pub is_active: Option<bool>,
+}
+
+/// Changes a plan (superadmin). Audited as `plan.update` with the new
+/// values.
+#[utoipa::path(patch, path = "/api/v1/admin/plans/{id}/", tag = "admin", operation_id = "admin_plan_update",
+    security(("admin_bearer" = [])),
+    params(("id" = i64, Path, description = "plan id")),
+    request_body = PlanPatchIn,
+    responses((status = 200, body = AdminPlanOut), (status = 400, body = ErrorBody),
+              (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+              (status = 404, description = "`plan_not_found`", body = ErrorBody)))]
+pub async fn update_plan(
+    State(state): State<AppState>,
+    ctx: AdminCtx,
+    Path(id): Path<i64>,
+    Json(body): Json<PlanPatchIn>,
+) -> ApiResult<Json<AdminPlanOut>> {
+    catalog::get::<Plans>(&state, id).await?;
+    if body.price_cents.is_some_and(|p| p < 0) {
+        return Err(lty_core::Error::validation("price_cents", "must not be negative").into());
+    }
+    if let Some(c) = &body.currency
+        && (c.len() != 3 || !c.bytes().all(|b| b.is_ascii_uppercase()))
+    {
+        return Err(
+            lty_core::Error::validation("currency", "must be three upper-case letters").into(),
+        );
+    }
+    if let Some(personas) = &body.personas
+        && (personas.len() > 50 || personas.iter().any(|p| p.is_empty() || p.len() > 32))
+    {
+        return Err(lty_core::Error::validation(
+            "personas",
+            "must be at most 50 persona slugs of 1 to 32 characters",
+        )
+        .into());
+    }
+    let name = body
+        .name
+        .map(|v| text("name", &v, 1, 64, false))
+        .transpose()?;
+    let details = json!({
+        "name": name,
+        "daily_ai_messages": body.daily_ai_messages,
+        "daily_voice_minutes": body.daily_voice_minutes,
+        "personas": body.personas,
+        "price_cents": body.price_cents,
+        "currency": body.currency,
+        "is_active": body.is_active,
+    });
+    let patch = PlanPatch {
+        name,
+        daily_ai_messages: body.daily_ai_messages,
+        daily_voice_minutes: body.daily_voice_minutes,
+        personas: body.personas,
+        price_cents: body.price_cents,
+        currency: body.currency,
+        is_active: body.is_active,
+    };
+    let plan = catalog::update::<Plans>(&state, &ctx, id, details, patch).await?;
+    Ok(Json(plan.into()))
+}
+
+/// Deactivates a plan (superadmin): no longer offered; running periods
+/// keep it. Audited as `plan.deactivate`.
+#[utoipa::path(delete, path = "/api/v1/admin/plans/{id}/", tag = "admin", operation_id = "admin_plan_delete",
+    security(("admin_bearer" = [])),
+    params(("id" = i64, Path, description = "plan id")),
+    responses((status = 200, body = AdminPlanOut), (status = 400, body = ErrorBody),
+              (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+              (status = 404, description = "`plan_not_found`", body = ErrorBody)))]
+pub async fn delete_plan(
+    State(state): State<AppState>,
+    ctx: AdminCtx,
+    Path(id): Path<i64>,
+) -> ApiResult<Json<AdminPlanOut>> {
+    let plan = catalog::deactivate::<Plans>(&state, &ctx, id).await?;
+    Ok(Json(plan.into()))
+}
