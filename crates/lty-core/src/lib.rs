@@ -20,6 +20,7 @@ pub mod subscription;
 pub mod token;
 pub mod user;
 pub mod voice_chat;
+pub mod xiaozhi;
 
 pub use error::{BackendError, Coded, Error, ErrorKind, Result};
 pub use mac::MacAddress;

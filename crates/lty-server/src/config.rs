@@ -28,7 +28,7 @@ pub use sections::{
     AliyunViConfig, AudioConfig, AuthConfig, DatabaseConfig, DeviceAuthMode, HttpConfig,
     HuoshanConfig, ImageConfig, LimitsConfig, LlmConfig, LogConfig, LogFormat, PostgresParts,
     RateLimit, RedisConfig, S3StorageConfig, StorageConfig, TencentConfig, VolcengineConfig,
-    WechatConfig, WsConfig,
+    WechatConfig, WsConfig, XiaozhiConfig,
 };
 pub use values::{IpNet, TermList, TrustedProxies};
 
@@ -96,6 +96,7 @@ pub struct Config {
     pub aliyun: AliyunConfig,
     pub wechat: WechatConfig,
     pub image: ImageConfig,
+    pub xiaozhi: XiaozhiConfig,
 }
 
 impl Default for Config {
@@ -122,6 +123,7 @@ impl Default for Config {
             aliyun: AliyunConfig::default(),
             wechat: WechatConfig::default(),
             image: ImageConfig::default(),
+            xiaozhi: XiaozhiConfig::default(),
         }
     }
 }
@@ -214,6 +216,22 @@ impl Config {
             Some(u) => u.trim_end_matches('/').to_owned(),
             None => format!("http://{}", self.bind.replace("0.0.0.0", "127.0.0.1")),
         }
+    }
+
+    /// The URL xiaozhi devices open their voice channel on:
+    /// `xiaozhi.websocket_url`, else `public_base_url` as `ws`/`wss` with
+    /// `/xiaozhi/v1/`; `None` when neither is set.
+    pub fn xiaozhi_websocket_url(&self) -> Option<String> {
+        if let Some(url) = self.xiaozhi.websocket_url.as_deref().map(str::trim) {
+            return (!url.is_empty()).then(|| url.to_owned());
+        }
+        let base = self.public_base_url.as_deref()?.trim_end_matches('/');
+        let ws = if let Some(rest) = base.strip_prefix("https://") {
+            format!("wss://{rest}")
+        } else {
+            format!("ws://{}", base.strip_prefix("http://").unwrap_or(base))
+        };
+        Some(format!("{ws}/xiaozhi/v1/"))
     }
 
     /// Redis command and connect timeout.

@@ -22,6 +22,7 @@ pub mod subscriptions;
 mod upload;
 pub mod users;
 pub mod voice_chat;
+pub mod xiaozhi;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
@@ -60,6 +61,7 @@ pub fn api_router() -> (Router<AppState>, OpenApi) {
         .merge(cards::router())
         .merge(card_qr::router())
         .merge(achievements::router())
+        .merge(xiaozhi::router())
         .split_for_parts()
 }
 

@@ -22,6 +22,7 @@ pub mod pubsub;
 pub mod seed;
 pub mod subscriptions;
 mod voice_chat;
+mod xiaozhi;
 
 pub use blob::{OpendalBlobStore, OssBlobStore, OssOptions, OssUrls};
 pub use db::{Database, DatabaseKind, PoolOptions};

@@ -14,6 +14,7 @@ mod m20261201_000001_achievement_rules;
 mod m20261202_000001_admin_audit;
 mod m20261203_000001_event_days;
 mod m20261206_000001_voice_chat_conversation;
+mod m20261207_000001_xiaozhi;
 
 /// All of lty's migrations.
 #[derive(Debug)]
@@ -34,6 +35,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261202_000001_admin_audit::Migration),
             Box::new(m20261203_000001_event_days::Migration),
             Box::new(m20261206_000001_voice_chat_conversation::Migration),
+            Box::new(m20261207_000001_xiaozhi::Migration),
         ]
     }
 }

@@ -1,7 +1,8 @@
 //! The sections of [`Config`](super::Config) and their defaults (embedded
 //! mode): the server's own here (database, cache, HTTP, logs, WebSocket,
 //! authentication, rate limits), AI chat in `ai`, speech and media storage
-//! in `media`, and the other vendors' accounts in `vendors`.
+//! in `media`, the other vendors' accounts in `vendors`, and xiaozhi-esp32
+//! devices in `xiaozhi`.
 
 use serde::{Deserialize, Serialize};
 
@@ -10,6 +11,7 @@ use crate::config::{Secret, TrustedProxies};
 mod ai;
 mod media;
 mod vendors;
+mod xiaozhi;
 
 pub use ai::{AiConfig, ImageConfig, LlmConfig};
 pub use media::{AudioConfig, HuoshanConfig, S3StorageConfig, StorageConfig, TencentConfig};
@@ -17,6 +19,7 @@ pub use vendors::{
     AliyunConfig, AliyunLogConfig, AliyunNlsConfig, AliyunOssConfig, AliyunSmsConfig,
     AliyunViConfig, VolcengineConfig, WechatConfig,
 };
+pub use xiaozhi::XiaozhiConfig;
 
 /// How devices without a per-device secret may authenticate.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
@@ -241,6 +244,13 @@ pub struct LimitsConfig {
     /// `POST /api/card/scan/` per device (MAC, or the user without one):
     /// stops code guessing.
     pub card_scan_per_device: RateLimit,
+    /// `POST /api/device/activate/` attempts per user (activation codes
+    /// are 6 digits: guessing must stay hopeless).
+    pub activate_per_user: RateLimit,
+    /// `POST /api/device/activate/` attempts per client IP.
+    pub activate_per_ip: RateLimit,
+    /// xiaozhi OTA checks and activation polls per device.
+    pub xiaozhi_ota_per_device: RateLimit,
 }
 
 impl Default for LimitsConfig {
@@ -259,6 +269,9 @@ impl Default for LimitsConfig {
             wechat_login_per_ip: RateLimit::new(60, 60),
             admin_login_per_ip: RateLimit::new(30, 600),
             card_scan_per_device: RateLimit::new(30, 60),
+            activate_per_user: RateLimit::new(10, 600),
+            activate_per_ip: RateLimit::new(30, 600),
+            xiaozhi_ota_per_device: RateLimit::new(60, 60),
         }
     }
 }

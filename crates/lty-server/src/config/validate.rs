@@ -28,6 +28,7 @@ impl Config {
         if let Some(base) = &self.public_base_url {
             check_http_url("public_base_url", base)?;
         }
+        self.validate_xiaozhi()?;
         if let Some(loc) = &self.redis.location {
             let ok = url::Url::parse(loc)
                 .map(|u| matches!(u.scheme(), "redis" | "rediss" | "unix" | "redis+unix"))
@@ -194,5 +195,95 @@ fn check_http_url(path: &'static str, value: &str) -> Result<(), ConfigError> {
         Ok(())
     } else {
         Err(invalid(path, format!("{value:?} is not an http(s) URL")))
+    }
+}
+
+/// Whether `url` is a channel URL the xiaozhi firmware parses as meant:
+/// `ws[s]://host[:port]/path` with no other `:` (the firmware takes the
+/// first `:` after the scheme for the port separator), no user info or
+/// IPv6 literal, under 1000 bytes.
+pub fn xiaozhi_url_ok(url: &str) -> bool {
+    let Some(rest) = url
+        .strip_prefix("ws://")
+        .or_else(|| url.strip_prefix("wss://"))
+    else {
+        return false;
+    };
+    let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+    let (host, port) = match authority.split_once(':') {
+        Some((h, p)) => (h, Some(p)),
+        None => (authority, None),
+    };
+    url.len() < 1000
+        && !host.is_empty()
+        && host
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'_'))
+        && port
+            .is_none_or(|p| !p.is_empty() && p.len() <= 5 && p.bytes().all(|b| b.is_ascii_digit()))
+        && path.starts_with('/')
+        && !path.contains(':')
+        && !path.bytes().any(|b| b.is_ascii_control() || b == b' ')
+}
+
+impl Config {
+    fn validate_xiaozhi(&self) -> Result<(), ConfigError> {
+        let x = &self.xiaozhi;
+        if let Some(url) = x
+            .websocket_url
+            .as_deref()
+            .map(str::trim)
+            .filter(|u| !u.is_empty())
+            && !xiaozhi_url_ok(url)
+        {
+            return Err(invalid(
+                "xiaozhi.websocket_url",
+                "must be ws[s]://host[:port]/path with no other `:` (no user info, IPv6 literal or `:` in the path)",
+            ));
+        }
+        if !(1..=3).contains(&x.protocol_version) {
+            return Err(invalid("xiaozhi.protocol_version", "must be 1, 2 or 3"));
+        }
+        if ![8000, 12000, 16000, 24000, 48000].contains(&x.downlink_sample_rate) {
+            return Err(invalid(
+                "xiaozhi.downlink_sample_rate",
+                "must be 8000, 12000, 16000, 24000 or 48000",
+            ));
+        }
+        if x.activation_code_ttl_secs < 60 || x.challenge_ttl_secs < 60 {
+            return Err(invalid(
+                "xiaozhi.activation_code_ttl_secs",
+                "activation codes and challenges must live at least 60 s",
+            ));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod xiaozhi_url_tests {
+    use super::xiaozhi_url_ok;
+
+    #[test]
+    fn channel_urls_must_parse_as_the_firmware_parses_them() {
+        for ok in [
+            "ws://192.168.1.5:8000/xiaozhi/v1/",
+            "wss://toys.example.com/xiaozhi/v1/",
+            "ws://lty.local/x",
+        ] {
+            assert!(xiaozhi_url_ok(ok), "{ok}");
+        }
+        for bad in [
+            "http://a/x",
+            "ws://a",
+            "ws://user@a/x",
+            "ws://[::1]:80/x",
+            "ws://a/x?t=1:2",
+            "ws://a:port/x",
+            "ws://a:123456/x",
+            "ws://:80/x",
+        ] {
+            assert!(!xiaozhi_url_ok(bad), "{bad}");
+        }
     }
 }

@@ -3,7 +3,7 @@
 use axum::extract::State;
 use axum::response::IntoResponse;
 use bytes::Bytes;
-use chrono::{DateTime, TimeZone, Utc};
+use chrono::{DateTime, Utc};
 use lty_core::MacAddress;
 use lty_core::user::DeviceBinding;
 use serde::{Deserialize, Serialize};
@@ -11,11 +11,11 @@ use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
+use crate::app::devices;
 use crate::auth::{AuthUser, bearer_token, resolve_user};
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::extract::{Json, JsonOrForm, Path, Query};
 use crate::state::AppState;
-use crate::ws::protocol::{device_group, kick_message, last_seen_key};
 
 /// Device routes.
 pub fn router() -> OpenApiRouter<AppState> {
@@ -27,50 +27,6 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(rename))
         .routes(routes!(send))
         .routes(routes!(status))
-}
-
-const NAME_MAX: usize = 64;
-
-fn not_bound() -> lty_core::Error {
-    lty_core::Error::NotFound {
-        what: "device binding",
-        code: "device_not_bound",
-    }
-}
-
-fn validate_name(name: Option<String>) -> Result<Option<String>, lty_core::Error> {
-    match name.map(|n| n.trim().to_owned()) {
-        None => Ok(None),
-        Some(n) if n.is_empty() => Ok(None),
-        Some(n) if n.chars().count() > NAME_MAX || n.chars().any(char::is_control) => Err(
-            lty_core::Error::validation("name", "must be at most 64 printable characters"),
-        ),
-        Some(n) => Ok(Some(n)),
-    }
-}
-
-/// Online state of a device, from `device:last_seen:{mac}` (5-minute TTL).
-async fn online_state(
-    state: &AppState,
-    mac: &MacAddress,
-) -> ApiResult<(bool, Option<DateTime<Utc>>)> {
-    let seen = state.cache.get(&last_seen_key(mac)).await?;
-    let at = seen
-        .and_then(|s| s.trim().parse::<i64>().ok())
-        .and_then(|secs| Utc.timestamp_opt(secs, 0).single());
-    Ok((at.is_some(), at))
-}
-
-/// Closes the sockets of `mac` in the family of `user_id`, wherever they
-/// are connected.
-async fn kick(state: &AppState, user_id: i64, mac: &MacAddress) {
-    if let Err(err) = state
-        .pubsub
-        .publish(&device_group(user_id), kick_message(mac))
-        .await
-    {
-        tracing::warn!(%err, %mac, "cannot close the sockets of a re-bound device");
-    }
 }
 
 /// A device bound to the caller.
@@ -88,7 +44,7 @@ pub struct DeviceOut {
 }
 
 async fn device_out(state: &AppState, b: DeviceBinding) -> ApiResult<DeviceOut> {
-    let (online, last_seen) = online_state(state, &b.mac_address).await?;
+    let (online, last_seen) = devices::online_state(state, &b.mac_address).await?;
     Ok(DeviceOut {
         id: b.id,
         mac_address: b.mac_address,
@@ -127,30 +83,13 @@ pub async fn bind(
     JsonOrForm(body): JsonOrForm<BindIn>,
 ) -> ApiResult<(axum::http::StatusCode, Json<DeviceOut>)> {
     let mac = MacAddress::parse(body.mac_address.as_deref().unwrap_or(""))?;
-    let name = validate_name(body.name)?;
-    if let Some(current) = state.db.latest_binding(&mac).await? {
-        if current.user_id == auth.user.id {
-            let current = match name {
-                Some(n) if current.name.as_deref() != Some(n.as_str()) => state
-                    .db
-                    .rename_device(current.id, Some(&n))
-                    .await?
-                    .unwrap_or(current),
-                _ => current,
-            };
-            return Ok((
-                axum::http::StatusCode::OK,
-                Json(device_out(&state, current).await?),
-            ));
-        }
-        kick(&state, current.user_id, &mac).await;
-        tracing::info!(%mac, from = current.user_id, to = auth.user.id, "device re-bound");
-    }
-    let binding = state.db.bind(auth.user.id, &mac, name.as_deref()).await?;
-    Ok((
-        axum::http::StatusCode::CREATED,
-        Json(device_out(&state, binding).await?),
-    ))
+    let (binding, created) = devices::bind(&state, auth.user.id, &mac, body.name).await?;
+    let status = if created {
+        axum::http::StatusCode::CREATED
+    } else {
+        axum::http::StatusCode::OK
+    };
+    Ok((status, Json(device_out(&state, binding).await?)))
 }
 
 /// Unbind request.
@@ -183,14 +122,7 @@ pub async fn unbind(
     JsonOrForm(body): JsonOrForm<UnbindIn>,
 ) -> ApiResult<Json<UnbindOut>> {
     let mac = MacAddress::parse(body.mac_address.as_deref().unwrap_or(""))?;
-    let binding = state
-        .db
-        .latest_binding(&mac)
-        .await?
-        .filter(|b| b.user_id == auth.user.id)
-        .ok_or_else(not_bound)?;
-    state.db.unbind(binding.id).await?;
-    kick(&state, binding.user_id, &mac).await;
+    devices::unbind(&state, auth.user.id, &mac).await?;
     Ok(Json(UnbindOut {
         unbound: true,
         mac_address: mac,
@@ -291,7 +223,7 @@ pub async fn rename(
     Path(id): Path<i64>,
     Json(body): Json<DevicePatch>,
 ) -> ApiResult<Json<DeviceOut>> {
-    let name = validate_name(body.name)?;
+    let name = devices::validate_name(body.name)?;
     let owned = state
         .db
         .bindings_of_user(auth.user.id)
@@ -299,13 +231,13 @@ pub async fn rename(
         .into_iter()
         .any(|b| b.id == id);
     if !owned {
-        return Err(not_bound().into());
+        return Err(devices::not_bound().into());
     }
     let binding = state
         .db
         .rename_device(id, name.as_deref())
         .await?
-        .ok_or_else(not_bound)?;
+        .ok_or_else(devices::not_bound)?;
     Ok(Json(device_out(&state, binding).await?))
 }
 
@@ -355,13 +287,7 @@ pub async fn send(
         return Err(lty_core::Error::validation("body", "must be a JSON object").into());
     }
     let payload = serde_json::to_vec(&body).map_err(|_| ApiError::internal())?;
-    let started = std::time::Instant::now();
-    let delivery = state
-        .pubsub
-        .publish(&device_group(auth.user.id), Bytes::from(payload))
-        .await?;
-    metrics::histogram!("lty_pubsub_publish_duration_seconds")
-        .record(started.elapsed().as_secs_f64());
+    let delivery = devices::push(&state, auth.user.id, Bytes::from(payload)).await?;
     let sockets = delivery.instances.is_none().then_some(delivery.local);
     let mut res = Json(SendOut {
         delivered: true,
@@ -407,8 +333,8 @@ pub async fn status(
         .latest_binding(&mac)
         .await?
         .filter(|b| b.user_id == auth.user.id)
-        .ok_or_else(not_bound)?;
-    let (online, last_seen) = online_state(&state, &mac).await?;
+        .ok_or_else(devices::not_bound)?;
+    let (online, last_seen) = devices::online_state(&state, &mac).await?;
     Ok(Json(StatusOut {
         mac_address: mac,
         online,

@@ -31,6 +31,7 @@ use crate::state::AppState;
         (name = "subscription", description = "Plans, the caller's subscription, and admin grants"),
         (name = "card", description = "Content and membership cards: scan, redeem, history; batches for operators (docs/cards.md)"),
         (name = "achievement", description = "Achievements with the caller's progress; definitions for operators"),
+        (name = "xiaozhi", description = "xiaozhi-esp32 devices: OTA check, activation, firmware (docs/xiaozhi.md)"),
     ),
     components(schemas(crate::error::ErrorBody)),
 )]

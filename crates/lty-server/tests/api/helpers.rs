@@ -189,11 +189,17 @@ pub async fn spawn_app() -> TestApp {
 
 /// Starts the app after letting `tweak` change the configuration.
 pub async fn spawn_app_with(tweak: impl FnOnce(&mut Config)) -> TestApp {
+    spawn_app_on(|config, _| tweak(config)).await
+}
+
+/// Starts the app after letting `tweak` change the configuration, knowing
+/// the address the app will listen on (for URLs handed to clients).
+pub async fn spawn_app_on(tweak: impl FnOnce(&mut Config, std::net::SocketAddr)) -> TestApp {
     let (mut config, dir, pg) = test_config().await;
-    tweak(&mut config);
-    let state = AppState::build(config.clone()).await.expect("build state");
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let addr = listener.local_addr().expect("addr");
+    tweak(&mut config, addr);
+    let state = AppState::build(config.clone()).await.expect("build state");
     let server_state = state.clone();
     let task = tokio::spawn(async move {
         lty_server::server::serve(server_state, listener)

@@ -40,3 +40,5 @@ mod voice;
 mod voice_chat;
 mod wechat;
 mod ws;
+mod xiaozhi;
+mod xiaozhi_sim;

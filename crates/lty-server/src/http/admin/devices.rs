@@ -17,7 +17,7 @@ use super::{AdminCtx, OptionalJson, PageInfo, PageQuery, not_found};
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::extract::{Json, Path, Query};
 use crate::state::AppState;
-use crate::ws::protocol::{device_group, kick_message};
+use crate::ws::protocol::device_group;
 
 /// Device routes.
 pub fn router() -> OpenApiRouter<AppState> {
@@ -230,11 +230,7 @@ pub async fn unbind(
     let binding = current_binding(&state, &mac).await?;
     let details = json!({ "binding_id": binding.id, "user_id": binding.user_id });
     ctx.audited(&state, "device.unbind", "device", mac, details, async {
-        state.db.unbind(binding.id).await?;
-        state
-            .pubsub
-            .publish(&device_group(binding.user_id), kick_message(&mac))
-            .await?;
+        crate::app::devices::unbind(&state, binding.user_id, &mac).await?;
         Ok(())
     })
     .await?;

@@ -10,6 +10,7 @@ pub mod audit;
 mod catalog;
 pub mod conversations;
 pub mod devices;
+pub mod firmware;
 pub mod personas;
 pub mod plans;
 pub mod policy;
@@ -43,6 +44,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .merge(sessions::router())
         .merge(stats::router())
         .merge(audit::router())
+        .merge(firmware::router())
 }
 
 /// Largest `page_size` of admin listings.

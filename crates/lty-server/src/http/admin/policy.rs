@@ -122,6 +122,11 @@ pub const POLICY: &[RoutePolicy] = &[
     route("GET", "/api/v1/admin/card-batches/{id}/export.zip", Operator, auto("card_batch.export", "card_batch")),
     route("GET", "/api/v1/admin/cards/{code}/", Operator, Audit::No),
     route("POST", "/api/v1/admin/cards/{code}/disable/", Operator, auto("card.disable", "card")),
+    // xiaozhi firmware releases and device keys.
+    route("GET", "/api/v1/admin/firmware/", Operator, Audit::No),
+    route("POST", "/api/v1/admin/firmware/", Superadmin, Audit::Handler("firmware.create")),
+    route("PATCH", "/api/v1/admin/firmware/{id}/", Superadmin, Audit::Handler("firmware.update")),
+    route("PUT", "/api/v1/admin/device-keys/{serial}/", Superadmin, Audit::Handler("device_key.put")),
     // Stats and the audit log.
     route("GET", "/api/v1/admin/stats/", Operator, Audit::No),
     route("GET", "/api/v1/admin/audit/", Operator, Audit::No),
