@@ -40,6 +40,10 @@ pub struct XiaozhiConfig {
     /// Milliseconds after the last downlink packet's due time before
     /// `tts stop`.
     pub tts_stop_margin_ms: u64,
+    /// Spoken when a device talks and no speech recognition is configured.
+    pub no_asr_message: String,
+    /// Spoken when a turn fails (the model or recognition is unavailable).
+    pub error_message: String,
 }
 
 impl Default for XiaozhiConfig {
@@ -58,6 +62,8 @@ impl Default for XiaozhiConfig {
             vad_threshold_dbfs: -40.0,
             vad_end_silence_ms: 600,
             tts_stop_margin_ms: 300,
+            no_asr_message: "我现在还听不懂说话：请让爸爸妈妈给我配置语音识别。".into(),
+            error_message: "我现在有点累了，等一下再和我聊吧。".into(),
         }
     }
 }
