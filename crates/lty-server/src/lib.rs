@@ -20,3 +20,4 @@ pub mod error;
 pub mod extract;
 pub mod http;
 pub mod ws;
+pub mod xiaozhi;
