@@ -8,6 +8,8 @@ command -v pg_isready >/dev/null || need+=(postgresql-client)
 command -v redis-cli >/dev/null || need+=(redis-tools)
 # The local TTS provider speaks through espeak-ng (tests synthesize real audio).
 command -v espeak-ng >/dev/null || need+=(espeak-ng)
+# opusdec (reference libopus) checks that our Opus packets decode as sent.
+command -v opusdec >/dev/null || need+=(opus-tools)
 if [ ${#need[@]} -gt 0 ]; then
   sudo=()
   if [ "$(id -u)" -ne 0 ]; then

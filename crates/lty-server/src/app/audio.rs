@@ -8,11 +8,17 @@
 //! | WAV (integer or float PCM, any rate, any channel count) | `RIFF....WAVE` | as is when already 16 kHz 16-bit mono, else `symphonia` |
 //! | raw PCM, 16 kHz, 16-bit little-endian, mono | the declared content type (`audio/pcm`, `audio/L16`, …) | as is |
 //! | MP3 | an `ID3` tag or an MPEG audio frame sync | `symphonia` |
-//! | Ogg/Opus | `OggS` whose first packet is `OpusHead` | the demuxer below and `opus-decoder` |
+//! | Ogg/Opus | `OggS` whose first packet is `OpusHead` | the demuxer below and [`opus::OpusDecoder`] |
 //!
 //! Other rates are resampled with `rubato`, several channels are averaged.
 //! Decoding is bounded: the duration the container declares is checked
 //! before decoding, and decoding stops as soon as the samples pass the limit.
+//!
+//! The device voice channel's building blocks live in submodules: [`opus`]
+//! (packet encoder, decoder and packetizer) and [`vad`] (voice activity).
+
+pub mod opus;
+pub mod vad;
 
 use std::io::Cursor;
 use std::panic::{AssertUnwindSafe, catch_unwind};
@@ -514,25 +520,16 @@ fn decode_ogg_opus(data: &[u8], max_seconds: u64) -> Result<Pcm16k, AudioError> 
         return Err(AudioError::TooLong { max_seconds });
     }
     let rate = Pcm16k::SAMPLE_RATE;
-    let mut decoder = opus_decoder::OpusDecoder::new(rate, 1)
-        .map_err(|e| AudioError::Unsupported(format!("Opus decoder: {e}")))?;
+    let mut decoder = opus::OpusDecoder::new(rate)?;
     let mut mono = Mono::new(rate, max_seconds)?;
-    // 120 ms, the longest Opus packet, at 16 kHz.
-    let mut frame = vec![0i16; 1920];
-    let mut floats = Vec::with_capacity(frame.len());
+    let mut floats = Vec::new();
     for packet in packets {
         if packet.is_empty() {
             continue;
         }
-        let n = decoder
-            .decode(&packet, &mut frame, false)
-            .map_err(|e| AudioError::Corrupt(format!("the Opus data is damaged: {e}")))?;
+        let frame = decoder.decode(&packet)?;
         floats.clear();
-        floats.extend(
-            frame[..n.min(frame.len())]
-                .iter()
-                .map(|&s| f32::from(s) / 32768.0),
-        );
+        floats.extend(frame.iter().map(|&s| f32::from(s) / 32768.0));
         mono.push_interleaved(&floats, 1)?;
     }
     // Drop the encoder's pre-skip and the padding after the last granule.

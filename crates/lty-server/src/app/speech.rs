@@ -2,8 +2,12 @@
 //! and [`Asr`] adapters chosen at start from `AUDIO_SERVICE_PROVIDER`, the
 //! TTS cache (identical text+voice → the stored audio, no new synthesis),
 //! and the legacy object layout `{base_dir}/[permanent|temporary]/{YYYYMMDD}/{file}`.
+//! The text side of a streamed spoken reply (cutting it into sentences,
+//! reading its emotion, removing emoji) is in [`sentences`] and [`emotion`].
 
+pub mod emotion;
 pub mod espeak;
+pub mod sentences;
 
 use std::sync::Arc;
 use std::time::Duration;

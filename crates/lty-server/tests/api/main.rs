@@ -27,6 +27,7 @@ mod health;
 mod helpers;
 mod image;
 mod logship;
+mod opus_interop;
 mod ratelimit;
 mod rtc;
 mod sms;
