@@ -125,7 +125,7 @@ impl McpClient {
         });
         if self
             .out
-            .send(Outbound::Text(message.to_string()))
+            .send(Outbound::now(message))
             .await
             .is_err()
         {

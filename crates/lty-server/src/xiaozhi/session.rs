@@ -302,7 +302,13 @@ async fn serve(socket: WebSocket, state: AppState, device: Device) {
     }
     session.stop_response();
     drop(session);
-    let _ = writer.await;
+    // The writer ends after our Close frame; a device that dropped TCP
+    // leaves it nothing to flush (a background MCP request may still hold
+    // a sender for a while).
+    let abort = writer.abort_handle();
+    if tokio::time::timeout(Duration::from_secs(2), writer).await.is_err() {
+        abort.abort();
+    }
     tracing::debug!("xiaozhi channel closed");
 }
 
