@@ -196,7 +196,7 @@ async fn aliyun_streaming_starts_a_task_sends_every_sample_in_order_and_stops_it
     let fake = FakeAliyunNls::start().await;
     let app = app_with(|c| fake.configure(c)).await;
     fake.set_recognizer_transcript("我想听小兔子的故事。");
-    let pcm = utterance(1500);
+    let pcm = utterance(1530);
     let text = recognize(&streaming(&app), &pcm).await.unwrap().text;
     assert_eq!(text, "我想听小兔子的故事。");
 
@@ -211,7 +211,10 @@ async fn aliyun_streaming_starts_a_task_sends_every_sample_in_order_and_stops_it
     assert_eq!(start["payload"]["format"], "pcm");
     assert_eq!(start["payload"]["sample_rate"], 16_000);
     assert_eq!(s.audio, le_bytes(&pcm), "every sample, in order");
-    assert!(s.frame_sizes.iter().all(|n| *n == 3200), "100 ms frames");
+    // 48 960 bytes: 15 frames of 100 ms and the 960-byte rest before the stop.
+    let (last, full) = s.frame_sizes.split_last().unwrap();
+    assert!(full.iter().all(|n| *n == 3200), "100 ms frames");
+    assert_eq!((full.len(), *last), (15, 960));
     assert!(s.stopped && s.completed && s.failed.is_none());
 }
 
