@@ -1,9 +1,13 @@
-//! Speech ports: text to speech ([`Tts`]) and speech recognition ([`Asr`]),
-//! the audio formats they exchange, and the WAV container (RIFF/PCM) that
-//! lty reads and writes itself.
+//! Speech ports: text to speech ([`Tts`]), speech recognition of a whole
+//! clip ([`Asr`]) and while it is spoken ([`StreamingAsr`], with
+//! [`BufferedAsr`] over any one-shot recognizer), the audio formats they
+//! exchange, and the WAV container (RIFF/PCM) that lty reads and writes
+//! itself.
 //!
 //! Adapters (huoshan, aliyun, tencent, local espeak-ng) live in
 //! `lty-vendors` and the server; one of each is chosen at start-up.
+
+use std::sync::Arc;
 
 use async_trait::async_trait;
 use bytes::Bytes;
@@ -132,6 +136,107 @@ pub trait Asr: Send + Sync {
     fn provider(&self) -> &'static str;
     /// Recognizes `audio`.
     async fn recognize(&self, audio: &Pcm16k) -> Result<Transcript>;
+}
+
+/// Streaming speech recognition: the audio goes to the provider while it is
+/// spoken, so the final transcript arrives right after the end of speech.
+#[async_trait]
+pub trait StreamingAsr: Send + Sync {
+    /// The provider's name.
+    fn provider(&self) -> &'static str;
+    /// Opens a recognition session for 16 kHz mono 16-bit PCM.
+    async fn open(&self) -> Result<Box<dyn AsrSession>>;
+}
+
+/// One utterance being recognized. Dropping a session without
+/// [`finish`](AsrSession::finish) cancels it and closes the provider
+/// connection.
+#[async_trait]
+pub trait AsrSession: Send {
+    /// Sends more audio (any length; the session packs it as the provider wants).
+    async fn push(&mut self, pcm: &[i16]) -> Result<()>;
+    /// Ends the utterance and waits for the final transcript.
+    async fn finish(self: Box<Self>) -> Result<Transcript>;
+}
+
+/// Appends `samples` to `out` as signed 16-bit little-endian bytes (the
+/// layout of [`Pcm16k::samples`]).
+pub fn extend_pcm16le(out: &mut Vec<u8>, samples: &[i16]) {
+    out.reserve(samples.len() * 2);
+    for s in samples {
+        out.extend_from_slice(&s.to_le_bytes());
+    }
+}
+
+/// [`StreamingAsr`] over a one-shot [`Asr`], for providers without a
+/// streaming protocol: a session collects the PCM and recognizes it all on
+/// [`finish`](AsrSession::finish). Nothing reaches the provider before then,
+/// so this saves no latency; it lets callers use one interface everywhere.
+pub struct BufferedAsr {
+    asr: Arc<dyn Asr>,
+    max_ms: u64,
+}
+
+impl std::fmt::Debug for BufferedAsr {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BufferedAsr")
+            .field("provider", &self.asr.provider())
+            .field("max_ms", &self.max_ms)
+            .finish()
+    }
+}
+
+impl BufferedAsr {
+    /// Buffers for `asr`, refusing sessions longer than `max_ms` of audio.
+    pub fn new(asr: Arc<dyn Asr>, max_ms: u64) -> Self {
+        Self { asr, max_ms }
+    }
+}
+
+#[async_trait]
+impl StreamingAsr for BufferedAsr {
+    fn provider(&self) -> &'static str {
+        self.asr.provider()
+    }
+
+    async fn open(&self) -> Result<Box<dyn AsrSession>> {
+        Ok(Box::new(BufferedSession {
+            asr: self.asr.clone(),
+            max_bytes: usize::try_from(self.max_ms * u64::from(Pcm16k::SAMPLE_RATE) / 1000 * 2)
+                .unwrap_or(usize::MAX),
+            max_ms: self.max_ms,
+            samples: Vec::new(),
+        }))
+    }
+}
+
+/// A [`BufferedAsr`] session: the PCM so far.
+struct BufferedSession {
+    asr: Arc<dyn Asr>,
+    max_bytes: usize,
+    max_ms: u64,
+    samples: Vec<u8>,
+}
+
+#[async_trait]
+impl AsrSession for BufferedSession {
+    async fn push(&mut self, pcm: &[i16]) -> Result<()> {
+        if self.samples.len() + pcm.len() * 2 > self.max_bytes {
+            return Err(Error::validation(
+                "audio",
+                format!("at most {} ms of audio per utterance", self.max_ms),
+            ));
+        }
+        extend_pcm16le(&mut self.samples, pcm);
+        Ok(())
+    }
+
+    async fn finish(self: Box<Self>) -> Result<Transcript> {
+        let audio = Pcm16k {
+            samples: Bytes::from(self.samples),
+        };
+        self.asr.recognize(&audio).await
+    }
 }
 
 /// The `fmt ` facts of a WAV file and where its samples are.
@@ -298,6 +403,45 @@ mod tests {
             split_sentences("one two three", 8),
             vec!["one two", "three"]
         );
+    }
+
+    /// A recognizer that answers with the number of samples it got.
+    struct Counting;
+
+    #[async_trait]
+    impl Asr for Counting {
+        fn provider(&self) -> &'static str {
+            "counting"
+        }
+
+        async fn recognize(&self, audio: &Pcm16k) -> Result<Transcript> {
+            Ok(Transcript {
+                text: format!("{:?}", &audio.samples[..]),
+                confidence: None,
+            })
+        }
+    }
+
+    #[tokio::test]
+    async fn a_buffered_session_recognizes_every_pushed_sample_in_order_on_finish() {
+        let asr = BufferedAsr::new(Arc::new(Counting), 1000);
+        assert_eq!(asr.provider(), "counting");
+        let mut session = asr.open().await.unwrap();
+        session.push(&[1, -2]).await.unwrap();
+        session.push(&[]).await.unwrap();
+        session.push(&[0x0304]).await.unwrap();
+        let t = session.finish().await.unwrap();
+        assert_eq!(t.text, format!("{:?}", [1u8, 0, 0xfe, 0xff, 4, 3]));
+    }
+
+    #[tokio::test]
+    async fn a_buffered_session_refuses_audio_past_its_limit() {
+        // 10 ms at 16 kHz is 160 samples.
+        let asr = BufferedAsr::new(Arc::new(Counting), 10);
+        let mut session = asr.open().await.unwrap();
+        session.push(&[0; 160]).await.unwrap();
+        let err = session.push(&[0]).await.unwrap_err();
+        assert_eq!(err.code(), "validation_error");
     }
 
     #[test]

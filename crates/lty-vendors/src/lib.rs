@@ -4,6 +4,7 @@
 #![forbid(unsafe_code)]
 
 pub mod aliyun;
+mod asr_stream;
 pub mod aws;
 pub mod http;
 pub mod openai;

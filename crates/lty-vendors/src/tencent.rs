@@ -6,6 +6,8 @@
 //!   and the response envelope parser.
 //! - [`tts`], [`asr`]: `TextToVoice` and `SentenceRecognition` bodies;
 //!   [`speech`]: the client behind lty's `Tts` and `Asr` ports.
+//! - [`realtime_asr`]: real-time recognition over WebSocket (API 2.0,
+//!   HMAC-SHA1 signed query), lty's `StreamingAsr` port.
 //!
 //! Signers take the timestamp as an argument so real clients and the
 //! in-process fake recompute the same bytes.
@@ -13,6 +15,7 @@
 use std::fmt;
 
 pub mod asr;
+pub mod realtime_asr;
 pub mod speech;
 pub mod tc3;
 pub mod tts;

@@ -1,22 +1,25 @@
-//! Speech services behind `/api/ai/tts/` and `/api/ai/asr/`: the [`Tts`]
-//! and [`Asr`] adapters chosen at start from `AUDIO_SERVICE_PROVIDER`, the
-//! TTS cache (identical text+voice → the stored audio, no new synthesis),
-//! and the legacy object layout `{base_dir}/[permanent|temporary]/{YYYYMMDD}/{file}`.
+//! Speech services behind `/api/ai/tts/` and `/api/ai/asr/`: the [`Tts`],
+//! [`Asr`] and [`StreamingAsr`] adapters chosen at start from
+//! `AUDIO_SERVICE_PROVIDER`, the TTS cache (identical text+voice → the
+//! stored audio, no new synthesis), and the legacy object layout
+//! `{base_dir}/[permanent|temporary]/{YYYYMMDD}/{file}`.
 //! The text side of a streamed spoken reply (cutting it into sentences,
 //! reading its emotion, removing emoji) is in [`sentences`] and [`emotion`].
 
 pub mod emotion;
 pub mod espeak;
 pub mod sentences;
+pub mod streaming;
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::bail;
 use chrono::{DateTime, Utc};
-use lty_core::speech::{Asr, AudioFormat, Synthesis, Tts, TtsRequest};
+use lty_core::speech::{Asr, AudioFormat, BufferedAsr, StreamingAsr, Synthesis, Tts, TtsRequest};
 use lty_core::{Error, Result};
 use lty_vendors::tencent::Credential;
+use lty_vendors::tencent::realtime_asr::{TencentRealtimeAsr, TencentRealtimeAsrConfig};
 use lty_vendors::tencent::speech::{TencentSpeech, TencentSpeechConfig};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -31,6 +34,9 @@ pub struct Speech {
     pub provider: &'static str,
     pub tts: Option<Arc<dyn Tts>>,
     pub asr: Option<Arc<dyn Asr>>,
+    /// Recognition while the audio is spoken: the provider's streaming
+    /// protocol, or [`BufferedAsr`] over `asr` when it has none; metered.
+    pub streaming_asr: Option<Arc<dyn StreamingAsr>>,
     /// `ALIYUN_OSS_AUDIO_BASE_DIR` without surrounding `/`.
     pub base_dir: String,
 }
@@ -41,6 +47,10 @@ impl std::fmt::Debug for Speech {
             .field("provider", &self.provider)
             .field("tts", &self.tts.as_ref().map(|t| t.provider()))
             .field("asr", &self.asr.as_ref().map(|a| a.provider()))
+            .field(
+                "streaming_asr",
+                &self.streaming_asr.as_ref().map(|a| a.provider()),
+            )
             .finish()
     }
 }
@@ -58,6 +68,16 @@ impl Speech {
         self.asr.as_ref().ok_or(Error::ProviderNotConfigured {
             provider: self.provider,
         })
+    }
+
+    /// The streaming ASR adapter, built from the same configuration as
+    /// [`asr`](Self::asr), or 503 naming the configured provider.
+    pub fn streaming_asr(&self) -> Result<&Arc<dyn StreamingAsr>> {
+        self.streaming_asr
+            .as_ref()
+            .ok_or(Error::ProviderNotConfigured {
+                provider: self.provider,
+            })
     }
 }
 
@@ -104,28 +124,41 @@ pub fn build(config: &Config) -> anyhow::Result<Speech> {
     };
     let mut tts: Option<Arc<dyn Tts>> = None;
     let mut asr: Option<Arc<dyn Asr>> = None;
+    let mut streaming_asr: Option<Arc<dyn StreamingAsr>> = None;
     match provider {
         "local" => tts = local(),
         "aliyun" => {
             if let Some(client) = aliyun(config)? {
                 tts = Some(Arc::new(client.clone()));
-                asr = Some(Arc::new(client));
+                asr = Some(Arc::new(client.clone()));
+                streaming_asr = Some(Arc::new(client));
             }
         }
         "tencent" => {
             if let Some(client) = tencent(config)? {
                 tts = Some(Arc::new(client.clone()));
                 asr = Some(Arc::new(client));
+                streaming_asr = tencent_realtime(config)?;
             }
         }
         "huoshan" => {
             if let Some(client) = huoshan(config)? {
                 tts = Some(Arc::new(client.clone()));
-                asr = Some(Arc::new(client));
+                asr = Some(Arc::new(client.clone()));
+                streaming_asr = Some(Arc::new(client));
             }
         }
         _ => {}
     }
+    if streaming_asr.is_none()
+        && let Some(asr) = &asr
+    {
+        // Nothing streams: collect the audio, recognize it at the end.
+        let max_ms = audio.asr_max_seconds.saturating_mul(1000);
+        streaming_asr = Some(Arc::new(BufferedAsr::new(asr.clone(), max_ms)));
+    }
+    let streaming_asr =
+        streaming_asr.map(|s| Arc::new(streaming::Metered::new(s)) as Arc<dyn StreamingAsr>);
     if tts.is_none() && provider != "local" && audio.local_fallback {
         tts = local();
         if tts.is_some() {
@@ -145,6 +178,7 @@ pub fn build(config: &Config) -> anyhow::Result<Speech> {
         provider,
         tts,
         asr,
+        streaming_asr,
         base_dir,
     })
 }
@@ -191,6 +225,37 @@ fn tencent(config: &Config) -> anyhow::Result<Option<TencentSpeech>> {
         timeout: Duration::from_secs(config.audio.timeout_secs.max(1)),
     })?;
     Ok(Some(client))
+}
+
+/// Tencent real-time recognition, when the AppId is set besides the key
+/// pair; `None` leaves streaming to the buffering fallback.
+fn tencent_realtime(config: &Config) -> anyhow::Result<Option<Arc<dyn StreamingAsr>>> {
+    let t = &config.audio.tencent;
+    let (Some(id), Some(secret)) = (&t.api_key, &t.api_secret) else {
+        return Ok(None);
+    };
+    let Some(app_id) = t.app_id.as_deref().filter(|a| !a.is_empty()) else {
+        tracing::warn!(
+            "AUDIO_SERVICE_TENCENT_APP_ID is unset: streaming recognition collects the audio \
+             and sends it to SentenceRecognition at the end"
+        );
+        return Ok(None);
+    };
+    if !app_id.bytes().all(|b| b.is_ascii_digit()) {
+        bail!("AUDIO_SERVICE_TENCENT_APP_ID must be the account's numeric AppId");
+    }
+    if !(t.asr_ws_url.starts_with("ws://") || t.asr_ws_url.starts_with("wss://")) {
+        bail!("LTY_AUDIO__TENCENT__ASR_WS_URL must start with ws:// or wss://");
+    }
+    Ok(Some(Arc::new(TencentRealtimeAsr::new(
+        TencentRealtimeAsrConfig {
+            app_id: app_id.to_owned(),
+            credential: Credential::new(id, secret.expose()),
+            ws_url: t.asr_ws_url.clone(),
+            connect_timeout: Duration::from_secs(5),
+            timeout: Duration::from_secs(config.audio.timeout_secs.max(1)),
+        },
+    ))))
 }
 
 /// The huoshan speech client, when its APP ID, access token and cluster

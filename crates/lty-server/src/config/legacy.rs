@@ -113,6 +113,7 @@ pub const ENV_VARS: &[EnvVar] = &[
         "audio.tencent.asr_endpoint",
         true,
     ),
+    var("AUDIO_SERVICE_TENCENT_APP_ID", "audio.tencent.app_id", true),
     var("ALIYUN_SMS_ACCESS_KEY_ID", "aliyun.sms.access_key_id", true),
     var(
         "ALIYUN_SMS_ACCESS_KEY_SECRET",

@@ -60,6 +60,17 @@ impl Drop for FakeServer {
     }
 }
 
+/// How a fake's WebSocket connection ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ended {
+    /// The client sent a WebSocket close frame.
+    CloseFrame,
+    /// The connection broke or was dropped without a close frame.
+    Lost,
+    /// The fake dropped it (scripted).
+    DroppedByFake,
+}
+
 /// A request header as text; `""` when it is absent or not visible ASCII.
 pub fn header<'a>(headers: &'a HeaderMap, name: &str) -> &'a str {
     headers

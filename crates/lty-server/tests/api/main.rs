@@ -34,6 +34,7 @@ mod sms;
 mod speech;
 mod speech_aliyun;
 mod speech_huoshan;
+mod speech_streaming;
 mod storage;
 mod subscriptions;
 mod users;

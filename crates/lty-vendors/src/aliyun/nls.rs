@@ -1,7 +1,8 @@
 //! Aliyun NLS (Intelligent Speech Interaction): the `CreateToken` call
 //! (RPC signature V1), a shared token cache, RESTful text to speech
 //! (`/stream/v1/tts`) and RESTful one-sentence recognition
-//! (`/stream/v1/asr`), as lty's [`Tts`] and [`Asr`] ports.
+//! (`/stream/v1/asr`), as lty's [`Tts`] and [`Asr`] ports; the WebSocket
+//! `SpeechRecognizer` as its `StreamingAsr` port is in [`recognizer`].
 //!
 //! The AccessKey pair signs `CreateToken` only; every speech call carries
 //! the resulting token (`X-NLS-Token`) and the project appkey. One token
@@ -22,6 +23,8 @@ use lty_core::speech::{
 };
 use lty_core::{Error, Result};
 use serde::{Deserialize, Serialize};
+
+pub mod recognizer;
 
 use super::pop::{PopResponseError, RpcCall, RpcSigned, check_pop_response, sign_rpc};
 use super::{AccessKey, Method, SignError};
@@ -61,6 +64,8 @@ pub mod status {
     pub const TOKEN_INVALID: u64 = 40_000_001;
     /// Too many concurrent requests: back off and retry.
     pub const TOO_MANY_REQUESTS: u64 = 40_000_005;
+    /// The trial expired or the service is not commercial yet.
+    pub const NOT_COMMERCIAL: u64 = 40_000_010;
     /// The appkey belongs to another account than the token.
     pub const APPKEY_NOT_EXIST: u64 = 40_020_105;
     /// Vendor-side failure: a bounded retry may succeed.

@@ -1,9 +1,11 @@
-//! Huoshan speech (`openspeech.bytedance.com`): HTTP TTS and streaming ASR
-//! over WebSocket, as lty's [`Tts`] and [`Asr`] ports.
+//! Huoshan speech (`openspeech.bytedance.com`): HTTP TTS and ASR over
+//! WebSocket, as lty's [`Tts`], [`Asr`] (a finished clip) and
+//! [`StreamingAsr`] (audio sent while it is spoken) ports.
 //!
 //! - [`codec`]: the binary frame of the speech WebSockets.
 //! - [`tts`]: `POST /api/v1/tts` bodies and codes.
-//! - [`asr`]: `/api/v3/sauc/bigmodel_nostream` parameters, packets and codes.
+//! - [`asr`]: `/api/v3/sauc/bigmodel_nostream` and `bigmodel_async`
+//!   parameters, packets and codes.
 //!
 //! Credentials are the speech console's APP ID and access token. The
 //! `X-Tt-Logid` of every answer is logged and put in error messages; the
@@ -22,7 +24,8 @@ use base64::engine::general_purpose::STANDARD;
 use bytes::Bytes;
 use futures_util::{SinkExt, StreamExt};
 use lty_core::speech::{
-    Asr, AudioFormat, Pcm16k, Synthesis, Transcript, Tts, TtsRequest, split_sentences,
+    Asr, AsrSession, AudioFormat, Pcm16k, StreamingAsr, Synthesis, Transcript, Tts, TtsRequest,
+    split_sentences,
 };
 use lty_core::{Error, Result};
 use tokio::time::Instant;
@@ -31,6 +34,7 @@ use tokio_tungstenite::tungstenite::http::{HeaderName, HeaderValue};
 use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 
 use self::codec::{Frame, MessageType};
+use crate::asr_stream::{self, ConnectError};
 use crate::http::ClientOptions;
 
 const PROVIDER: &str = "huoshan";
@@ -547,6 +551,151 @@ impl Asr for HuoshanSpeech {
             text,
             confidence: None,
         })
+    }
+}
+
+/// The huoshan side of a streaming session: numbered gzip packets after
+/// the full client request, results read as they come.
+struct HuoshanStream {
+    /// The number of the next audio packet (the full request was 1).
+    sequence: i32,
+    /// `result.text` of the latest result.
+    last_text: String,
+}
+
+impl HuoshanStream {
+    fn packet(&mut self, pcm: Bytes, last: bool) -> Result<Message> {
+        let frame = Frame::audio(self.sequence, last, pcm, codec::Compression::Gzip);
+        self.sequence = self.sequence.saturating_add(1);
+        let bytes = codec::encode(&frame).map_err(|e| upstream(e.to_string()))?;
+        Ok(Message::Binary(Bytes::from(bytes)))
+    }
+}
+
+impl asr_stream::Protocol for HuoshanStream {
+    fn audio(&mut self, pcm: Bytes) -> Result<Message> {
+        self.packet(pcm, false)
+    }
+
+    fn finish(&mut self, tail: Bytes) -> Result<Vec<Message>> {
+        // The last packet is flagged (its sequence negated), empty or not.
+        Ok(vec![self.packet(tail, true)?])
+    }
+
+    fn on_message(&mut self, msg: Message) -> Result<asr_stream::Step> {
+        let Message::Binary(bytes) = msg else {
+            return Err(upstream("a text message where binary frames were expected"));
+        };
+        let frame = codec::decode(&bytes).map_err(|e| upstream(format!("malformed frame: {e}")))?;
+        let done = |text: &str| {
+            asr_stream::Step::Done(Transcript {
+                text: text.to_owned(),
+                confidence: None,
+            })
+        };
+        match frame.message_type {
+            MessageType::FullServerResponse => {
+                let res: asr::ServerResponse = serde_json::from_slice(&frame.payload)
+                    .map_err(|e| upstream(format!("result is not JSON: {e}")))?;
+                res.text().clone_into(&mut self.last_text);
+                Ok(if frame.is_last() {
+                    done(&self.last_text)
+                } else {
+                    asr_stream::Step::Continue
+                })
+            }
+            MessageType::Error => {
+                let code = frame.error_code.unwrap_or(0);
+                if code == asr::SUCCESS {
+                    return Ok(done(&self.last_text));
+                }
+                let message = format!("error {code}: {}", frame.text());
+                Err(match asr::Failure::of(code) {
+                    asr::Failure::EmptyAudio => {
+                        Error::validation("audio", "contains no speech to recognize")
+                    }
+                    asr::Failure::Busy => asr_stream::busy(PROVIDER, &code.to_string(), &message),
+                    _ => upstream(message),
+                })
+            }
+            _ => Ok(asr_stream::Step::Continue),
+        }
+    }
+}
+
+#[async_trait]
+impl StreamingAsr for HuoshanSpeech {
+    fn provider(&self) -> &'static str {
+        PROVIDER
+    }
+
+    /// Connects to `{ws}/api/v3/sauc/bigmodel_async` and sends the full
+    /// client request; audio follows in 200 ms packets.
+    #[tracing::instrument(skip_all, err, fields(provider = PROVIDER))]
+    async fn open(&self) -> Result<Box<dyn AsrSession>> {
+        let url = format!(
+            "{}{}",
+            self.config.ws_url.trim_end_matches('/'),
+            asr::STREAM_PATH
+        );
+        let connect_id = uuid_v4();
+        let req = asr_stream::request(
+            &url,
+            &[
+                (asr::HEADER_APP_KEY, self.config.appid.as_str()),
+                (asr::HEADER_ACCESS_KEY, self.config.access_token.as_str()),
+                (asr::HEADER_RESOURCE_ID, &self.config.asr_resource_id),
+                (asr::HEADER_CONNECT_ID, &connect_id),
+            ],
+        )
+        .map_err(upstream)?;
+        let mut ws = match asr_stream::connect(req, self.config.connect_timeout).await {
+            Ok(ws) => ws,
+            Err(ConnectError::Refused {
+                status,
+                headers,
+                body,
+            }) => {
+                let logid = headers
+                    .get(asr::HEADER_LOGID)
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or("");
+                let message =
+                    format!("handshake refused with HTTP {status} (logid {logid}): {body}");
+                let code = format!("HTTP {status}");
+                return Err(match status {
+                    401 | 403 => asr_stream::unavailable(PROVIDER, &code, &message),
+                    429 => asr_stream::busy(PROVIDER, &code, &message),
+                    _ => upstream(message),
+                });
+            }
+            Err(ConnectError::Failed(message)) => return Err(upstream(message)),
+        };
+        let params = serde_json::to_vec(&asr::FullRequest::pcm16k(UID))
+            .map_err(|e| upstream(e.to_string()))?;
+        let request = codec::encode(&Frame::full_client_request(
+            1,
+            Bytes::from(params),
+            codec::Compression::Gzip,
+        ))
+        .map_err(|e| upstream(e.to_string()))?;
+        ws.send(Message::Binary(Bytes::from(request)))
+            .await
+            .map_err(|e| upstream(format!("connection failed: {e}")))?;
+        tracing::debug!(%connect_id, "huoshan streaming recognition open");
+        Ok(asr_stream::spawn(
+            PROVIDER,
+            ws,
+            HuoshanStream {
+                sequence: 2,
+                last_text: String::new(),
+            },
+            asr_stream::SessionLimits {
+                chunk_bytes: asr::CHUNK_BYTES,
+                timeout: self.config.timeout,
+                pace: None,
+            },
+        ))
     }
 }
 

@@ -96,6 +96,12 @@ pub struct TencentConfig {
     pub region: String,
     /// Default `VoiceType` (the provider's default when unset).
     pub voice_type: Option<i64>,
+    /// The account's AppId, which real-time (streaming) recognition needs;
+    /// without it streaming recognition buffers the audio and uses
+    /// SentenceRecognition.
+    pub app_id: Option<String>,
+    /// Scheme and host of real-time recognition (`ws://` or `wss://`).
+    pub asr_ws_url: String,
 }
 
 impl Default for TencentConfig {
@@ -107,6 +113,8 @@ impl Default for TencentConfig {
             asr_endpoint: "https://asr.tencentcloudapi.com".into(),
             region: "ap-guangzhou".into(),
             voice_type: None,
+            app_id: None,
+            asr_ws_url: "wss://asr.cloud.tencent.com".into(),
         }
     }
 }

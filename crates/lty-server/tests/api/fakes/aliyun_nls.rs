@@ -7,6 +7,15 @@
 //! with `40020105`, cuts TTS text past 300 characters like the vendor,
 //! streams audio as chunked `audio/mpeg`, and answers scripted errors as
 //! `application/json` with whatever HTTP status the test picks.
+//!
+//! The gateway's WebSocket `/ws/v1` plays `SpeechRecognizer`: it takes the
+//! token from `X-NLS-Token`, enforces the message order (StartRecognition
+//! → RecognitionStarted → binary audio → StopRecognition →
+//! RecognitionCompleted) and the header fields (namespace, appkey, 32-hex
+//! ids, one task id, a fresh message id each time), answers `TaskFailed`
+//! as the vendor does (`40000001` bad token, `40020105` foreign appkey,
+//! `40000002` out of order), keeps the audio received, and when scripted
+//! fails mid-stream, goes silent after the stop, or drops the connection.
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::{Arc, Mutex};
@@ -14,13 +23,14 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use axum::body::{Body, Bytes};
 use axum::extract::State;
+use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
 use axum::http::{HeaderMap, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use lty_server::config::{Config, Secret};
 use serde_json::{Value, json};
 
 use super::aliyun_sms::{RpcGateway, pop_error_from, verify_rpc_v1};
-use super::{FakeServer, header, tone};
+use super::{Ended, FakeServer, header, tone};
 
 /// The fake's AccessKey pair and project appkey (fictional).
 pub const ACCESS_KEY_ID: &str = "LTAIexampleNlsKeyForLtyTests";
@@ -51,6 +61,40 @@ pub struct TtsCall {
     pub truncated: bool,
 }
 
+/// How the next WebSocket recognition behaves.
+#[derive(Debug, Clone, Copy)]
+pub enum RecognizerScript {
+    /// `TaskFailed` with `status` once `after` audio frames have arrived.
+    Fail { status: u64, after: usize },
+    /// Everything is read; nothing answers `StopRecognition`.
+    Silent,
+    /// The connection is dropped (no close frame) after `after` frames.
+    Drop { after: usize },
+}
+
+/// What one WebSocket recognition sent, as the fake saw it.
+#[derive(Debug, Clone, Default)]
+pub struct RecognizerSession {
+    /// `X-NLS-Token` of the handshake.
+    pub token: String,
+    /// The `StartRecognition` message.
+    pub start: Option<Value>,
+    pub task_id: String,
+    /// Every audio frame's bytes, in order.
+    pub audio: Vec<u8>,
+    pub frame_sizes: Vec<usize>,
+    /// Whether `StopRecognition` arrived.
+    pub stopped: bool,
+    /// The status of the `TaskFailed` answered, if any.
+    pub failed: Option<u64>,
+    /// Whether `RecognitionCompleted` was sent.
+    pub completed: bool,
+    /// Protocol violations found.
+    pub violations: Vec<String>,
+    /// How the connection ended; `None` while it is open.
+    pub ended: Option<Ended>,
+}
+
 /// One recognition request that was answered with a transcript.
 #[derive(Debug, Clone)]
 pub struct AsrCall {
@@ -78,6 +122,9 @@ struct Inner {
     gateway_errors: Vec<u64>,
     tts_calls: Vec<TtsCall>,
     asr_calls: Vec<AsrCall>,
+    recognizer_script: VecDeque<RecognizerScript>,
+    recognizers: Vec<RecognizerSession>,
+    recognizer_transcript: String,
 }
 
 impl Default for Inner {
@@ -95,6 +142,9 @@ impl Default for Inner {
             gateway_errors: Vec::new(),
             tts_calls: Vec::new(),
             asr_calls: Vec::new(),
+            recognizer_script: VecDeque::new(),
+            recognizers: Vec::new(),
+            recognizer_transcript: TRANSCRIPT.to_owned(),
         }
     }
 }
@@ -117,6 +167,7 @@ impl FakeAliyunNls {
         let gateway = axum::Router::new()
             .route("/stream/v1/tts", axum::routing::any(tts))
             .route("/stream/v1/asr", axum::routing::any(asr))
+            .route("/ws/v1", axum::routing::get(recognizer))
             .with_state(inner.clone());
         Self {
             meta: FakeServer::start(meta).await,
@@ -201,6 +252,25 @@ impl FakeAliyunNls {
     /// Recognition calls that were answered, oldest first.
     pub fn asr_calls(&self) -> Vec<AsrCall> {
         self.inner.lock().unwrap().asr_calls.clone()
+    }
+
+    /// Makes the next WebSocket recognition behave as `script`.
+    pub fn script_recognizer(&self, script: RecognizerScript) {
+        self.inner
+            .lock()
+            .unwrap()
+            .recognizer_script
+            .push_back(script);
+    }
+
+    /// What WebSocket recognitions answer from now on.
+    pub fn set_recognizer_transcript(&self, text: &str) {
+        self.inner.lock().unwrap().recognizer_transcript = text.to_owned();
+    }
+
+    /// WebSocket recognitions, oldest first.
+    pub fn recognizers(&self) -> Vec<RecognizerSession> {
+        self.inner.lock().unwrap().recognizers.clone()
     }
 }
 
@@ -301,6 +371,16 @@ fn query_map(uri: &Uri) -> HashMap<String, String> {
     url::form_urlencoded::parse(uri.query().unwrap_or("").as_bytes())
         .into_owned()
         .collect()
+}
+
+/// Whether the gateway accepts `token` now.
+fn token_valid(inner: &Mutex<Inner>, token: &str) -> bool {
+    let inner = inner.lock().unwrap();
+    !inner.refuse_all_tokens
+        && inner
+            .tokens
+            .get(token)
+            .is_some_and(|t| !t.revoked && now() < t.expire_time)
 }
 
 /// The gateway's token and appkey checks: the refusal to send, if any.
@@ -513,4 +593,214 @@ async fn asr(
         })),
     )
         .into_response()
+}
+
+async fn recognizer(
+    State(inner): State<Shared>,
+    uri: Uri,
+    headers: HeaderMap,
+    ws: WebSocketUpgrade,
+) -> Response {
+    let mut token = header(&headers, "x-nls-token").to_owned();
+    if token.is_empty() {
+        token = query_map(&uri).remove("token").unwrap_or_default();
+    }
+    let script = inner.lock().unwrap().recognizer_script.pop_front();
+    ws.on_upgrade(move |socket| recognizer_session(socket, inner, token, script))
+}
+
+fn is_hex32(v: &Value) -> bool {
+    v.as_str()
+        .is_some_and(|s| s.len() == 32 && s.bytes().all(|b| b.is_ascii_hexdigit()))
+}
+
+/// A gateway event as text.
+fn event(
+    namespace: &str,
+    name: &str,
+    status: u64,
+    text: &str,
+    task_id: &str,
+    payload: Option<Value>,
+) -> Message {
+    let mut e = json!({"header": {
+        "namespace": namespace, "name": name, "status": status,
+        "status_text": text, "message_id": hex_id(), "task_id": task_id,
+    }});
+    if let Some(p) = payload {
+        e["payload"] = p;
+    }
+    Message::Text(e.to_string().into())
+}
+
+/// Where the recognition stands.
+#[derive(PartialEq)]
+enum Phase {
+    AwaitStart,
+    Started,
+    Stopped,
+    /// TaskFailed or RecognitionCompleted was sent.
+    Over,
+}
+
+async fn recognizer_session(
+    mut socket: WebSocket,
+    inner: Shared,
+    token: String,
+    script: Option<RecognizerScript>,
+) {
+    let index = {
+        let mut guard = inner.lock().unwrap();
+        guard.recognizers.push(RecognizerSession {
+            token: token.clone(),
+            ..RecognizerSession::default()
+        });
+        guard.recognizers.len() - 1
+    };
+    let save = |s: &RecognizerSession| inner.lock().unwrap().recognizers[index] = s.clone();
+    let transcript = inner.lock().unwrap().recognizer_transcript.clone();
+    let mut session = inner.lock().unwrap().recognizers[index].clone();
+    let mut phase = Phase::AwaitStart;
+    let mut message_ids = HashSet::new();
+    let ended = loop {
+        let msg = match socket.recv().await {
+            Some(Ok(msg)) => msg,
+            _ => break Ended::Lost,
+        };
+        if phase == Phase::Over {
+            if matches!(msg, Message::Close(_)) {
+                break Ended::CloseFrame;
+            }
+            continue;
+        }
+        // (status, text) of a TaskFailed to send, if any.
+        let mut fail: Option<(u64, String)> = None;
+        let mut reply: Option<Message> = None;
+        match msg {
+            Message::Close(_) => break Ended::CloseFrame,
+            Message::Binary(audio) => {
+                if phase != Phase::Started {
+                    fail = Some((
+                        40_000_002,
+                        "Gateway:MESSAGE_INVALID:audio outside a started task".into(),
+                    ));
+                } else {
+                    session.audio.extend_from_slice(&audio);
+                    session.frame_sizes.push(audio.len());
+                    let frames = session.frame_sizes.len();
+                    match script {
+                        Some(RecognizerScript::Fail { status, after }) if frames == after => {
+                            fail = Some((status, "scripted failure".into()));
+                        }
+                        Some(RecognizerScript::Drop { after }) if frames == after => {
+                            break Ended::DroppedByFake;
+                        }
+                        _ => {}
+                    }
+                }
+            }
+            Message::Text(text) => {
+                let parsed: Value = serde_json::from_str(text.as_str()).unwrap_or(Value::Null);
+                let h = &parsed["header"];
+                let name = h["name"].as_str().unwrap_or("");
+                let fresh = h["message_id"]
+                    .as_str()
+                    .is_some_and(|m| message_ids.insert(m.to_owned()));
+                if h["namespace"] != "SpeechRecognizer"
+                    || !is_hex32(&h["message_id"])
+                    || !is_hex32(&h["task_id"])
+                    || !fresh
+                {
+                    fail = Some((
+                        40_000_002,
+                        format!("Gateway:MESSAGE_INVALID:bad header {h}"),
+                    ));
+                } else if phase == Phase::AwaitStart && name == "StartRecognition" {
+                    let p = &parsed["payload"];
+                    if !token_valid(&inner, &token) {
+                        fail = Some((
+                            40_000_001,
+                            format!("Gateway:ACCESS_DENIED:The token '{token}' is invalid!"),
+                        ));
+                    } else if h["appkey"] != APPKEY {
+                        fail = Some((40_020_105, "Meta:APPKEY_NOT_EXIST:Appkey not exist!".into()));
+                    } else if p["format"] != "pcm" || p["sample_rate"] != 16_000 {
+                        fail = Some((40_000_003, format!("Gateway:PARAMETER_INVALID:{p}")));
+                    } else {
+                        session.task_id = h["task_id"].as_str().unwrap_or("").to_owned();
+                        session.start = Some(parsed.clone());
+                        phase = Phase::Started;
+                        reply = Some(event(
+                            "SpeechRecognizer",
+                            "RecognitionStarted",
+                            20_000_000,
+                            "Gateway:SUCCESS:Success.",
+                            &session.task_id,
+                            None,
+                        ));
+                    }
+                } else if phase == Phase::Started && name == "StopRecognition" {
+                    if h["task_id"] != session.task_id.as_str()
+                        || parsed.get("payload").is_some_and(|p| !p.is_null())
+                    {
+                        fail = Some((
+                            40_000_002,
+                            "Gateway:MESSAGE_INVALID:bad StopRecognition".into(),
+                        ));
+                    } else {
+                        session.stopped = true;
+                        phase = Phase::Stopped;
+                        if !matches!(script, Some(RecognizerScript::Silent)) {
+                            let ms = session.audio.len() / 32;
+                            session.completed = true;
+                            reply = Some(event(
+                                "SpeechRecognizer",
+                                "RecognitionCompleted",
+                                20_000_000,
+                                "Gateway:SUCCESS:Success.",
+                                &session.task_id,
+                                Some(json!({"result": transcript, "duration": ms})),
+                            ));
+                        }
+                    }
+                } else {
+                    fail = Some((
+                        40_000_002,
+                        format!("Gateway:MESSAGE_INVALID:{name} in this state"),
+                    ));
+                }
+            }
+            _ => continue,
+        }
+        if let Some((status, text)) = fail {
+            if status == 40_000_002 {
+                session.violations.push(text.clone());
+            }
+            session.failed = Some(status);
+            let namespace = if phase == Phase::AwaitStart {
+                "Default"
+            } else {
+                "SpeechRecognizer"
+            };
+            reply = Some(event(
+                namespace,
+                "TaskFailed",
+                status,
+                &text,
+                &session.task_id,
+                None,
+            ));
+        }
+        let over = session.failed.is_some() || session.completed;
+        save(&session);
+        if let Some(reply) = reply {
+            let _ = socket.send(reply).await;
+        }
+        if over {
+            phase = Phase::Over;
+            let _ = socket.send(Message::Close(None)).await;
+        }
+    };
+    session.ended = Some(ended);
+    save(&session);
 }

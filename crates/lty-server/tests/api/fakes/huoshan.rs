@@ -5,11 +5,14 @@
 //!   length), answers Base64 audio of the asked encoding with the duration
 //!   as a string, and the vendor's `code`/`message` errors with HTTP 200 or
 //!   4xx, each with an `X-Tt-Logid`.
-//! - `GET /api/v3/sauc/bigmodel_nostream` (WebSocket): checks the handshake
-//!   headers, parses every binary frame byte by byte (header nibbles,
-//!   sequence numbers, payload size, gzip), and answers gzip JSON results
-//!   as binary frames; scripted sessions answer an error frame, say
-//!   nothing, or drop the connection mid-stream.
+//! - `GET /api/v3/sauc/bigmodel_nostream` and `/api/v3/sauc/bigmodel_async`
+//!   (WebSocket): checks the handshake headers, parses every binary frame
+//!   byte by byte (header nibbles, sequence numbers, payload size, gzip),
+//!   keeps the audio received, and answers gzip JSON results as binary
+//!   frames (partial ones as the audio comes, the scripted transcript after
+//!   the last packet); scripted sessions answer an error frame, say
+//!   nothing, or drop the connection mid-stream. How each connection ended
+//!   (a close frame from the client, or the connection lost) is recorded.
 
 use std::collections::{HashSet, VecDeque};
 use std::sync::{Arc, Mutex};
@@ -17,7 +20,7 @@ use std::sync::{Arc, Mutex};
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::{HeaderMap, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use base64::Engine;
@@ -26,7 +29,7 @@ use lty_server::config::{Config, Secret};
 use lty_vendors::volcengine::speech::codec::{gunzip, gzip};
 use serde_json::{Value, json};
 
-use super::{FakeServer, header, tone};
+use super::{Ended, FakeServer, header, tone};
 
 /// The fake's speech credentials (fictional).
 pub const APPID: &str = "7100000042";
@@ -52,6 +55,8 @@ pub struct TtsCall {
 /// What one ASR connection sent, as the fake parsed it.
 #[derive(Debug, Clone, Default)]
 pub struct AsrSession {
+    /// The endpoint path.
+    pub path: String,
     pub app_key: String,
     pub access_key: String,
     pub resource_id: String,
@@ -64,6 +69,12 @@ pub struct AsrSession {
     pub sequences: Vec<i32>,
     /// Decompressed size of every audio packet.
     pub chunk_sizes: Vec<usize>,
+    /// Every audio packet's PCM, in order.
+    pub audio: Vec<u8>,
+    /// Whether the fake sent its last word (final result or error frame).
+    pub answered: bool,
+    /// How the connection ended; `None` while it is open.
+    pub ended: Option<Ended>,
     /// Whether every payload was gzip.
     pub all_gzip: bool,
     /// Whether the flagged last packet arrived.
@@ -120,6 +131,7 @@ impl FakeHuoshan {
         let app = axum::Router::new()
             .route("/api/v1/tts", post(tts))
             .route("/api/v3/sauc/bigmodel_nostream", get(asr))
+            .route("/api/v3/sauc/bigmodel_async", get(asr))
             .with_state(inner.clone());
         Self {
             server: FakeServer::start(app).await,
@@ -167,6 +179,11 @@ impl FakeHuoshan {
     /// Statuses of refused ASR handshakes.
     pub fn handshake_refusals(&self) -> Vec<u16> {
         self.inner.lock().unwrap().handshake_refusals.clone()
+    }
+
+    /// What recognition answers from now on.
+    pub fn set_transcript(&self, text: &str) {
+        self.inner.lock().unwrap().transcript = text.to_owned();
     }
 
     /// Makes the next ASR connection behave as `script`.
@@ -297,8 +314,14 @@ async fn tts(State(inner): State<Shared>, headers: HeaderMap, body: Bytes) -> Re
     )
 }
 
-async fn asr(State(inner): State<Shared>, headers: HeaderMap, ws: WebSocketUpgrade) -> Response {
+async fn asr(
+    State(inner): State<Shared>,
+    uri: Uri,
+    headers: HeaderMap,
+    ws: WebSocketUpgrade,
+) -> Response {
     let session = AsrSession {
+        path: uri.path().to_owned(),
         app_key: header(&headers, "x-api-app-key").to_owned(),
         access_key: header(&headers, "x-api-access-key").to_owned(),
         resource_id: header(&headers, "x-api-resource-id").to_owned(),
@@ -457,6 +480,7 @@ fn check(s: &mut AsrSession, f: &ClientFrame) -> Result<(), String> {
         return Err(format!("audio packet of {} bytes", f.payload.len()));
     }
     s.chunk_sizes.push(f.payload.len());
+    s.audio.extend_from_slice(&f.payload);
     s.completed = last;
     Ok(())
 }
@@ -475,10 +499,14 @@ async fn asr_session(
     let save = |s: &AsrSession| inner.lock().unwrap().sessions[index] = s.clone();
     let transcript = inner.lock().unwrap().transcript.clone();
     let mut finished = false;
-    while let Some(Ok(msg)) = socket.recv().await {
+    let ended = loop {
+        let msg = match socket.recv().await {
+            Some(Ok(msg)) => msg,
+            _ => break Ended::Lost,
+        };
         let Message::Binary(bytes) = msg else {
             if matches!(msg, Message::Close(_)) {
-                break;
+                break Ended::CloseFrame;
             }
             continue;
         };
@@ -490,6 +518,7 @@ async fn asr_session(
         save(&session);
         if let Err(violation) = outcome {
             session.violations.push(violation.clone());
+            session.answered = true;
             save(&session);
             let _ = socket
                 .send(Message::Binary(error_frame(45_000_001, &violation).into()))
@@ -500,12 +529,14 @@ async fn asr_session(
         let packets = session.chunk_sizes.len();
         match script {
             Some(AsrScript::Error { code, after }) if packets == after => {
+                session.answered = true;
+                save(&session);
                 let frame = error_frame(code, "scripted");
                 let _ = socket.send(Message::Binary(frame.into())).await;
                 finished = true;
                 continue;
             }
-            Some(AsrScript::Drop { after }) if packets == after => return,
+            Some(AsrScript::Drop { after }) if packets == after => break Ended::DroppedByFake,
             Some(AsrScript::Silent) => continue,
             _ => {}
         }
@@ -527,6 +558,8 @@ async fn asr_session(
             });
             // The service's own example ends with a positive sequence.
             let frame = result_frame(packets as i32 + 1, true, &body);
+            session.answered = true;
+            save(&session);
             let _ = socket.send(Message::Binary(frame.into())).await;
             finished = true;
         } else if packets.is_multiple_of(3) {
@@ -534,5 +567,7 @@ async fn asr_session(
             let frame = result_frame(packets as i32 + 1, false, &partial);
             let _ = socket.send(Message::Binary(frame.into())).await;
         }
-    }
+    };
+    session.ended = Some(ended);
+    save(&session);
 }

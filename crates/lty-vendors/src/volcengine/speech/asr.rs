@@ -1,6 +1,8 @@
-//! Streaming ASR over WebSocket, `{ws}/api/v3/sauc/bigmodel_nostream`:
-//! the handshake headers, the full client request, the numbered audio
-//! packets (gzip), the server's results and its error codes.
+//! Streaming ASR over WebSocket: `{ws}/api/v3/sauc/bigmodel_nostream` for
+//! a finished clip and `{ws}/api/v3/sauc/bigmodel_async` for audio sent
+//! while it is spoken. Both take the same handshake headers, full client
+//! request, numbered audio packets (gzip) and answer with the same results
+//! and error codes.
 
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
@@ -10,6 +12,9 @@ use super::codec::{Compression, Frame};
 /// Path of the endpoint under the WebSocket base URL (results after the
 /// last packet, best accuracy).
 pub const PATH: &str = "/api/v3/sauc/bigmodel_nostream";
+/// Path of the streaming endpoint (results as they change, the final one
+/// right after the last packet).
+pub const STREAM_PATH: &str = "/api/v3/sauc/bigmodel_async";
 /// Bytes of one audio packet: 200 ms of 16 kHz 16-bit mono.
 pub const CHUNK_BYTES: usize = 6400;
 
