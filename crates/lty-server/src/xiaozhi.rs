@@ -59,13 +59,15 @@ async fn connect(
     upgrade: WebSocketUpgrade,
 ) -> Result<Response, ApiError> {
     let mac = MacAddress::parse(header(&headers, "device-id").ok_or_else(|| {
-        lty_core::Error::validation("Device-Id", "the Device-Id header (the device's MAC) is required")
+        lty_core::Error::validation(
+            "Device-Id",
+            "the Device-Id header (the device's MAC) is required",
+        )
     })?)?;
     let version = match header(&headers, "protocol-version") {
         None => ProtocolVersion::V1,
-        Some(v) => ProtocolVersion::parse(v).map_err(|_| {
-            lty_core::Error::validation("Protocol-Version", "must be 1, 2 or 3")
-        })?,
+        Some(v) => ProtocolVersion::parse(v)
+            .map_err(|_| lty_core::Error::validation("Protocol-Version", "must be 1, 2 or 3"))?,
     };
     let token = token(&headers).ok_or(lty_core::Error::Unauthenticated {
         message: "missing device token: make an OTA check for one",

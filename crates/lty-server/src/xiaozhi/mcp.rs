@@ -49,14 +49,23 @@ pub struct McpClient {
 /// The name a model may call for a dotted device tool name.
 pub fn llm_name(name: &str) -> String {
     name.chars()
-        .map(|c| if c.is_ascii_alphanumeric() || c == '-' { c } else { '_' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' {
+                c
+            } else {
+                '_'
+            }
+        })
         .collect()
 }
 
 /// Whether lty may send `name` to the device: the firmware pastes names
 /// into its error replies unescaped.
 fn sendable(name: &str) -> bool {
-    !name.is_empty() && !name.chars().any(|c| c == '"' || c == '\\' || c.is_control())
+    !name.is_empty()
+        && !name
+            .chars()
+            .any(|c| c == '"' || c == '\\' || c.is_control())
 }
 
 /// Converts a model's arguments to what the tool's schema declares (the
@@ -73,9 +82,11 @@ pub fn coerce_arguments(schema: &Value, args: Value) -> Value {
                 continue;
             };
             let coerced = match (prop["type"].as_str(), &*value) {
-                (Some("integer"), Value::String(s)) => {
-                    s.trim().parse::<f64>().ok().map(|n| json!(n.trunc() as i64))
-                }
+                (Some("integer"), Value::String(s)) => s
+                    .trim()
+                    .parse::<f64>()
+                    .ok()
+                    .map(|n| json!(n.trunc() as i64)),
                 (Some("integer"), Value::Number(n)) if !n.is_i64() => {
                     n.as_f64().map(|f| json!(f.trunc() as i64))
                 }
@@ -123,12 +134,7 @@ impl McpClient {
             "type": "mcp",
             "payload": { "jsonrpc": "2.0", "id": id, "method": method, "params": params },
         });
-        if self
-            .out
-            .send(Outbound::now(message))
-            .await
-            .is_err()
-        {
+        if self.out.send(Outbound::now(message)).await.is_err() {
             return Err("the channel closed".into());
         }
         let answer = tokio::time::timeout(self.timeout, rx).await;
@@ -243,7 +249,8 @@ impl McpClient {
                 json!({ "name": tool.name, "arguments": args }),
             )
             .await;
-        metrics::histogram!("lty_xiaozhi_tool_call_seconds").record(started.elapsed().as_secs_f64());
+        metrics::histogram!("lty_xiaozhi_tool_call_seconds")
+            .record(started.elapsed().as_secs_f64());
         match answer {
             Ok(result) => {
                 let text: Vec<&str> = result["content"]
@@ -260,7 +267,8 @@ impl McpClient {
                 }
             }
             Err(message) => {
-                metrics::counter!("lty_xiaozhi_tool_calls_total", "outcome" => "error").increment(1);
+                metrics::counter!("lty_xiaozhi_tool_calls_total", "outcome" => "error")
+                    .increment(1);
                 format!("error: {message}")
             }
         }
@@ -299,8 +307,14 @@ mod tests {
             &schema,
             json!({"volume": "40", "on": "true", "theme": 1, "extra": "x"}),
         );
-        assert_eq!(got, json!({"volume": 40, "on": true, "theme": "1", "extra": "x"}));
-        assert_eq!(coerce_arguments(&schema, json!({"volume": 40.7}))["volume"], 40);
+        assert_eq!(
+            got,
+            json!({"volume": 40, "on": true, "theme": "1", "extra": "x"})
+        );
+        assert_eq!(
+            coerce_arguments(&schema, json!({"volume": 40.7}))["volume"],
+            40
+        );
         assert_eq!(coerce_arguments(&schema, Value::Null), json!({}));
     }
 

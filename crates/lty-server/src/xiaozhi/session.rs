@@ -306,7 +306,10 @@ async fn serve(socket: WebSocket, state: AppState, device: Device) {
     // leaves it nothing to flush (a background MCP request may still hold
     // a sender for a while).
     let abort = writer.abort_handle();
-    if tokio::time::timeout(Duration::from_secs(2), writer).await.is_err() {
+    if tokio::time::timeout(Duration::from_secs(2), writer)
+        .await
+        .is_err()
+    {
         abort.abort();
     }
     tracing::debug!("xiaozhi channel closed");
@@ -457,7 +460,8 @@ impl Session {
                 };
                 // A new utterance while we speak interrupts us.
                 if self.responding.as_ref().is_some_and(|t| !t.is_finished()) {
-                    metrics::counter!("lty_xiaozhi_aborts_total", "reason" => "listen").increment(1);
+                    metrics::counter!("lty_xiaozhi_aborts_total", "reason" => "listen")
+                        .increment(1);
                     self.abort().await;
                 }
                 self.last_voice = Instant::now();
@@ -552,7 +556,6 @@ impl Session {
                 out: self.out.clone(),
                 version: self.device.version,
                 generation,
-                current: self.generation.clone(),
                 sample_rate: self.state.config.xiaozhi.downlink_sample_rate,
                 voice: None,
             },
@@ -593,7 +596,6 @@ impl Session {
                     out: self.out.clone(),
                     version: self.device.version,
                     generation,
-                    current: self.generation.clone(),
                     sample_rate: self.state.config.xiaozhi.downlink_sample_rate,
                     voice: None,
                 };
@@ -603,11 +605,12 @@ impl Session {
                 ));
                 true
             }
-            Some(text) => self
-                .send(json!({
+            Some(text) => {
+                self.send(json!({
                     "type": "alert", "status": "通知", "message": text, "emotion": "happy",
                 }))
-                .await,
+                .await
+            }
             None => self
                 .out
                 .send(Outbound::json_text(
@@ -671,7 +674,8 @@ impl Responder {
             }
             Ok(Err(err)) => {
                 tracing::warn!(code = err.code(), "speech recognition failed");
-                metrics::counter!("lty_xiaozhi_turns_total", "outcome" => "asr_failed").increment(1);
+                metrics::counter!("lty_xiaozhi_turns_total", "outcome" => "asr_failed")
+                    .increment(1);
                 say(&self.link, x.error_message.clone(), margin).await;
                 return;
             }
@@ -685,7 +689,10 @@ impl Responder {
             .link
             .json(json!({ "type": "stt", "text": transcript }))
             .await
-            || !self.link.json(json!({ "type": "tts", "state": "start" })).await
+            || !self
+                .link
+                .json(json!({ "type": "tts", "state": "start" }))
+                .await
         {
             return;
         }
@@ -821,16 +828,18 @@ mod tests {
             push_speech(&json!({"type": "reminder", "text": " 该睡觉啦 "})),
             Some("该睡觉啦".into())
         );
-        assert_eq!(
-            push_speech(&json!({"message": "hi"})),
-            Some("hi".into())
-        );
+        assert_eq!(push_speech(&json!({"message": "hi"})), Some("hi".into()));
         assert!(
-            push_speech(&json!({"type": "achievement_unlocked", "achievement": {"name": "小话痨"}}))
-                .unwrap()
-                .contains("小话痨")
+            push_speech(
+                &json!({"type": "achievement_unlocked", "achievement": {"name": "小话痨"}})
+            )
+            .unwrap()
+            .contains("小话痨")
         );
-        assert_eq!(push_speech(&json!({"type": "card_content", "card": 1})), None);
+        assert_eq!(
+            push_speech(&json!({"type": "card_content", "card": 1})),
+            None
+        );
         assert_eq!(push_speech(&json!({"text": ""})), None);
     }
 }

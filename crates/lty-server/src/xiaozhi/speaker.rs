@@ -11,8 +11,6 @@
 //! carries the response's generation: once the response is cancelled, the
 //! connection's writer drops whatever of it is still queued.
 
-use std::sync::Arc;
-use std::sync::atomic::AtomicU64;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -39,8 +37,6 @@ pub struct Downlink {
     pub version: ProtocolVersion,
     /// This response's generation.
     pub generation: u64,
-    /// The connection's current generation (for metrics only here).
-    pub current: Arc<AtomicU64>,
     /// Downlink sample rate announced in the server hello.
     pub sample_rate: u32,
     /// The persona's voice, when it has one.
@@ -185,7 +181,11 @@ async fn synthesize(
     let synthesis = match tts.synthesize(&req).await {
         Ok(s) => s,
         Err(err) => {
-            tracing::warn!(code = err.code(), provider = tts.provider(), "xiaozhi sentence synthesis failed");
+            tracing::warn!(
+                code = err.code(),
+                provider = tts.provider(),
+                "xiaozhi sentence synthesis failed"
+            );
             metrics::counter!("lty_xiaozhi_tts_failures_total", "provider" => tts.provider())
                 .increment(1);
             return (Vec::new(), Some(packetizer));
@@ -263,7 +263,10 @@ async fn pace(
             };
             if link
                 .out
-                .send(Outbound::Tagged(link.generation, Outbound::binary(frame_bytes)))
+                .send(Outbound::Tagged(
+                    link.generation,
+                    Outbound::binary(frame_bytes),
+                ))
                 .await
                 .is_err()
             {

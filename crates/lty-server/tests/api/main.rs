@@ -44,3 +44,4 @@ mod wechat;
 mod ws;
 mod xiaozhi;
 mod xiaozhi_sim;
+mod xiaozhi_voice;

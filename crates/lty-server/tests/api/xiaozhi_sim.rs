@@ -390,7 +390,8 @@ impl Channel {
         assert!(FRAME_MS.contains(&frame), "frame_duration {frame}");
         self.session_id = sid.to_owned();
         self.sample_rate = rate as u32;
-        self.decoder = Some(lty_server::app::audio::opus::OpusDecoder::new(self.sample_rate).unwrap());
+        self.decoder =
+            Some(lty_server::app::audio::opus::OpusDecoder::new(self.sample_rate).unwrap());
         answer
     }
 
@@ -471,7 +472,9 @@ impl Channel {
                     match tools.iter().position(|t| t["name"] == cursor) {
                         Some(i) => i,
                         None => {
-                            return self.mcp_error(id, "Failed to add tool  because of payload size limit").await;
+                            return self
+                                .mcp_error(id, "Failed to add tool  because of payload size limit")
+                                .await;
                         }
                     }
                 };
@@ -497,17 +500,25 @@ impl Channel {
                     other => return self.mcp_error(id, &format!("Unknown tool: {other}")).await,
                 }
             }
-            other => return self.mcp_error(id, &format!("Method not implemented: {other}")).await,
+            other => {
+                return self
+                    .mcp_error(id, &format!("Method not implemented: {other}"))
+                    .await;
+            }
         };
-        self.send_json(json!({"type": "mcp", "payload": {"jsonrpc": "2.0", "id": id, "result": result}}))
-            .await;
+        self.send_json(
+            json!({"type": "mcp", "payload": {"jsonrpc": "2.0", "id": id, "result": result}}),
+        )
+        .await;
     }
 
     /// An error as `McpServer::ReplyError` sends it: no `code`.
     async fn mcp_error(&mut self, id: i64, message: &str) {
-        self.send_json(json!({"type": "mcp", "payload": {"jsonrpc": "2.0", "id": id,
-                                                        "error": {"message": message}}}))
-            .await;
+        self.send_json(
+            json!({"type": "mcp", "payload": {"jsonrpc": "2.0", "id": id,
+                                                        "error": {"message": message}}}),
+        )
+        .await;
     }
 
     /// The next downlink message that is not an MCP request (those are
@@ -570,7 +581,12 @@ impl Channel {
             }
             _ => frame,
         };
-        let pcm = self.decoder.as_mut().unwrap().decode(payload).expect("downlink Opus decodes");
+        let pcm = self
+            .decoder
+            .as_mut()
+            .unwrap()
+            .decode(payload)
+            .expect("downlink Opus decodes");
         assert_eq!(
             pcm.len(),
             self.sample_rate as usize * 60 / 1000,
@@ -589,7 +605,9 @@ impl Channel {
                     heard.messages.push(v.clone());
                     match (v["type"].as_str(), v["state"].as_str()) {
                         (Some("stt"), _) => heard.stt.push(v["text"].as_str().unwrap().to_owned()),
-                        (Some("llm"), _) => heard.emotions.push(v["emotion"].as_str().unwrap().to_owned()),
+                        (Some("llm"), _) => heard
+                            .emotions
+                            .push(v["emotion"].as_str().unwrap().to_owned()),
                         (Some("tts"), Some("start")) => started = true,
                         (Some("tts"), Some("sentence_start")) => {
                             assert!(started, "sentence_start before tts start");
@@ -604,7 +622,10 @@ impl Channel {
                 }
                 Event::Audio(frame) => {
                     assert!(started, "audio before tts start");
-                    assert!(!heard.sentences.is_empty(), "audio before its sentence_start");
+                    assert!(
+                        !heard.sentences.is_empty(),
+                        "audio before its sentence_start"
+                    );
                     let n = self.decode(&frame);
                     heard.packets.push(n);
                 }
@@ -622,7 +643,11 @@ impl Channel {
             if listed >= device_tools().len().div_ceil(self.page_size) {
                 return self.mcp.clone();
             }
-            assert!(tokio::time::Instant::now() < deadline, "tools/list never finished: {:?}", self.mcp);
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "tools/list never finished: {:?}",
+                self.mcp
+            );
             match tokio::time::timeout(Duration::from_millis(200), self.ws.next()).await {
                 Ok(Some(Ok(Message::Text(t)))) => {
                     let v: Value = serde_json::from_str(&t).unwrap();

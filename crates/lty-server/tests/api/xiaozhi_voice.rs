@@ -115,8 +115,14 @@ async fn bad_credentials_are_refused_before_the_upgrade() {
     assert_eq!(r.device.connect(url, "wrong", 1).await.err(), Some(401));
     assert_eq!(r.device.connect(url, "", 1).await.err(), Some(401));
     let stranger = SimDevice::new();
-    assert_eq!(stranger.connect(url, &r.ota.token, 1).await.err(), Some(401));
-    assert_eq!(r.device.connect(url, &r.ota.token, 7).await.err(), Some(400));
+    assert_eq!(
+        stranger.connect(url, &r.ota.token, 1).await.err(),
+        Some(401)
+    );
+    assert_eq!(
+        r.device.connect(url, &r.ota.token, 7).await.err(),
+        Some(400)
+    );
     // A token with a space is sent as is: "Bearer <token>" works too.
     let bearer = format!("Bearer {}", r.ota.token);
     assert!(r.device.connect(url, &bearer, 1).await.is_ok());
@@ -136,15 +142,26 @@ async fn an_auto_turn_is_heard_in_every_framing_version() {
         assert_eq!(heard.stt, ["讲个故事"], "v{version}");
         assert!(!heard.emotions.is_empty(), "v{version}: an llm emotion");
         assert!(!heard.sentences.is_empty(), "v{version}");
-        assert_eq!(heard.sentences.concat(), FakeOpenAi::reply().replace(' ', ""), "v{version}");
-        assert!(heard.packets.len() > 3, "v{version}: {} packets", heard.packets.len());
+        assert_eq!(
+            heard.sentences.concat(),
+            FakeOpenAi::reply().replace(' ', ""),
+            "v{version}"
+        );
+        assert!(
+            heard.packets.len() > 3,
+            "v{version}: {} packets",
+            heard.packets.len()
+        );
         assert!(heard.stopped);
         // The first message of the response is stt, then tts start.
         assert_eq!(heard.messages[0]["type"], "stt");
         assert_eq!(heard.messages[1]["state"], "start");
         // The model saw what the child said, the turn was stored.
         let sent = r.llm.requests().last().unwrap()["messages"].clone();
-        assert_eq!(sent.as_array().unwrap().last().unwrap()["content"], "讲个故事");
+        assert_eq!(
+            sent.as_array().unwrap().last().unwrap()["content"],
+            "讲个故事"
+        );
         let list: Value = r
             .app
             .client
@@ -170,7 +187,8 @@ async fn manual_mode_ends_the_utterance_on_listen_stop() {
     // Speech with no trailing silence: only the button ends it.
     let pcm: Vec<i16> = utterance()[..28_800].to_vec();
     ch.send_speech(&pcm).await;
-    ch.send_json(json!({"type": "listen", "state": "stop"})).await;
+    ch.send_json(json!({"type": "listen", "state": "stop"}))
+        .await;
     let heard = ch.response().await;
     assert_eq!(heard.stt, ["你好"]);
     assert!(!heard.packets.is_empty());
@@ -234,7 +252,10 @@ async fn an_abort_stops_the_reply_and_no_stale_audio_follows() {
     r.speech.set_transcript("你好");
     let heard = auto_turn(&mut ch).await;
     assert_eq!(heard.stt, ["你好"]);
-    assert_eq!(heard.sentences.concat(), FakeOpenAi::reply().replace(' ', ""));
+    assert_eq!(
+        heard.sentences.concat(),
+        FakeOpenAi::reply().replace(' ', "")
+    );
 }
 
 #[tokio::test]
@@ -295,7 +316,8 @@ async fn bad_input_never_closes_the_channel() {
     ch.send_packet(&[0xff; 40]).await;
     ch.send_packet(&[]).await;
     ch.send_json(json!({"type": "no-such-type"})).await;
-    ch.send_json(json!({"type": "mcp", "payload": "{\"id\":1}"})).await;
+    ch.send_json(json!({"type": "mcp", "payload": "{\"id\":1}"}))
+        .await;
     // The channel still works.
     ch.send_speech(&utterance()).await;
     let heard = ch.response().await;
