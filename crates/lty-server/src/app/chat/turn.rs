@@ -255,6 +255,7 @@ pub async fn start(state: &AppState, req: TurnRequest) -> Result<Turn> {
         ),
         temperature: req.temperature,
         max_tokens: req.max_tokens,
+        ..ChatRequest::default()
     };
     let call = if input_blocked {
         Call::Refused
@@ -703,6 +704,8 @@ impl Running {
                         break Stopped::Gone;
                     }
                 }
+                // No tools are offered yet.
+                Some(Ok(ChatEvent::ToolCalls(_))) => continue,
                 Some(Ok(ChatEvent::Done {
                     finish_reason,
                     usage,
