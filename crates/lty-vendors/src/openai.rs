@@ -29,7 +29,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use lty_core::chat::{
     ChatError, ChatEvent, ChatMessage, ChatModel, ChatReply, ChatRequest, ChatStream, Role,
-    ToolCall, ToolChoice, Usage,
+    ToolCall, ToolChoice, ToolSpec, Usage,
 };
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -134,10 +134,11 @@ impl ChatClient {
     /// The JSON body for `request`: only the fields that are set, the
     /// temperature clamped into the provider's range.
     pub fn body(&self, request: &ChatRequest, stream: bool) -> Value {
+        let names = ToolNames::new(&request.tools);
         let messages: Vec<Value> = request
             .messages
             .iter()
-            .map(|m| self.message_json(m, &request.messages))
+            .map(|m| self.message_json(m, &request.messages, &names))
             .collect();
         let mut body = json!({ "model": self.config.model, "messages": messages });
         if let Some(t) = request.temperature.or(self.config.temperature) {
@@ -152,7 +153,7 @@ impl ChatClient {
                 .tools
                 .iter()
                 .map(|t| {
-                    let mut function = json!({ "name": t.name });
+                    let mut function = json!({ "name": names.wire(&t.name) });
                     if !t.description.is_empty() {
                         function["description"] = json!(t.description);
                     }
@@ -176,7 +177,7 @@ impl ChatClient {
 
     /// One message of the body; `all` is the whole conversation, where a
     /// tool result finds the name of the function it answers.
-    fn message_json(&self, m: &ChatMessage, all: &[ChatMessage]) -> Value {
+    fn message_json(&self, m: &ChatMessage, all: &[ChatMessage], names: &ToolNames) -> Value {
         let mut out = json!({ "role": m.role.as_str(), "content": m.content });
         if !m.tool_calls.is_empty() {
             let calls: Vec<Value> = m
@@ -186,7 +187,7 @@ impl ChatClient {
                     json!({
                         "id": c.id,
                         "type": "function",
-                        "function": { "name": c.name, "arguments": c.arguments },
+                        "function": { "name": names.wire(&c.name), "arguments": c.arguments },
                     })
                 })
                 .collect();
@@ -204,7 +205,7 @@ impl ChatClient {
                     .iter()
                     .flat_map(|m| &m.tool_calls)
                     .find(|c| &c.id == id)
-                    .map(|c| c.name.as_str());
+                    .map(|c| names.wire(&c.name));
                 if let Some(name) = name {
                     out["name"] = json!(name);
                 }
@@ -267,7 +268,9 @@ impl ChatClient {
             .await
             .map_err(|_| ChatError::Timeout("the provider's answer stalled"))?
             .map_err(transport)?;
-        parse_completion(&bytes)
+        let mut reply = parse_completion(&bytes)?;
+        ToolNames::new(&request.tools).restore(&mut reply.tool_calls);
+        Ok(reply)
     }
 
     /// The answer to `request` as a stream of deltas and a final `Done`.
@@ -288,7 +291,7 @@ impl ChatClient {
         }
         let state = StreamState {
             res,
-            decoder: StreamDecoder::default(),
+            decoder: StreamDecoder::new(ToolNames::new(&request.tools)),
             pending: std::collections::VecDeque::new(),
             idle: self.config.idle_timeout,
             ended: false,
@@ -395,6 +398,7 @@ async fn next_event(mut s: StreamState) -> Option<(Result<ChatEvent, ChatError>,
 /// at `[DONE]` or the first error; bytes after that are ignored.
 #[derive(Debug, Default)]
 pub struct StreamDecoder {
+    names: ToolNames,
     parser: SseParser,
     usage: Option<Usage>,
     finish_reason: Option<String>,
@@ -403,6 +407,15 @@ pub struct StreamDecoder {
 }
 
 impl StreamDecoder {
+    /// A decoder for the answer to a request that offered the tools named
+    /// by `names`.
+    pub fn new(names: ToolNames) -> Self {
+        Self {
+            names,
+            ..Self::default()
+        }
+    }
+
     /// The events completed by `bytes`, which may end anywhere.
     pub fn push(&mut self, bytes: &[u8]) -> Vec<Result<ChatEvent, ChatError>> {
         let mut out = Vec::new();
@@ -414,7 +427,8 @@ impl StreamDecoder {
                 self.ended = true;
                 match std::mem::take(&mut self.calls).finish() {
                     Ok(calls) if calls.is_empty() => {}
-                    Ok(calls) => {
+                    Ok(mut calls) => {
+                        self.names.restore(&mut calls);
                         out.push(Ok(ChatEvent::ToolCalls(calls)));
                         if self.finish_reason.is_none() {
                             self.finish_reason = Some("tool_calls".into());
@@ -455,6 +469,105 @@ impl StreamDecoder {
         }
         out
     }
+}
+
+/// Tool names as the provider sees them. OpenAI accepts
+/// `^[a-zA-Z0-9_-]{1,64}$`, Moonshot `^[a-zA-Z_][a-zA-Z0-9_-]{2,63}$`; MCP
+/// names such as `self.audio_speaker.set_volume` fit neither. A name that
+/// fits both is sent as it is; any other in a form that does
+/// (`self_audio_speaker_set_volume`, made unique among the request's
+/// tools), and calls of that form are given back the tool's own name.
+#[derive(Debug, Default, Clone)]
+pub struct ToolNames {
+    to_wire: std::collections::HashMap<String, String>,
+    from_wire: std::collections::HashMap<String, String>,
+}
+
+/// Longest function name either provider accepts.
+const MAX_TOOL_NAME: usize = 64;
+
+impl ToolNames {
+    /// The names for a request offering `tools`.
+    pub fn new(tools: &[ToolSpec]) -> Self {
+        let mut names = Self::default();
+        // Names that fit keep them; the others take what is left.
+        let (fitting, others): (Vec<_>, Vec<_>) =
+            tools.iter().map(|t| &t.name).partition(|n| fits(n));
+        for name in fitting {
+            names.to_wire.insert(name.clone(), name.clone());
+            names.from_wire.insert(name.clone(), name.clone());
+        }
+        for name in others {
+            if names.to_wire.contains_key(name) {
+                continue;
+            }
+            let base = sanitized(name);
+            let mut wire = base.clone();
+            let mut n = 2;
+            while names.from_wire.contains_key(&wire) {
+                let suffix = format!("_{n}");
+                let keep = base.len().min(MAX_TOOL_NAME - suffix.len());
+                wire = format!("{}{suffix}", &base[..keep]);
+                n += 1;
+            }
+            names.to_wire.insert(name.clone(), wire.clone());
+            names.from_wire.insert(wire, name.clone());
+        }
+        names
+    }
+
+    /// The name sent for the tool `name` (itself when it is not offered).
+    pub fn wire<'a>(&'a self, name: &'a str) -> &'a str {
+        self.to_wire.get(name).map_or(name, String::as_str)
+    }
+
+    /// Gives `calls` of offered tools the tools' own names back.
+    pub fn restore(&self, calls: &mut [ToolCall]) {
+        for call in calls {
+            if let Some(name) = self.from_wire.get(&call.name) {
+                call.name.clone_from(name);
+            }
+        }
+    }
+}
+
+/// Whether `name` is a function name both providers accept.
+fn fits(name: &str) -> bool {
+    (3..=MAX_TOOL_NAME).contains(&name.len())
+        && name
+            .chars()
+            .next()
+            .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+}
+
+/// `name` made to fit: other characters become `_`, a leading digit or
+/// dash gets `f_` before it, short names are padded, long ones cut.
+fn sanitized(name: &str) -> String {
+    let mut out: String = name
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    if !out
+        .chars()
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+    {
+        out.insert_str(0, "f_");
+    }
+    while out.len() < 3 {
+        out.push('_');
+    }
+    out.truncate(MAX_TOOL_NAME);
+    out
 }
 
 /// Tool calls being assembled from stream pieces, by index.
@@ -827,7 +940,6 @@ fn mid_stream_error(err: WireError) -> ChatError {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use lty_core::chat::ToolSpec;
 
     fn client(flavor: Flavor) -> ChatClient {
         ChatClient::new(ChatClientConfig {
@@ -914,7 +1026,7 @@ mod tests {
                 json!([{
                     "type": "function",
                     "function": {
-                        "name": "self.audio_speaker.set_volume",
+                        "name": "self_audio_speaker_set_volume",
                         "description": "Set the speaker volume (0-100).",
                         "parameters": set_volume().parameters,
                     },
@@ -933,7 +1045,7 @@ mod tests {
                     "id": "call_7",
                     "type": "function",
                     "function": {
-                        "name": "self.audio_speaker.set_volume",
+                        "name": "self_audio_speaker_set_volume",
                         "arguments": "{\"volume\":30}",
                     },
                 }])
@@ -948,7 +1060,7 @@ mod tests {
         // Empty content of a call: what each provider itself sends back.
         let kimi = client(Flavor::Moonshot).body(&follow_up(), false);
         assert_eq!(kimi["messages"][1]["content"], "");
-        assert_eq!(kimi["messages"][2]["name"], "self.audio_speaker.set_volume");
+        assert_eq!(kimi["messages"][2]["name"], "self_audio_speaker_set_volume");
         let openai = client(Flavor::OpenAi).body(&follow_up(), false);
         assert!(openai["messages"][1]["content"].is_null());
         assert!(openai["messages"][2].get("name").is_none());
@@ -957,6 +1069,61 @@ mod tests {
         req.messages[1].content = "好的".into();
         let body = client(Flavor::OpenAi).body(&req, false);
         assert_eq!(body["messages"][1]["content"], "好的");
+    }
+
+    #[test]
+    fn tool_names_that_a_provider_would_refuse_are_sent_in_a_form_it_takes_and_mapped_back() {
+        let spec = |name: &str| ToolSpec {
+            name: name.into(),
+            description: String::new(),
+            parameters: Value::Null,
+        };
+        let long = "x".repeat(70);
+        let tools = [
+            spec("self.audio_speaker.set_volume"),
+            spec("self_audio_speaker_set_volume"),
+            spec("get_time"),
+            spec("9lives"),
+            spec("a"),
+            spec(&long),
+            spec(&format!("{long}.y")),
+        ];
+        let names = ToolNames::new(&tools);
+        let wire: Vec<&str> = tools.iter().map(|t| names.wire(&t.name)).collect();
+        assert_eq!(
+            wire[0], "self_audio_speaker_set_volume_2",
+            "the fitting name keeps its own"
+        );
+        assert_eq!(wire[1], "self_audio_speaker_set_volume");
+        assert_eq!(wire[2], "get_time");
+        assert_eq!(wire[3], "f_9lives");
+        assert_eq!(wire[4], "a__");
+        for w in &wire {
+            assert!(fits(w), "{w}");
+        }
+        let unique: std::collections::HashSet<_> = wire.iter().collect();
+        assert_eq!(unique.len(), wire.len(), "{wire:?}");
+
+        let mut calls: Vec<ToolCall> = wire
+            .iter()
+            .map(|w| ToolCall {
+                id: "c".into(),
+                name: (*w).to_owned(),
+                arguments: "{}".into(),
+            })
+            .chain([ToolCall {
+                id: "d".into(),
+                name: "never.offered".into(),
+                arguments: "{}".into(),
+            }])
+            .collect();
+        names.restore(&mut calls);
+        let back: Vec<&str> = calls.iter().map(|c| c.name.as_str()).collect();
+        let mut expected: Vec<&str> = tools.iter().map(|t| t.name.as_str()).collect();
+        expected.push("never.offered");
+        assert_eq!(back, expected);
+        // No tools offered: nothing is renamed.
+        assert_eq!(ToolNames::default().wire("a.b"), "a.b");
     }
 
     #[test]
@@ -1014,7 +1181,7 @@ mod tests {
 
     /// Every event of `body` fed in the pieces `cuts` splits it into.
     fn decode(body: &[u8], cuts: &[usize]) -> Vec<Result<ChatEvent, ChatError>> {
-        let mut decoder = StreamDecoder::default();
+        let mut decoder = StreamDecoder::new(ToolNames::new(&[set_volume()]));
         let mut events = Vec::new();
         let mut from = 0;
         for &to in cuts.iter().chain(std::iter::once(&body.len())) {
@@ -1038,7 +1205,8 @@ mod tests {
     }
 
     /// A Moonshot stream as it is recorded: a role-only chunk, a sentence,
-    /// then one call without `index` (id and name first, the arguments in
+    /// then one call without `index`, of the offered tool by the name it
+    /// was sent under (id and name first, the arguments in
     /// fragments, one cut inside a Chinese character's bytes), usage in
     /// `choices[0]` of the finishing chunk, `\r\n` line ends and a
     /// keep-alive comment.
@@ -1046,7 +1214,7 @@ mod tests {
         "data: {\"id\":\"cmpl-1\",\"object\":\"chat.completion.chunk\",\"choices\":[{\"index\":0,\"delta\":{\"role\":\"assistant\",\"content\":\"\"},\"finish_reason\":null}]}\r\n\r\n",
         "data: {\"id\":\"cmpl-1\",\"choices\":[{\"index\":0,\"delta\":{\"content\":\"好的，\"},\"finish_reason\":null}]}\r\n\r\n",
         ": keep-alive\r\n\r\n",
-        "data: {\"id\":\"cmpl-1\",\"choices\":[{\"index\":0,\"delta\":{\"content\":null,\"tool_calls\":[{\"id\":\"self.audio_speaker.set_volume:0\",\"type\":\"function\",\"function\":{\"name\":\"self.audio_speaker.set_volume\",\"arguments\":\"\"}}]},\"finish_reason\":null}]}\r\n\r\n",
+        "data: {\"id\":\"cmpl-1\",\"choices\":[{\"index\":0,\"delta\":{\"content\":null,\"tool_calls\":[{\"id\":\"self_audio_speaker_set_volume:0\",\"type\":\"function\",\"function\":{\"name\":\"self_audio_speaker_set_volume\",\"arguments\":\"\"}}]},\"finish_reason\":null}]}\r\n\r\n",
         "data: {\"id\":\"cmpl-1\",\"choices\":[{\"index\":0,\"delta\":{\"tool_calls\":[{\"function\":{\"arguments\":\"{\\\"volume\\\": \"}}]},\"finish_reason\":null}]}\r\n\r\n",
         "data: {\"id\":\"cmpl-1\",\"choices\":[{\"index\":0,\"delta\":{\"tool_calls\":[{\"function\":{\"arguments\":\"30, \\\"note\\\": \\\"小声\\\"}\"}}]},\"finish_reason\":null}]}\r\n\r\n",
         "data: {\"id\":\"cmpl-1\",\"choices\":[{\"index\":0,\"delta\":{},\"finish_reason\":\"tool_calls\",\"usage\":{\"prompt_tokens\":80,\"completion_tokens\":12,\"total_tokens\":92}}]}\r\n\r\n",
@@ -1061,7 +1229,7 @@ mod tests {
             [
                 Ok(ChatEvent::Delta("好的，".into())),
                 Ok(ChatEvent::ToolCalls(vec![ToolCall {
-                    id: "self.audio_speaker.set_volume:0".into(),
+                    id: "self_audio_speaker_set_volume:0".into(),
                     name: "self.audio_speaker.set_volume".into(),
                     arguments: r#"{"volume": 30, "note": "小声"}"#.into(),
                 }])),
