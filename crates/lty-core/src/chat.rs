@@ -1,8 +1,8 @@
 //! AI chat: the [`ChatModel`] port (an OpenAI-compatible chat completions
-//! API behind it), personas, conversations and their persistence port
-//! [`ChatRepo`], and the pure helpers the chat routes share (token estimate,
-//! history trimming, blocked-term moderation) and the [`Moderator`] port
-//! for a provider's moderation API.
+//! API behind it) with function calling ([`ToolSpec`] offered, [`ToolCall`]
+//! answered), personas, conversations, and the pure helpers the chat routes
+//! share (token estimate, history trimming, blocked-term moderation) and
+//! the [`Moderator`] port for a provider's moderation API.
 
 use std::pin::Pin;
 
@@ -18,6 +18,8 @@ pub enum Role {
     System,
     User,
     Assistant,
+    /// The result of a tool the assistant called.
+    Tool,
 }
 
 impl Role {
@@ -27,6 +29,7 @@ impl Role {
             Self::System => "system",
             Self::User => "user",
             Self::Assistant => "assistant",
+            Self::Tool => "tool",
         }
     }
 
@@ -36,23 +39,82 @@ impl Role {
         match s {
             "system" => Self::System,
             "assistant" => Self::Assistant,
+            "tool" => Self::Tool,
             _ => Self::User,
         }
     }
+}
+
+/// A function the model may call: offered in [`ChatRequest::tools`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct ToolSpec {
+    /// The name the model calls it by (`self.audio_speaker.set_volume`).
+    pub name: String,
+    /// What it does, for the model to decide when to call it.
+    pub description: String,
+    /// A JSON schema of its arguments (`{"type":"object","properties":…}`).
+    pub parameters: serde_json::Value,
+}
+
+/// A call the model asked for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ToolCall {
+    /// The provider's id of the call; its result must name it.
+    pub id: String,
+    /// The [`ToolSpec::name`] called.
+    pub name: String,
+    /// The arguments as the model wrote them: JSON text, not yet parsed
+    /// (`{}` when the model sent none).
+    pub arguments: String,
+}
+
+/// Whether the model may call the offered tools.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum ToolChoice {
+    /// The model decides (the provider's default).
+    #[default]
+    Auto,
+    /// The model must answer in text (`"tool_choice": "none"`).
+    None,
 }
 
 /// One message sent to the model.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ChatMessage {
     pub role: Role,
+    /// The text; may be empty on an assistant message with `tool_calls`.
     pub content: String,
+    /// The calls an assistant message asked for.
+    pub tool_calls: Vec<ToolCall>,
+    /// The call a [`Role::Tool`] message answers.
+    pub tool_call_id: Option<String>,
 }
 
 impl ChatMessage {
+    /// A plain message.
     pub fn new(role: Role, content: impl Into<String>) -> Self {
         Self {
             role,
             content: content.into(),
+            tool_calls: Vec::new(),
+            tool_call_id: None,
+        }
+    }
+
+    /// The assistant's turn that asked for `calls` (set
+    /// [`ChatMessage::content`] to what it said alongside, if anything).
+    pub fn assistant_calls(calls: Vec<ToolCall>) -> Self {
+        Self {
+            tool_calls: calls,
+            ..Self::new(Role::Assistant, "")
+        }
+    }
+
+    /// The result `text` of the call `id`.
+    pub fn tool_result(id: impl Into<String>, text: impl Into<String>) -> Self {
+        Self {
+            tool_call_id: Some(id.into()),
+            ..Self::new(Role::Tool, text)
         }
     }
 }
@@ -64,6 +126,10 @@ pub struct ChatRequest {
     /// Sampling temperature; the client clamps it into its provider's range.
     pub temperature: Option<f32>,
     pub max_tokens: Option<u32>,
+    /// Functions the model may call; empty = none offered.
+    pub tools: Vec<ToolSpec>,
+    /// Whether it may call them (ignored without `tools`).
+    pub tool_choice: ToolChoice,
 }
 
 /// Tokens a completion used, as the provider reported them.
@@ -78,7 +144,9 @@ pub struct Usage {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ChatReply {
     pub content: String,
-    /// `stop`, `length`, `content_filter`, ...
+    /// The calls the model asked for instead of (or after) its text.
+    pub tool_calls: Vec<ToolCall>,
+    /// `stop`, `length`, `tool_calls`, `content_filter`, ...
     pub finish_reason: Option<String>,
     pub usage: Option<Usage>,
 }
@@ -88,6 +156,9 @@ pub struct ChatReply {
 pub enum ChatEvent {
     /// A piece of the answer text.
     Delta(String),
+    /// The calls the model asked for, whole: sent once, after the last
+    /// delta and before `Done` (whose finish reason is then `tool_calls`).
+    ToolCalls(Vec<ToolCall>),
     /// The answer ended normally (`[DONE]`).
     Done {
         finish_reason: Option<String>,
@@ -240,16 +311,29 @@ pub fn estimate_tokens(text: &str) -> usize {
     other + ascii.div_ceil(4)
 }
 
-/// The estimated cost of one message, overhead included.
+/// The estimated cost of one message, overhead included: its text, the
+/// calls it asks for (name, arguments, id) and the id it answers.
 pub fn message_tokens(m: &ChatMessage) -> usize {
-    estimate_tokens(&m.content) + TOKENS_PER_MESSAGE
+    let calls: usize = m
+        .tool_calls
+        .iter()
+        .map(|c| {
+            estimate_tokens(&c.id)
+                + estimate_tokens(&c.name)
+                + estimate_tokens(&c.arguments)
+                + TOKENS_PER_MESSAGE
+        })
+        .sum();
+    let answers = m.tool_call_id.as_deref().map_or(0, estimate_tokens);
+    estimate_tokens(&m.content) + calls + answers + TOKENS_PER_MESSAGE
 }
 
 /// The messages to send: `system`, then as many of the newest `history`
 /// messages as fit in `budget` tokens together with `system` and `current`
 /// (always kept), then `current`. Empty messages are dropped (Moonshot
 /// rejects them); an older message is never kept when a newer one was cut,
-/// so the history stays contiguous.
+/// so the history stays contiguous, and tool results are never kept
+/// without the assistant message that asked for them.
 pub fn trim_history(
     system: ChatMessage,
     history: &[ChatMessage],
@@ -259,7 +343,7 @@ pub fn trim_history(
     let mut used = message_tokens(&system) + message_tokens(&current);
     let mut kept: Vec<&ChatMessage> = Vec::new();
     for m in history.iter().rev() {
-        if m.content.trim().is_empty() {
+        if m.content.trim().is_empty() && m.tool_calls.is_empty() {
             continue;
         }
         let cost = message_tokens(m);
@@ -268,6 +352,10 @@ pub fn trim_history(
         }
         used += cost;
         kept.push(m);
+    }
+    // The oldest kept messages answer calls that were cut: drop them too.
+    while kept.last().is_some_and(|m| m.role == Role::Tool) {
+        kept.pop();
     }
     let mut out = Vec::with_capacity(kept.len() + 2);
     out.push(system);
@@ -310,6 +398,48 @@ mod tests {
         assert_eq!(texts, ["s", "7", "8", "9", "now"]);
         let out = trim_history(sys, &history, cur, 0);
         assert_eq!(out.len(), 2);
+    }
+
+    #[test]
+    fn tool_calls_and_results_count_in_the_estimate_and_stay_with_their_call() {
+        let call = ToolCall {
+            id: "call_1".into(),
+            name: "set_volume".into(),
+            arguments: r#"{"volume":30}"#.into(),
+        };
+        let asked = ChatMessage::assistant_calls(vec![call]);
+        assert!(message_tokens(&asked) > message_tokens(&ChatMessage::new(Role::Assistant, "")));
+        let result = ChatMessage::tool_result("call_1", "ok");
+        assert!(message_tokens(&result) > message_tokens(&ChatMessage::new(Role::Tool, "ok")));
+
+        let sys = ChatMessage::new(Role::System, "s");
+        let cur = ChatMessage::new(Role::User, "now");
+        let history = vec![
+            ChatMessage::new(Role::User, "louder"),
+            asked.clone(),
+            result.clone(),
+            ChatMessage::new(Role::Assistant, "done"),
+        ];
+        // Everything fits: the call message is kept although its text is empty.
+        let out = trim_history(sys.clone(), &history, cur.clone(), 10_000);
+        assert_eq!(out.len(), 6);
+        assert_eq!(out[2], asked);
+        // Room for the result but not for the call: the result goes too.
+        let budget = message_tokens(&sys)
+            + message_tokens(&cur)
+            + message_tokens(&history[3])
+            + message_tokens(&result);
+        let out = trim_history(sys, &history, cur, budget);
+        let roles: Vec<_> = out.iter().map(|m| m.role).collect();
+        assert_eq!(roles, [Role::System, Role::Assistant, Role::User]);
+    }
+
+    #[test]
+    fn roles_read_back_as_they_are_written_and_unknown_ones_as_user() {
+        for role in [Role::System, Role::User, Role::Assistant, Role::Tool] {
+            assert_eq!(Role::parse(role.as_str()), role);
+        }
+        assert_eq!(Role::parse("function"), Role::User);
     }
 
     #[test]

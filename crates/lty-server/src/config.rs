@@ -267,4 +267,13 @@ mod tests {
         let config = load(&[("LTY_AI__SPOKEN_STYLE", "Answer in one short sentence.")]);
         assert_eq!(config.ai.spoken_style, "Answer in one short sentence.");
     }
+
+    #[test]
+    fn tool_rounds_default_to_three_and_are_set_by_their_variable() {
+        assert_eq!(load(&[]).ai.max_tool_rounds, 3);
+        let config = load(&[("LTY_AI__MAX_TOOL_ROUNDS", "0")]);
+        assert_eq!(config.ai.max_tool_rounds, 0);
+        let printed: toml::Value = toml::from_str(&config.to_redacted_toml()).unwrap();
+        assert_eq!(printed["ai"]["max_tool_rounds"].as_integer(), Some(0));
+    }
 }

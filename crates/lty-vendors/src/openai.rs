@@ -3,6 +3,18 @@
 //! (Kimi's) quirks: usage inside `choices[0]`, temperature in [0, 1],
 //! `{"error":{"message","type"}}` bodies, keep-alive comments.
 //!
+//! Function calling: [`ChatRequest::tools`] go out as
+//! `tools: [{"type":"function","function":{…}}]` (no `tools` key when there
+//! are none, no `tool_choice` unless it is `none`: Moonshot refuses forced
+//! choices on its thinking models); assistant messages carry their
+//! `tool_calls`, results go back as `role: "tool"` messages with their
+//! `tool_call_id` (and, for Moonshot, the function's `name`, as its
+//! tool-calls guide sends). Answers carry `message.tool_calls`, or
+//! `delta.tool_calls` pieces in a stream: the id and name first, the
+//! arguments in fragments, assembled by `index` (or by position in the
+//! chunk's array when Moonshot leaves `index` out) and delivered whole as
+//! one [`ChatEvent::ToolCalls`] before `Done`.
+//!
 //! Timeouts: connect, first byte (the response head), and idle (between
 //! two pieces of a stream). One retry before the first byte for failures
 //! that may pass (transport, timeout, 5xx, a short 429 wait); never after
@@ -15,7 +27,10 @@ pub mod sse;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use lty_core::chat::{ChatError, ChatEvent, ChatModel, ChatReply, ChatRequest, ChatStream, Usage};
+use lty_core::chat::{
+    ChatError, ChatEvent, ChatMessage, ChatModel, ChatReply, ChatRequest, ChatStream, Role,
+    ToolCall, ToolChoice, ToolSpec, Usage,
+};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -119,10 +134,11 @@ impl ChatClient {
     /// The JSON body for `request`: only the fields that are set, the
     /// temperature clamped into the provider's range.
     pub fn body(&self, request: &ChatRequest, stream: bool) -> Value {
+        let names = ToolNames::new(&request.tools);
         let messages: Vec<Value> = request
             .messages
             .iter()
-            .map(|m| json!({ "role": m.role.as_str(), "content": m.content }))
+            .map(|m| self.message_json(m, &request.messages, &names))
             .collect();
         let mut body = json!({ "model": self.config.model, "messages": messages });
         if let Some(t) = request.temperature.or(self.config.temperature) {
@@ -132,10 +148,70 @@ impl ChatClient {
         if let Some(n) = request.max_tokens.or(self.config.max_tokens) {
             body["max_tokens"] = json!(n);
         }
+        if !request.tools.is_empty() {
+            let tools: Vec<Value> = request
+                .tools
+                .iter()
+                .map(|t| {
+                    let mut function = json!({ "name": names.wire(&t.name) });
+                    if !t.description.is_empty() {
+                        function["description"] = json!(t.description);
+                    }
+                    if !t.parameters.is_null() {
+                        function["parameters"] = t.parameters.clone();
+                    }
+                    json!({ "type": "function", "function": function })
+                })
+                .collect();
+            body["tools"] = json!(tools);
+            // `auto` is every provider's default; saying so adds nothing.
+            if request.tool_choice == ToolChoice::None {
+                body["tool_choice"] = json!("none");
+            }
+        }
         if stream {
             body["stream"] = json!(true);
         }
         body
+    }
+
+    /// One message of the body; `all` is the whole conversation, where a
+    /// tool result finds the name of the function it answers.
+    fn message_json(&self, m: &ChatMessage, all: &[ChatMessage], names: &ToolNames) -> Value {
+        let mut out = json!({ "role": m.role.as_str(), "content": m.content });
+        if !m.tool_calls.is_empty() {
+            let calls: Vec<Value> = m
+                .tool_calls
+                .iter()
+                .map(|c| {
+                    json!({
+                        "id": c.id,
+                        "type": "function",
+                        "function": { "name": names.wire(&c.name), "arguments": c.arguments },
+                    })
+                })
+                .collect();
+            out["tool_calls"] = json!(calls);
+            // Each provider answers a call with its own empty content:
+            // OpenAI `null`, Moonshot `""`; each gets back what it sends.
+            if m.content.is_empty() && self.config.flavor == Flavor::OpenAi {
+                out["content"] = Value::Null;
+            }
+        }
+        if let Some(id) = &m.tool_call_id {
+            out["tool_call_id"] = json!(id);
+            if m.role == Role::Tool && self.config.flavor == Flavor::Moonshot {
+                let name = all
+                    .iter()
+                    .flat_map(|m| &m.tool_calls)
+                    .find(|c| &c.id == id)
+                    .map(|c| names.wire(&c.name));
+                if let Some(name) = name {
+                    out["name"] = json!(name);
+                }
+            }
+        }
+        out
     }
 
     /// Sends `body` until a response head arrives, retrying once what may
@@ -192,7 +268,9 @@ impl ChatClient {
             .await
             .map_err(|_| ChatError::Timeout("the provider's answer stalled"))?
             .map_err(transport)?;
-        parse_completion(&bytes)
+        let mut reply = parse_completion(&bytes)?;
+        ToolNames::new(&request.tools).restore(&mut reply.tool_calls);
+        Ok(reply)
     }
 
     /// The answer to `request` as a stream of deltas and a final `Done`.
@@ -213,10 +291,8 @@ impl ChatClient {
         }
         let state = StreamState {
             res,
-            parser: SseParser::new(),
+            decoder: StreamDecoder::new(ToolNames::new(&request.tools)),
             pending: std::collections::VecDeque::new(),
-            usage: None,
-            finish_reason: None,
             idle: self.config.idle_timeout,
             ended: false,
         };
@@ -286,10 +362,8 @@ impl ChatClient {
 
 struct StreamState {
     res: reqwest::Response,
-    parser: SseParser,
+    decoder: StreamDecoder,
     pending: std::collections::VecDeque<Result<ChatEvent, ChatError>>,
-    usage: Option<Usage>,
-    finish_reason: Option<String>,
     idle: Duration,
     ended: bool,
 }
@@ -312,39 +386,222 @@ async fn next_event(mut s: StreamState) -> Option<(Result<ChatEvent, ChatError>,
             Ok(Ok(None)) => Err(failed(None, "the stream ended without [DONE]")),
             Ok(Ok(Some(bytes))) => Ok(bytes),
         };
-        let bytes = match chunk {
-            Ok(b) => b,
-            Err(e) => {
-                s.pending.push_back(Err(e));
-                continue;
-            }
-        };
-        for data in s.parser.push(&bytes) {
+        match chunk {
+            Ok(bytes) => s.pending.extend(s.decoder.push(&bytes)),
+            Err(e) => s.pending.push_back(Err(e)),
+        }
+    }
+}
+
+/// The bytes of a streamed answer as [`ChatEvent`]s: SSE framing, chunks,
+/// usage wherever the provider puts it, tool-call pieces assembled. Ends
+/// at `[DONE]` or the first error; bytes after that are ignored.
+#[derive(Debug, Default)]
+pub struct StreamDecoder {
+    names: ToolNames,
+    parser: SseParser,
+    usage: Option<Usage>,
+    finish_reason: Option<String>,
+    calls: ToolCallAssembler,
+    ended: bool,
+}
+
+impl StreamDecoder {
+    /// A decoder for the answer to a request that offered the tools named
+    /// by `names`.
+    pub fn new(names: ToolNames) -> Self {
+        Self {
+            names,
+            ..Self::default()
+        }
+    }
+
+    /// The events completed by `bytes`, which may end anywhere.
+    pub fn push(&mut self, bytes: &[u8]) -> Vec<Result<ChatEvent, ChatError>> {
+        let mut out = Vec::new();
+        if self.ended {
+            return out;
+        }
+        for data in self.parser.push(bytes) {
             if data.trim() == "[DONE]" {
-                s.pending.push_back(Ok(ChatEvent::Done {
-                    finish_reason: s.finish_reason.take(),
-                    usage: s.usage,
+                self.ended = true;
+                match std::mem::take(&mut self.calls).finish() {
+                    Ok(calls) if calls.is_empty() => {}
+                    Ok(mut calls) => {
+                        self.names.restore(&mut calls);
+                        out.push(Ok(ChatEvent::ToolCalls(calls)));
+                        if self.finish_reason.is_none() {
+                            self.finish_reason = Some("tool_calls".into());
+                        }
+                    }
+                    Err(e) => {
+                        out.push(Err(e));
+                        return out;
+                    }
+                }
+                out.push(Ok(ChatEvent::Done {
+                    finish_reason: self.finish_reason.take(),
+                    usage: self.usage,
                 }));
-                break;
+                return out;
             }
             match parse_chunk(&data) {
                 Ok(parsed) => {
                     if parsed.usage.is_some() {
-                        s.usage = parsed.usage;
+                        self.usage = parsed.usage;
                     }
                     if parsed.finish_reason.is_some() {
-                        s.finish_reason = parsed.finish_reason;
+                        self.finish_reason = parsed.finish_reason;
                     }
                     if !parsed.content.is_empty() {
-                        s.pending.push_back(Ok(ChatEvent::Delta(parsed.content)));
+                        out.push(Ok(ChatEvent::Delta(parsed.content)));
+                    }
+                    for piece in parsed.tool_calls {
+                        self.calls.push(piece);
                     }
                 }
                 Err(e) => {
-                    s.pending.push_back(Err(e));
-                    break;
+                    self.ended = true;
+                    out.push(Err(e));
+                    return out;
                 }
             }
         }
+        out
+    }
+}
+
+/// Tool names as the provider sees them. OpenAI accepts
+/// `^[a-zA-Z0-9_-]{1,64}$`, Moonshot `^[a-zA-Z_][a-zA-Z0-9_-]{2,63}$`; MCP
+/// names such as `self.audio_speaker.set_volume` fit neither. A name that
+/// fits both is sent as it is; any other in a form that does
+/// (`self_audio_speaker_set_volume`, made unique among the request's
+/// tools), and calls of that form are given back the tool's own name.
+#[derive(Debug, Default, Clone)]
+pub struct ToolNames {
+    to_wire: std::collections::HashMap<String, String>,
+    from_wire: std::collections::HashMap<String, String>,
+}
+
+/// Longest function name either provider accepts.
+const MAX_TOOL_NAME: usize = 64;
+
+impl ToolNames {
+    /// The names for a request offering `tools`.
+    pub fn new(tools: &[ToolSpec]) -> Self {
+        let mut names = Self::default();
+        // Names that fit keep them; the others take what is left.
+        let (fitting, others): (Vec<_>, Vec<_>) =
+            tools.iter().map(|t| &t.name).partition(|n| fits(n));
+        for name in fitting {
+            names.to_wire.insert(name.clone(), name.clone());
+            names.from_wire.insert(name.clone(), name.clone());
+        }
+        for name in others {
+            if names.to_wire.contains_key(name) {
+                continue;
+            }
+            let base = sanitized(name);
+            let mut wire = base.clone();
+            let mut n = 2;
+            while names.from_wire.contains_key(&wire) {
+                let suffix = format!("_{n}");
+                let keep = base.len().min(MAX_TOOL_NAME - suffix.len());
+                wire = format!("{}{suffix}", &base[..keep]);
+                n += 1;
+            }
+            names.to_wire.insert(name.clone(), wire.clone());
+            names.from_wire.insert(wire, name.clone());
+        }
+        names
+    }
+
+    /// The name sent for the tool `name` (itself when it is not offered).
+    pub fn wire<'a>(&'a self, name: &'a str) -> &'a str {
+        self.to_wire.get(name).map_or(name, String::as_str)
+    }
+
+    /// Gives `calls` of offered tools the tools' own names back.
+    pub fn restore(&self, calls: &mut [ToolCall]) {
+        for call in calls {
+            if let Some(name) = self.from_wire.get(&call.name) {
+                call.name.clone_from(name);
+            }
+        }
+    }
+}
+
+/// Whether `name` is a function name both providers accept.
+fn fits(name: &str) -> bool {
+    (3..=MAX_TOOL_NAME).contains(&name.len())
+        && name
+            .chars()
+            .next()
+            .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+}
+
+/// `name` made to fit: other characters become `_`, a leading digit or
+/// dash gets `f_` before it, short names are padded, long ones cut.
+fn sanitized(name: &str) -> String {
+    let mut out: String = name
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    if !out
+        .chars()
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+    {
+        out.insert_str(0, "f_");
+    }
+    while out.len() < 3 {
+        out.push('_');
+    }
+    out.truncate(MAX_TOOL_NAME);
+    out
+}
+
+/// Tool calls being assembled from stream pieces, by index.
+#[derive(Debug, Default)]
+struct ToolCallAssembler {
+    calls: std::collections::BTreeMap<usize, ToolCallPiece>,
+}
+
+impl ToolCallAssembler {
+    fn push(&mut self, piece: ToolCallPiece) {
+        let call = self
+            .calls
+            .entry(piece.index)
+            .or_insert_with(|| ToolCallPiece {
+                index: piece.index,
+                ..ToolCallPiece::default()
+            });
+        // The id and name come once, in the first piece; later pieces may
+        // repeat them (or send them empty): the first non-empty one stays.
+        if call.id.is_empty() {
+            call.id = piece.id;
+        }
+        if call.name.is_empty() {
+            call.name = piece.name;
+        }
+        call.arguments.push_str(&piece.arguments);
+    }
+
+    /// The calls in index order; a call without a name is an error.
+    fn finish(self) -> Result<Vec<ToolCall>, ChatError> {
+        self.calls
+            .into_values()
+            .map(ToolCallPiece::into_call)
+            .collect()
     }
 }
 
@@ -505,6 +762,91 @@ impl From<WireUsage> for Usage {
 struct WireMessage {
     #[serde(default)]
     content: Option<String>,
+    #[serde(default)]
+    tool_calls: Option<Vec<WireToolCall>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct WireToolCall {
+    #[serde(default)]
+    index: Option<usize>,
+    #[serde(default)]
+    id: Option<String>,
+    #[serde(default)]
+    function: Option<WireFunction>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct WireFunction {
+    #[serde(default)]
+    name: Option<String>,
+    /// JSON text; a server that sends an object instead is forgiven.
+    #[serde(default)]
+    arguments: Option<Value>,
+}
+
+impl WireToolCall {
+    /// The piece, at its `index` or else at `position` in its array.
+    fn into_piece(self, position: usize) -> ToolCallPiece {
+        let function = self.function.unwrap_or_default();
+        let arguments = match function.arguments {
+            None | Some(Value::Null) => String::new(),
+            Some(Value::String(s)) => s,
+            Some(other) => other.to_string(),
+        };
+        ToolCallPiece {
+            index: self.index.unwrap_or(position),
+            id: self.id.unwrap_or_default(),
+            name: function.name.unwrap_or_default(),
+            arguments,
+        }
+    }
+}
+
+/// One `tool_calls` entry of a message, or a piece of one in a stream.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct ToolCallPiece {
+    /// Which call it belongs to: the `index` sent, else the position in the
+    /// chunk's array.
+    pub index: usize,
+    pub id: String,
+    pub name: String,
+    /// A fragment of the arguments' JSON text.
+    pub arguments: String,
+}
+
+impl ToolCallPiece {
+    /// The finished call: an id made up from the index when the provider
+    /// sent none, `{}` for no arguments.
+    fn into_call(self) -> Result<ToolCall, ChatError> {
+        if self.name.is_empty() {
+            return Err(failed(None, "a tool call without a function name"));
+        }
+        let id = if self.id.is_empty() {
+            format!("call_{}", self.index)
+        } else {
+            self.id
+        };
+        let arguments = if self.arguments.trim().is_empty() {
+            "{}".to_owned()
+        } else {
+            self.arguments
+        };
+        Ok(ToolCall {
+            id,
+            name: self.name,
+            arguments,
+        })
+    }
+}
+
+fn pieces(calls: Option<Vec<WireToolCall>>) -> Vec<ToolCallPiece> {
+    calls
+        .unwrap_or_default()
+        .into_iter()
+        .enumerate()
+        .map(|(i, c)| c.into_piece(i))
+        .collect()
 }
 
 #[derive(Debug, Deserialize)]
@@ -541,8 +883,14 @@ pub fn parse_completion(body: &[u8]) -> Result<ChatReply, ChatError> {
         .next()
         .ok_or_else(|| failed(None, "a completion without choices"))?;
     let usage = c.usage.or(first.usage).map(Usage::from);
+    let message = first.message.unwrap_or_default();
+    let tool_calls = pieces(message.tool_calls)
+        .into_iter()
+        .map(ToolCallPiece::into_call)
+        .collect::<Result<_, _>>()?;
     Ok(ChatReply {
-        content: first.message.and_then(|m| m.content).unwrap_or_default(),
+        content: message.content.unwrap_or_default(),
+        tool_calls,
         finish_reason: first.finish_reason,
         usage,
     })
@@ -552,6 +900,8 @@ pub fn parse_completion(body: &[u8]) -> Result<ChatReply, ChatError> {
 #[derive(Debug, Default, PartialEq, Eq)]
 pub struct ParsedChunk {
     pub content: String,
+    /// Pieces of tool calls, to assemble by their index.
+    pub tool_calls: Vec<ToolCallPiece>,
     pub finish_reason: Option<String>,
     /// Top-level usage, else `choices[0].usage` (Moonshot).
     pub usage: Option<Usage>,
@@ -567,7 +917,9 @@ pub fn parse_chunk(data: &str) -> Result<ParsedChunk, ChatError> {
     let mut out = ParsedChunk::default();
     let mut choice_usage = None;
     if let Some(first) = c.choices.into_iter().next() {
-        out.content = first.delta.and_then(|d| d.content).unwrap_or_default();
+        let delta = first.delta.unwrap_or_default();
+        out.content = delta.content.unwrap_or_default();
+        out.tool_calls = pieces(delta.tool_calls);
         out.finish_reason = first.finish_reason;
         choice_usage = first.usage;
     }
@@ -588,7 +940,6 @@ fn mid_stream_error(err: WireError) -> ChatError {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use lty_core::chat::{ChatMessage, Role};
 
     fn client(flavor: Flavor) -> ChatClient {
         ChatClient::new(ChatClientConfig {
@@ -611,7 +962,7 @@ mod tests {
         let req = ChatRequest {
             messages: vec![ChatMessage::new(Role::User, "hi")],
             temperature: Some(1.7),
-            max_tokens: None,
+            ..ChatRequest::default()
         };
         let kimi = client(Flavor::Moonshot);
         assert_eq!(kimi.url, "http://127.0.0.1:9/v1/chat/completions");
@@ -629,6 +980,343 @@ mod tests {
                 .get("stream")
                 .is_none()
         );
+        assert!(body.get("tools").is_none(), "no tools, no tools key");
+        assert!(body.get("tool_choice").is_none());
+    }
+
+    fn set_volume() -> ToolSpec {
+        ToolSpec {
+            name: "self.audio_speaker.set_volume".into(),
+            description: "Set the speaker volume (0-100).".into(),
+            parameters: json!({
+                "type": "object",
+                "properties": { "volume": { "type": "integer", "minimum": 0, "maximum": 100 } },
+                "required": ["volume"],
+            }),
+        }
+    }
+
+    fn call(id: &str, volume: u32) -> ToolCall {
+        ToolCall {
+            id: id.into(),
+            name: "self.audio_speaker.set_volume".into(),
+            arguments: format!(r#"{{"volume":{volume}}}"#),
+        }
+    }
+
+    /// A follow-up: the question, the assistant's call, its result.
+    fn follow_up() -> ChatRequest {
+        ChatRequest {
+            messages: vec![
+                ChatMessage::new(Role::User, "小声一点"),
+                ChatMessage::assistant_calls(vec![call("call_7", 30)]),
+                ChatMessage::tool_result("call_7", "true"),
+            ],
+            tools: vec![set_volume()],
+            ..ChatRequest::default()
+        }
+    }
+
+    #[test]
+    fn offered_tools_go_out_as_functions_and_a_follow_up_carries_the_call_and_its_result() {
+        for flavor in [Flavor::Moonshot, Flavor::OpenAi] {
+            let body = client(flavor).body(&follow_up(), true);
+            assert_eq!(
+                body["tools"],
+                json!([{
+                    "type": "function",
+                    "function": {
+                        "name": "self_audio_speaker_set_volume",
+                        "description": "Set the speaker volume (0-100).",
+                        "parameters": set_volume().parameters,
+                    },
+                }]),
+                "{flavor:?}"
+            );
+            assert!(
+                body.get("tool_choice").is_none(),
+                "{flavor:?}: auto is implied"
+            );
+            let asked = &body["messages"][1];
+            assert_eq!(asked["role"], "assistant");
+            assert_eq!(
+                asked["tool_calls"],
+                json!([{
+                    "id": "call_7",
+                    "type": "function",
+                    "function": {
+                        "name": "self_audio_speaker_set_volume",
+                        "arguments": "{\"volume\":30}",
+                    },
+                }])
+            );
+            let result = &body["messages"][2];
+            assert_eq!(result["role"], "tool");
+            assert_eq!(result["tool_call_id"], "call_7");
+            assert_eq!(result["content"], "true");
+            assert!(body["messages"][0].get("tool_call_id").is_none());
+            assert!(body["messages"][0].get("tool_calls").is_none());
+        }
+        // Empty content of a call: what each provider itself sends back.
+        let kimi = client(Flavor::Moonshot).body(&follow_up(), false);
+        assert_eq!(kimi["messages"][1]["content"], "");
+        assert_eq!(kimi["messages"][2]["name"], "self_audio_speaker_set_volume");
+        let openai = client(Flavor::OpenAi).body(&follow_up(), false);
+        assert!(openai["messages"][1]["content"].is_null());
+        assert!(openai["messages"][2].get("name").is_none());
+        // Text said alongside the call goes with it.
+        let mut req = follow_up();
+        req.messages[1].content = "好的".into();
+        let body = client(Flavor::OpenAi).body(&req, false);
+        assert_eq!(body["messages"][1]["content"], "好的");
+    }
+
+    #[test]
+    fn tool_names_that_a_provider_would_refuse_are_sent_in_a_form_it_takes_and_mapped_back() {
+        let spec = |name: &str| ToolSpec {
+            name: name.into(),
+            description: String::new(),
+            parameters: Value::Null,
+        };
+        let long = "x".repeat(70);
+        let tools = [
+            spec("self.audio_speaker.set_volume"),
+            spec("self_audio_speaker_set_volume"),
+            spec("get_time"),
+            spec("9lives"),
+            spec("a"),
+            spec(&long),
+            spec(&format!("{long}.y")),
+        ];
+        let names = ToolNames::new(&tools);
+        let wire: Vec<&str> = tools.iter().map(|t| names.wire(&t.name)).collect();
+        assert_eq!(
+            wire[0], "self_audio_speaker_set_volume_2",
+            "the fitting name keeps its own"
+        );
+        assert_eq!(wire[1], "self_audio_speaker_set_volume");
+        assert_eq!(wire[2], "get_time");
+        assert_eq!(wire[3], "f_9lives");
+        assert_eq!(wire[4], "a__");
+        for w in &wire {
+            assert!(fits(w), "{w}");
+        }
+        let unique: std::collections::HashSet<_> = wire.iter().collect();
+        assert_eq!(unique.len(), wire.len(), "{wire:?}");
+
+        let mut calls: Vec<ToolCall> = wire
+            .iter()
+            .map(|w| ToolCall {
+                id: "c".into(),
+                name: (*w).to_owned(),
+                arguments: "{}".into(),
+            })
+            .chain([ToolCall {
+                id: "d".into(),
+                name: "never.offered".into(),
+                arguments: "{}".into(),
+            }])
+            .collect();
+        names.restore(&mut calls);
+        let back: Vec<&str> = calls.iter().map(|c| c.name.as_str()).collect();
+        let mut expected: Vec<&str> = tools.iter().map(|t| t.name.as_str()).collect();
+        expected.push("never.offered");
+        assert_eq!(back, expected);
+        // No tools offered: nothing is renamed.
+        assert_eq!(ToolNames::default().wire("a.b"), "a.b");
+    }
+
+    #[test]
+    fn tool_choice_none_is_sent_only_with_tools() {
+        let mut req = follow_up();
+        req.tool_choice = ToolChoice::None;
+        assert_eq!(
+            client(Flavor::Moonshot).body(&req, false)["tool_choice"],
+            "none"
+        );
+        req.tools.clear();
+        let body = client(Flavor::Moonshot).body(&req, false);
+        assert!(body.get("tool_choice").is_none());
+        assert!(body.get("tools").is_none());
+    }
+
+    #[test]
+    fn a_whole_answer_with_tool_calls_is_parsed_in_either_flavour() {
+        // Moonshot: empty content, no index.
+        let kimi = br#"{"id":"cmpl-1","object":"chat.completion","created":1,"model":"moonshot-v1-8k","choices":[{"index":0,"message":{"role":"assistant","content":"","tool_calls":[{"id":"self.audio_speaker.set_volume:0","type":"function","function":{"name":"self.audio_speaker.set_volume","arguments":"{\"volume\": 30}"}}]},"finish_reason":"tool_calls"}],"usage":{"prompt_tokens":80,"completion_tokens":12,"total_tokens":92}}"#;
+        let reply = parse_completion(kimi).unwrap();
+        assert_eq!(reply.content, "");
+        assert_eq!(reply.finish_reason.as_deref(), Some("tool_calls"));
+        assert_eq!(
+            reply.tool_calls,
+            [ToolCall {
+                id: "self.audio_speaker.set_volume:0".into(),
+                name: "self.audio_speaker.set_volume".into(),
+                arguments: r#"{"volume": 30}"#.into(),
+            }]
+        );
+        assert_eq!(reply.usage.unwrap().total_tokens, 92);
+        // OpenAI: null content, two parallel calls, one without arguments.
+        let openai = br#"{"choices":[{"index":0,"message":{"role":"assistant","content":null,"tool_calls":[{"id":"call_a","type":"function","function":{"name":"a","arguments":"{\"x\":1}"}},{"id":"call_b","type":"function","function":{"name":"b","arguments":""}}],"refusal":null},"logprobs":null,"finish_reason":"tool_calls"}]}"#;
+        let reply = parse_completion(openai).unwrap();
+        let got: Vec<_> = reply
+            .tool_calls
+            .iter()
+            .map(|c| (c.id.as_str(), c.name.as_str(), c.arguments.as_str()))
+            .collect();
+        assert_eq!(got, [("call_a", "a", r#"{"x":1}"#), ("call_b", "b", "{}")]);
+        // Arguments sent as an object are forgiven; a call without a name
+        // is not.
+        let object = br#"{"choices":[{"message":{"tool_calls":[{"id":"c","function":{"name":"n","arguments":{"v":2}}}]}}]}"#;
+        assert_eq!(
+            parse_completion(object).unwrap().tool_calls[0].arguments,
+            r#"{"v":2}"#
+        );
+        let nameless = br#"{"choices":[{"message":{"tool_calls":[{"id":"c","function":{"arguments":"{}"}}]}}]}"#;
+        assert!(parse_completion(nameless).is_err());
+        // A plain answer has no calls, `"tool_calls": null` included.
+        let plain = br#"{"choices":[{"message":{"content":"hi","tool_calls":null},"finish_reason":"stop"}]}"#;
+        assert!(parse_completion(plain).unwrap().tool_calls.is_empty());
+    }
+
+    /// Every event of `body` fed in the pieces `cuts` splits it into.
+    fn decode(body: &[u8], cuts: &[usize]) -> Vec<Result<ChatEvent, ChatError>> {
+        let mut decoder = StreamDecoder::new(ToolNames::new(&[set_volume()]));
+        let mut events = Vec::new();
+        let mut from = 0;
+        for &to in cuts.iter().chain(std::iter::once(&body.len())) {
+            events.extend(decoder.push(&body[from..to]));
+            from = to;
+        }
+        events
+    }
+
+    /// Decodes `body` whole, cut once at every byte, and byte by byte, and
+    /// checks every way gives the same events.
+    fn decode_every_way(body: &str) -> Vec<Result<ChatEvent, ChatError>> {
+        let body = body.as_bytes();
+        let whole = decode(body, &[]);
+        for cut in 1..body.len() {
+            assert_eq!(decode(body, &[cut]), whole, "cut at byte {cut}");
+        }
+        let every: Vec<usize> = (1..body.len()).collect();
+        assert_eq!(decode(body, &every), whole, "byte by byte");
+        whole
+    }
+
+    /// A Moonshot stream as it is recorded: a role-only chunk, a sentence,
+    /// then one call without `index`, of the offered tool by the name it
+    /// was sent under (id and name first, the arguments in
+    /// fragments, one cut inside a Chinese character's bytes), usage in
+    /// `choices[0]` of the finishing chunk, `\r\n` line ends and a
+    /// keep-alive comment.
+    const KIMI_STREAM: &str = concat!(
+        "data: {\"id\":\"cmpl-1\",\"object\":\"chat.completion.chunk\",\"choices\":[{\"index\":0,\"delta\":{\"role\":\"assistant\",\"content\":\"\"},\"finish_reason\":null}]}\r\n\r\n",
+        "data: {\"id\":\"cmpl-1\",\"choices\":[{\"index\":0,\"delta\":{\"content\":\"好的，\"},\"finish_reason\":null}]}\r\n\r\n",
+        ": keep-alive\r\n\r\n",
+        "data: {\"id\":\"cmpl-1\",\"choices\":[{\"index\":0,\"delta\":{\"content\":null,\"tool_calls\":[{\"id\":\"self_audio_speaker_set_volume:0\",\"type\":\"function\",\"function\":{\"name\":\"self_audio_speaker_set_volume\",\"arguments\":\"\"}}]},\"finish_reason\":null}]}\r\n\r\n",
+        "data: {\"id\":\"cmpl-1\",\"choices\":[{\"index\":0,\"delta\":{\"tool_calls\":[{\"function\":{\"arguments\":\"{\\\"volume\\\": \"}}]},\"finish_reason\":null}]}\r\n\r\n",
+        "data: {\"id\":\"cmpl-1\",\"choices\":[{\"index\":0,\"delta\":{\"tool_calls\":[{\"function\":{\"arguments\":\"30, \\\"note\\\": \\\"小声\\\"}\"}}]},\"finish_reason\":null}]}\r\n\r\n",
+        "data: {\"id\":\"cmpl-1\",\"choices\":[{\"index\":0,\"delta\":{},\"finish_reason\":\"tool_calls\",\"usage\":{\"prompt_tokens\":80,\"completion_tokens\":12,\"total_tokens\":92}}]}\r\n\r\n",
+        "data: [DONE]\r\n\r\n",
+    );
+
+    #[test]
+    fn a_streamed_tool_call_without_index_is_assembled_wherever_the_stream_is_cut() {
+        let events = decode_every_way(KIMI_STREAM);
+        assert_eq!(
+            events,
+            [
+                Ok(ChatEvent::Delta("好的，".into())),
+                Ok(ChatEvent::ToolCalls(vec![ToolCall {
+                    id: "self_audio_speaker_set_volume:0".into(),
+                    name: "self.audio_speaker.set_volume".into(),
+                    arguments: r#"{"volume": 30, "note": "小声"}"#.into(),
+                }])),
+                Ok(ChatEvent::Done {
+                    finish_reason: Some("tool_calls".into()),
+                    usage: Some(Usage {
+                        prompt_tokens: 80,
+                        completion_tokens: 12,
+                        total_tokens: 92,
+                    }),
+                }),
+            ]
+        );
+    }
+
+    /// An OpenAI stream with two parallel calls whose pieces interleave,
+    /// each piece naming its `index`, and usage in a last chunk of its own.
+    const OPENAI_STREAM: &str = concat!(
+        "data: {\"choices\":[{\"index\":0,\"delta\":{\"role\":\"assistant\",\"content\":null,\"tool_calls\":[{\"index\":0,\"id\":\"call_a\",\"type\":\"function\",\"function\":{\"name\":\"set_volume\",\"arguments\":\"\"}}]},\"finish_reason\":null}]}\n\n",
+        "data: {\"choices\":[{\"index\":0,\"delta\":{\"tool_calls\":[{\"index\":1,\"id\":\"call_b\",\"type\":\"function\",\"function\":{\"name\":\"set_light\",\"arguments\":\"{\\\"on\\\"\"}}]},\"finish_reason\":null}]}\n\n",
+        "data: {\"choices\":[{\"index\":0,\"delta\":{\"tool_calls\":[{\"index\":0,\"function\":{\"arguments\":\"{\\\"volume\\\":\"}}]},\"finish_reason\":null}]}\n\n",
+        "data: {\"choices\":[{\"index\":0,\"delta\":{\"tool_calls\":[{\"index\":1,\"function\":{\"arguments\":\":true}\"}},{\"index\":0,\"function\":{\"arguments\":\"80}\"}}]},\"finish_reason\":null}]}\n\n",
+        "data: {\"choices\":[{\"index\":0,\"delta\":{},\"finish_reason\":\"tool_calls\"}]}\n\n",
+        "data: {\"choices\":[],\"usage\":{\"prompt_tokens\":50,\"completion_tokens\":20,\"total_tokens\":70}}\n\n",
+        "data: [DONE]\n\n",
+    );
+
+    #[test]
+    fn two_parallel_streamed_calls_are_assembled_by_index_wherever_the_stream_is_cut() {
+        let events = decode_every_way(OPENAI_STREAM);
+        assert_eq!(events.len(), 2, "{events:?}");
+        assert_eq!(
+            events[0],
+            Ok(ChatEvent::ToolCalls(vec![
+                ToolCall {
+                    id: "call_a".into(),
+                    name: "set_volume".into(),
+                    arguments: r#"{"volume":80}"#.into(),
+                },
+                ToolCall {
+                    id: "call_b".into(),
+                    name: "set_light".into(),
+                    arguments: r#"{"on":true}"#.into(),
+                },
+            ]))
+        );
+        let Ok(ChatEvent::Done {
+            finish_reason,
+            usage,
+        }) = &events[1]
+        else {
+            panic!("{events:?}")
+        };
+        assert_eq!(finish_reason.as_deref(), Some("tool_calls"));
+        assert_eq!(usage.unwrap().total_tokens, 70);
+    }
+
+    #[test]
+    fn a_stream_without_tool_calls_ends_as_before_and_a_nameless_call_is_an_error() {
+        let plain = concat!(
+            "data: {\"choices\":[{\"delta\":{\"content\":\"hi\"}}]}\n\n",
+            "data: {\"choices\":[{\"delta\":{},\"finish_reason\":\"stop\"}]}\n\n",
+            "data: [DONE]\n\n",
+        );
+        assert_eq!(
+            decode_every_way(plain),
+            [
+                Ok(ChatEvent::Delta("hi".into())),
+                Ok(ChatEvent::Done {
+                    finish_reason: Some("stop".into()),
+                    usage: None,
+                }),
+            ]
+        );
+        let nameless = concat!(
+            "data: {\"choices\":[{\"delta\":{\"tool_calls\":[{\"index\":0,\"id\":\"c\",\"function\":{\"arguments\":\"{}\"}}]}}]}\n\n",
+            "data: [DONE]\n\n",
+        );
+        let events = decode(nameless.as_bytes(), &[]);
+        assert!(
+            matches!(events.as_slice(), [Err(ChatError::Failed { .. })]),
+            "{events:?}"
+        );
+        // Nothing after the end counts.
+        let mut decoder = StreamDecoder::default();
+        assert_eq!(decoder.push(plain.as_bytes()).len(), 2);
+        assert!(decoder.push(plain.as_bytes()).is_empty());
     }
 
     #[test]

@@ -508,6 +508,7 @@ async fn start_text_turn(
             },
             temperature: None,
             max_tokens: None,
+            tools: None,
         },
     )
     .await?;
@@ -778,6 +779,7 @@ pub async fn voice_chat(
             delivery: Delivery::Whole,
             temperature: None,
             max_tokens: None,
+            tools: None,
         },
     )
     .await?;

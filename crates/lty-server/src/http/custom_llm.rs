@@ -331,6 +331,7 @@ pub async fn completions(
             },
             temperature: body.temperature,
             max_tokens: body.max_tokens,
+            tools: None,
         },
     )
     .await;

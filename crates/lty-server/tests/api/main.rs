@@ -14,6 +14,7 @@ mod admin_api;
 mod ai;
 mod audio;
 mod cards;
+mod chat_tools;
 mod chat_turn;
 mod cli;
 mod cli_accounts;

@@ -19,19 +19,28 @@
 //!    answered with the refusal without asking the model;
 //! 5. the model streams (or answers at once): every piece passes the
 //!    output blocked-term check as it arrives, the finished reply the
-//!    moderation provider;
+//!    moderation provider; when the adapter gave a [`ToolBox`], its tools
+//!    are offered, and each call the model makes is run through it and
+//!    answered before the model is asked again, for at most
+//!    `ai.max_tool_rounds` rounds (the last request lets it only talk);
+//!    calls are never shown or stored, only what the model says;
 //! 6. the reply is stored — complete, as the refusal when blocked, or
 //!    marked incomplete when the client went away or the provider failed
 //!    mid-answer — whatever the client does meanwhile;
 //! 7. usage and the outcome are counted (`lty_ai_tokens_total`,
-//!    `lty_chat_turns_total{outcome}`).
+//!    `lty_chat_turns_total{outcome}`, `lty_chat_tool_calls_total{outcome}`).
+//!
+//! A client that goes away (the [`Turn`] dropped) stops a streamed turn at
+//! once, and any turn with tools between or during its steps: the model's
+//! request or the tool call in flight is dropped, which cancels it.
 
 use std::sync::Arc;
 
+use async_trait::async_trait;
 use futures_util::StreamExt;
 use lty_core::chat::{
-    ChatError, ChatEvent, ChatMessage, ChatModel, ChatRequest, NewMessage, Persona, Role, Usage,
-    trim_history,
+    ChatError, ChatEvent, ChatMessage, ChatModel, ChatRequest, ChatStream, NewMessage, Persona,
+    Role, ToolCall, ToolChoice, ToolSpec, Usage, trim_history,
 };
 use lty_core::{Error, ErrorKind, Result};
 use serde_json::json;
@@ -104,6 +113,36 @@ pub struct TurnRequest {
     /// Sampling temperature asked by the caller (clamped by the client).
     pub temperature: Option<f32>,
     pub max_tokens: Option<u32>,
+    /// Tools the model may call during the turn; `None` offers none.
+    pub tools: Option<Arc<dyn ToolBox>>,
+}
+
+/// Tools a turn offers the model (a device's MCP tools, for instance).
+///
+/// The turn asks for [`ToolBox::specs`] once, offers them, and for each
+/// call the model makes runs [`ToolBox::call`] — one at a time, in the
+/// model's order — and gives the model the returned text as the call's
+/// result. A call of a tool that was not offered is answered with an error
+/// text without reaching the tool box. When the turn's client goes away
+/// the call's future is dropped: that is its cancellation. Bounding a
+/// call's time is the tool box's job (the turn waits as long as its client
+/// does).
+#[async_trait]
+pub trait ToolBox: Send + Sync {
+    /// The tools to offer, with JSON schemas of their arguments.
+    fn specs(&self) -> Vec<ToolSpec>;
+    /// Runs `call` (its arguments are the model's raw JSON text) and
+    /// returns what the model sees as the result; a failure is text too,
+    /// e.g. `{"error":"no such device"}`, so the model can say what
+    /// happened.
+    async fn call(&self, call: &ToolCall) -> String;
+}
+
+impl std::fmt::Debug for dyn ToolBox {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let names: Vec<String> = self.specs().into_iter().map(|s| s.name).collect();
+        f.debug_tuple("ToolBox").field(&names).finish()
+    }
 }
 
 /// Something a running turn has to say.
@@ -246,6 +285,11 @@ pub async fn start(state: &AppState, req: TurnRequest) -> Result<Turn> {
             .await?;
     }
 
+    // No rounds allowed, or nothing to offer: no tools at all.
+    let rounds = state.config.ai.max_tool_rounds;
+    let tools = req.tools.filter(|_| rounds > 0);
+    let specs = tools.as_ref().map(|t| t.specs()).unwrap_or_default();
+    let tools = tools.filter(|_| !specs.is_empty());
     let request = ChatRequest {
         messages: trim_history(
             system_message(state, prompt.as_deref(), req.style),
@@ -255,12 +299,14 @@ pub async fn start(state: &AppState, req: TurnRequest) -> Result<Turn> {
         ),
         temperature: req.temperature,
         max_tokens: req.max_tokens,
+        tools: specs,
+        tool_choice: ToolChoice::Auto,
     };
     let call = if input_blocked {
         Call::Refused
     } else {
         match req.delivery {
-            Delivery::Whole => Call::Whole(request),
+            Delivery::Whole => Call::Whole,
             Delivery::Stream => match model.stream(&request).await {
                 Ok(stream) => Call::Stream(stream),
                 Err(ChatError::ContentFilter) => {
@@ -283,6 +329,9 @@ pub async fn start(state: &AppState, req: TurnRequest) -> Result<Turn> {
         conversation_id,
         recording: Some(recording),
         tx,
+        request,
+        tools,
+        rounds_left: rounds,
     };
     tokio::spawn(run.run(call));
     Ok(Turn {
@@ -476,7 +525,7 @@ async fn stored_history(state: &AppState, conversation_id: i64) -> Result<Vec<Ch
         .recent_messages(conversation_id, HISTORY_MAX_MESSAGES)
         .await?
         .into_iter()
-        .filter(|m| !m.moderated && m.role != Role::System)
+        .filter(|m| !m.moderated && matches!(m.role, Role::User | Role::Assistant))
         .map(|m| ChatMessage::new(m.role, m.content))
         .collect())
 }
@@ -565,8 +614,10 @@ pub fn upstream(provider: &'static str, err: &ChatError) -> Error {
 enum Call {
     /// Nothing is asked: the refusal is the reply.
     Refused,
-    Stream(lty_core::chat::ChatStream),
-    Whole(ChatRequest),
+    /// Already answering, streamed.
+    Stream(ChatStream),
+    /// To be asked for the whole answer.
+    Whole,
 }
 
 /// The second half of a turn, on its own task.
@@ -579,21 +630,35 @@ struct Running {
     conversation_id: Option<i64>,
     recording: Option<JoinHandle<()>>,
     tx: mpsc::Sender<TurnEvent>,
+    /// What the model is asked, grown by each round of tool calls.
+    request: ChatRequest,
+    tools: Option<Arc<dyn ToolBox>>,
+    /// Rounds of tool calls still allowed.
+    rounds_left: u32,
 }
 
 /// How a streamed reply stopped.
 enum Stopped {
-    Done(Option<String>, Option<Usage>),
+    /// The model finished, possibly asking for `calls`.
+    Done {
+        finish_reason: Option<String>,
+        usage: Option<Usage>,
+        calls: Vec<ToolCall>,
+    },
     Blocked,
     Failed(ChatError),
     Gone,
 }
 
+/// The text a tool call's result is given as when the tool box returned
+/// nothing: Moonshot refuses empty message contents.
+const EMPTY_RESULT: &str = "(no output)";
+
 impl Running {
     async fn run(mut self, call: Call) {
         let end = match call {
             Call::Refused => self.refused(None).await,
-            Call::Whole(request) => self.whole(&request).await,
+            Call::Whole => self.whole().await,
             Call::Stream(stream) => self.stream(stream).await,
         };
         let Some(end) = end else {
@@ -629,52 +694,141 @@ impl Running {
         })
     }
 
-    async fn whole(&mut self, request: &ChatRequest) -> Option<TurnEnd> {
+    /// Whether calls the model asks for now are run: a tool box is there
+    /// and rounds are left.
+    fn may_call(&self) -> bool {
+        self.tools.is_some() && self.rounds_left > 0
+    }
+
+    /// One round of tool calls: runs `calls` and adds them, with what the
+    /// model `said` alongside and their results, to the request. `None`
+    /// when the client went away meanwhile (the call in flight dropped).
+    async fn use_tools(&mut self, said: String, calls: Vec<ToolCall>) -> Option<()> {
+        let tools = self.tools.clone()?;
+        let mut results = Vec::with_capacity(calls.len());
+        for call in &calls {
+            let offered = self.request.tools.iter().any(|t| t.name == call.name);
+            let result = if offered {
+                tokio::select! {
+                    _ = self.tx.closed() => {
+                        count_tool_calls("cancelled", 1);
+                        return None;
+                    }
+                    result = tools.call(call) => {
+                        count_tool_calls("called", 1);
+                        result
+                    }
+                }
+            } else {
+                tracing::warn!(tool = %call.name, "the model called a tool that was not offered");
+                count_tool_calls("unknown", 1);
+                json!({ "error": format!("there is no tool named {}", call.name) }).to_string()
+            };
+            let result = if result.trim().is_empty() {
+                EMPTY_RESULT.to_owned()
+            } else {
+                result
+            };
+            results.push(ChatMessage::tool_result(call.id.clone(), result));
+        }
+        let mut asked = ChatMessage::assistant_calls(calls);
+        asked.content = said;
+        self.request.messages.push(asked);
+        self.request.messages.extend(results);
+        self.rounds_left -= 1;
+        if self.rounds_left == 0 {
+            // The last answer must be words.
+            self.request.tool_choice = ToolChoice::None;
+        }
+        Some(())
+    }
+
+    /// Asks for the whole answer; with tools, only while the client is
+    /// there (`None` once it left).
+    async fn complete(&self) -> Option<Result<lty_core::chat::ChatReply, ChatError>> {
+        if self.tools.is_none() {
+            // As before tools: the answer is stored even if nobody waits.
+            return Some(self.model.complete(&self.request).await);
+        }
+        tokio::select! {
+            _ = self.tx.closed() => None,
+            reply = self.model.complete(&self.request) => Some(reply),
+        }
+    }
+
+    async fn whole(&mut self) -> Option<TurnEnd> {
         let provider = self.model.provider();
-        let reply = match self.model.complete(request).await {
-            Ok(reply) => reply,
-            Err(ChatError::ContentFilter) => {
-                record_block("provider", self.user_id);
-                return self.refused(None).await;
+        let mut said = String::new();
+        let mut usage = None;
+        let finish_reason = loop {
+            let reply = match self.complete().await {
+                None => {
+                    self.settle().await;
+                    return None;
+                }
+                Some(Ok(reply)) => reply,
+                Some(Err(ChatError::ContentFilter)) => {
+                    record_block("provider", self.user_id);
+                    return self.refused(usage).await;
+                }
+                Some(Err(err)) => {
+                    self.settle().await;
+                    return Some(TurnEnd {
+                        outcome: Outcome::Failed(upstream(provider, &err)),
+                        reply: String::new(),
+                        message_id: None,
+                        usage: None,
+                        finish_reason: None,
+                    });
+                }
+            };
+            count_tokens(provider, reply.usage);
+            usage = add_usage(usage, reply.usage);
+            said.push_str(&reply.content);
+            if reply.tool_calls.is_empty() || !self.may_call() {
+                not_run(&reply.tool_calls);
+                break reply.finish_reason;
             }
-            Err(err) => {
+            if self
+                .use_tools(reply.content, reply.tool_calls)
+                .await
+                .is_none()
+            {
                 self.settle().await;
-                return Some(TurnEnd {
-                    outcome: Outcome::Failed(upstream(provider, &err)),
-                    reply: String::new(),
-                    message_id: None,
-                    usage: None,
-                    finish_reason: None,
-                });
+                return None;
             }
         };
-        count_tokens(provider, reply.usage);
         let text = match self.style {
-            Style::Spoken => speakable(&reply.content),
-            Style::Written => reply.content,
+            Style::Spoken => speakable(&said),
+            Style::Written => said,
         };
         let language = self.language.as_deref();
         if moderate(&self.state, Side::Output, self.user_id, language, &text).await {
-            return self.refused(reply.usage).await;
+            return self.refused(usage).await;
         }
         self.settle().await;
-        let message_id = self.store(&text, reply.usage, false, false).await;
+        let message_id = self.store(&text, usage, false, false).await;
         let _ = self.tx.send(TurnEvent::Delta(text.clone())).await;
         Some(TurnEnd {
             outcome: Outcome::Answered,
             reply: text,
             message_id,
-            usage: reply.usage,
-            finish_reason: reply.finish_reason,
+            usage,
+            finish_reason,
         })
     }
 
-    async fn stream(&mut self, mut upstream_stream: lty_core::chat::ChatStream) -> Option<TurnEnd> {
-        let provider = self.model.provider();
-        let mut text = String::new();
-        let stopped = loop {
+    /// Reads one streamed answer to its end, sending its checked pieces as
+    /// deltas and adding them to `text`.
+    async fn read_stream(
+        &mut self,
+        upstream_stream: &mut ChatStream,
+        text: &mut String,
+    ) -> Stopped {
+        let mut calls = Vec::new();
+        loop {
             let item = tokio::select! {
-                _ = self.tx.closed() => break Stopped::Gone,
+                _ = self.tx.closed() => return Stopped::Gone,
                 item = upstream_stream.next() => item,
             };
             match item {
@@ -693,36 +847,92 @@ impl Running {
                         Side::Output,
                         self.user_id,
                         self.language.as_deref(),
-                        &text,
+                        text,
                         from,
                     ) {
                         text.truncate(from);
-                        break Stopped::Blocked;
+                        return Stopped::Blocked;
                     }
                     if self.tx.send(TurnEvent::Delta(piece)).await.is_err() {
-                        break Stopped::Gone;
+                        return Stopped::Gone;
                     }
                 }
+                Some(Ok(ChatEvent::ToolCalls(asked))) => calls = asked,
                 Some(Ok(ChatEvent::Done {
                     finish_reason,
                     usage,
-                })) => break Stopped::Done(finish_reason, usage),
-                Some(Err(err)) => break Stopped::Failed(err),
+                })) => {
+                    return Stopped::Done {
+                        finish_reason,
+                        usage,
+                        calls,
+                    };
+                }
+                Some(Err(err)) => return Stopped::Failed(err),
                 None => {
-                    break Stopped::Failed(ChatError::Failed {
+                    return Stopped::Failed(ChatError::Failed {
                         status: None,
                         vendor_type: None,
                         message: "the stream ended early".into(),
                     });
                 }
             }
+        }
+    }
+
+    /// The model's stream after a round of tool calls; `Err` is how the
+    /// turn stops instead.
+    async fn ask_again(&mut self) -> Result<ChatStream, Stopped> {
+        let asked = tokio::select! {
+            _ = self.tx.closed() => return Err(Stopped::Gone),
+            asked = self.model.stream(&self.request) => asked,
         };
-        // Cancels the provider's request when it is still running.
-        drop(upstream_stream);
+        asked.map_err(|err| match err {
+            ChatError::ContentFilter => {
+                record_block("provider", self.user_id);
+                Stopped::Blocked
+            }
+            err => Stopped::Failed(err),
+        })
+    }
+
+    async fn stream(&mut self, first: ChatStream) -> Option<TurnEnd> {
+        let provider = self.model.provider();
+        let mut text = String::new();
+        let mut usage = None;
+        let mut upstream_stream = first;
+        let stopped = loop {
+            let round_from = text.len();
+            let stopped = self.read_stream(&mut upstream_stream, &mut text).await;
+            // Cancels the provider's request when it is still running.
+            drop(upstream_stream);
+            let (round_usage, calls) = match stopped {
+                Stopped::Done { usage, calls, .. } if !calls.is_empty() && self.may_call() => {
+                    (usage, calls)
+                }
+                stopped => break stopped,
+            };
+            count_tokens(provider, round_usage);
+            usage = add_usage(usage, round_usage);
+            let said = text[round_from..].to_owned();
+            if self.use_tools(said, calls).await.is_none() {
+                break Stopped::Gone;
+            }
+            match self.ask_again().await {
+                Ok(next) => upstream_stream = next,
+                Err(stopped) => break stopped,
+            }
+        };
         self.settle().await;
         match stopped {
-            Stopped::Done(finish_reason, usage) => {
-                count_tokens(provider, usage);
+            Stopped::Done {
+                finish_reason,
+                usage: last_usage,
+                calls,
+            } => {
+                not_run(&calls);
+                count_tokens(provider, last_usage);
+                let usage = add_usage(usage, last_usage);
                 // The moderation provider sees the whole reply once: the
                 // deltas are out, so a flagged reply is stored as the
                 // refusal and the adapter shows that instead.
@@ -809,6 +1019,37 @@ impl Running {
             }
         }
     }
+}
+
+/// Usage over several requests of a turn.
+fn add_usage(total: Option<Usage>, more: Option<Usage>) -> Option<Usage> {
+    match (total, more) {
+        (Some(a), Some(b)) => Some(Usage {
+            prompt_tokens: a.prompt_tokens + b.prompt_tokens,
+            completion_tokens: a.completion_tokens + b.completion_tokens,
+            total_tokens: a.total_tokens + b.total_tokens,
+        }),
+        (a, b) => a.or(b),
+    }
+}
+
+/// Counts the calls of a last answer, which are not run: asked past the
+/// allowed rounds (by a provider that ignores `tool_choice: none`).
+fn not_run(calls: &[ToolCall]) {
+    if !calls.is_empty() {
+        tracing::warn!(
+            calls = calls.len(),
+            "the model asked for tool calls past the allowed rounds"
+        );
+        count_tool_calls("over_limit", calls.len());
+    }
+}
+
+/// `lty_chat_tool_calls_total{outcome}`: `called`, `unknown` (not offered),
+/// `cancelled` (the client left during the call), `over_limit` (asked past
+/// `ai.max_tool_rounds`, not run).
+fn count_tool_calls(outcome: &'static str, n: usize) {
+    metrics::counter!("lty_chat_tool_calls_total", "outcome" => outcome).increment(n as u64);
 }
 
 fn count_tokens(provider: &'static str, usage: Option<Usage>) {

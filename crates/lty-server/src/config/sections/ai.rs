@@ -58,6 +58,10 @@ pub struct AiConfig {
     pub history_token_budget: usize,
     /// Longest accepted message, in characters.
     pub max_message_chars: usize,
+    /// Rounds of tool calls one turn may make when its adapter offers tools
+    /// (a device's MCP tools); the model's last answer after them must be
+    /// words. `0` offers no tools.
+    pub max_tool_rounds: u32,
     /// Terms that block a child's message (any language, case-insensitive;
     /// comma-separated in the environment).
     pub blocked_input_terms: TermList,
@@ -100,6 +104,7 @@ impl Default for AiConfig {
             daily_messages: 200,
             history_token_budget: 3_000,
             max_message_chars: 2_000,
+            max_tool_rounds: 3,
             blocked_input_terms: TermList::from_str_list(&["色情", "porn", "赌博", "毒品"]),
             blocked_output_terms: TermList::from_str_list(&[
                 "色情", "porn", "赌博", "毒品", "自杀", "suicide",
