@@ -16,10 +16,13 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::Duration;
 
+use async_trait::async_trait;
+use lty_core::chat::{ToolCall, ToolSpec};
 use serde_json::{Map, Value, json};
 use tokio::sync::{mpsc, oneshot};
 
 use super::session::Outbound;
+use crate::app::chat::turn::ToolBox;
 
 /// Most `tools/list` pages followed (a device lists a few dozen tools).
 const MAX_PAGES: usize = 32;
@@ -272,6 +275,25 @@ impl McpClient {
                 format!("error: {message}")
             }
         }
+    }
+}
+
+/// The device's tools as the turn offers them to the model.
+#[async_trait]
+impl ToolBox for McpClient {
+    fn specs(&self) -> Vec<ToolSpec> {
+        self.tools()
+            .into_iter()
+            .map(|t| ToolSpec {
+                name: t.llm_name,
+                description: t.description,
+                parameters: t.schema,
+            })
+            .collect()
+    }
+
+    async fn call(&self, call: &ToolCall) -> String {
+        McpClient::call(self, &call.name, &call.arguments).await
     }
 }
 

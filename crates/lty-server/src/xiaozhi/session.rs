@@ -740,6 +740,8 @@ impl Responder {
             delivery: Delivery::Stream,
             temperature: None,
             max_tokens: None,
+            tools: (!self.mcp.tools().is_empty())
+                .then(|| self.mcp.clone() as Arc<dyn turn::ToolBox>),
         };
         let mut turn = match turn::start(&state, request).await {
             Ok(turn) => turn,

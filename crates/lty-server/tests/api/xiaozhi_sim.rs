@@ -224,7 +224,6 @@ impl SimDevice {
 
 // ---- The voice channel -------------------------------------------------
 
-use std::collections::HashMap;
 use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
@@ -665,15 +664,6 @@ impl Channel {
     /// Drops TCP without a Close frame, as the firmware ends a channel.
     pub fn drop_tcp(self) {
         drop(self.ws);
-    }
-
-    /// Ids of the MCP requests per method.
-    pub fn mcp_ids(&self) -> HashMap<String, Vec<i64>> {
-        let mut ids: HashMap<String, Vec<i64>> = HashMap::new();
-        for c in &self.mcp {
-            ids.entry(c.method.clone()).or_default().push(c.id);
-        }
-        ids
     }
 }
 

@@ -380,3 +380,60 @@ async fn unbinding_closes_the_channel_reboots_the_device_and_revokes_its_token()
     let _ = r.user_id;
     let _ = REPLY_PARTS;
 }
+
+#[tokio::test]
+async fn the_model_sets_the_volume_through_the_devices_mcp_tool() {
+    let r = rig(|_| {}).await;
+    r.speech.set_transcript("声音大一点");
+    let mut ch = r
+        .device
+        .connect(&r.ota.websocket_url, &r.ota.token, 1)
+        .await
+        .unwrap();
+    ch.hello(true).await;
+    ch.wait_for_tools().await;
+    // The model answers with a tool call (the volume as a string, as models
+    // write it), then with words once it has the result.
+    r.llm.script(Script::ToolCall {
+        name: "self_audio_speaker_set_volume",
+        arguments: r#"{"volume":"40"}"#,
+    });
+    let heard = auto_turn(&mut ch).await;
+    assert_eq!(heard.stt, ["声音大一点"]);
+    let call = ch
+        .mcp
+        .iter()
+        .find(|c| c.method == "tools/call")
+        .expect("a tools/call reached the device");
+    assert_eq!(call.params["name"], "self.audio_speaker.set_volume");
+    assert_eq!(call.params["arguments"], json!({"volume": 40}));
+    assert_eq!(ch.volume, 40);
+    // The offered tools: never the user-only one; the result went back.
+    let requests = r.llm.requests();
+    let offered: Vec<&str> = requests[0]["tools"]
+        .as_array()
+        .expect("tools were offered")
+        .iter()
+        .map(|t| t["function"]["name"].as_str().unwrap())
+        .collect();
+    assert!(
+        offered.contains(&"self_audio_speaker_set_volume"),
+        "{offered:?}"
+    );
+    assert!(!offered.iter().any(|n| n.contains("reboot")), "{offered:?}");
+    let follow_up = requests.last().unwrap()["messages"]
+        .as_array()
+        .unwrap()
+        .clone();
+    let result = follow_up
+        .iter()
+        .find(|m| m["role"] == "tool")
+        .expect("a tool result");
+    assert_eq!(result["content"], "true");
+    // Only words were spoken, never the call.
+    assert_eq!(
+        heard.sentences.concat(),
+        FakeOpenAi::reply().replace(' ', "")
+    );
+    assert!(!heard.sentences.concat().contains("volume"));
+}
