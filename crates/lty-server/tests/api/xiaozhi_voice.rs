@@ -437,3 +437,72 @@ async fn the_model_sets_the_volume_through_the_devices_mcp_tool() {
     );
     assert!(!heard.sentences.concat().contains("volume"));
 }
+
+/// Seconds of PCM the ASR fake received over every session.
+fn recognized_seconds(speech: &FakeHuoshan) -> f64 {
+    let bytes: usize = speech.sessions().iter().map(|s| s.audio.len()).sum();
+    bytes as f64 / 2.0 / 16_000.0
+}
+
+#[tokio::test]
+async fn the_wake_word_audio_before_detect_never_reaches_recognition() {
+    let r = rig(|_| {}).await;
+    r.speech.set_transcript("你好");
+    let mut ch = r.open(1).await;
+    // About 2 s of wake-word audio, then detect, then the utterance.
+    let wake: Vec<i16> = (0..32_000)
+        .map(|i| ((i as f32 / 16_000.0 * 300.0 * std::f32::consts::TAU).sin() * 3000.0) as i16)
+        .collect();
+    ch.send_speech(&wake).await;
+    ch.send_json(json!({"type": "listen", "state": "detect", "text": "你好小智"}))
+        .await;
+    let heard = auto_turn(&mut ch).await;
+    assert_eq!(heard.stt, ["你好"]);
+    // The utterance is 2.7 s of which 1.5 s voiced: recognition got the
+    // voice (with a little pre-roll and the trailing silence up to the
+    // VAD's end), never the 2 s of wake word.
+    let got = recognized_seconds(&r.speech);
+    assert!(got > 1.4 && got < 2.7, "{got} s reached ASR");
+}
+
+#[tokio::test]
+async fn voice_while_lty_speaks_in_realtime_mode_interrupts_it() {
+    let r = rig(|_| {}).await;
+    r.speech.set_transcript("讲个很长的故事");
+    r.llm.script(Script::HoldUntilDisconnect);
+    let mut ch = r.open(1).await;
+    ch.send_json(json!({"type": "listen", "state": "start", "mode": "realtime"}))
+        .await;
+    ch.send_speech(&utterance()).await;
+    loop {
+        match ch.next().await {
+            Event::Audio(_) => break,
+            Event::Json(_) => {}
+            Event::Closed(c) => panic!("closed: {c:?}"),
+        }
+    }
+    // The child speaks again, with no new `listen start` (realtime mode):
+    // the reply stops and the new speech is the next turn.
+    r.speech.set_transcript("停一下");
+    ch.send_speech(&utterance()).await;
+    let mut stopped = false;
+    loop {
+        match ch.next().await {
+            Event::Json(v) if v["type"] == "tts" && v["state"] == "stop" && !stopped => {
+                stopped = true;
+            }
+            Event::Json(v) if v["type"] == "stt" => {
+                assert!(stopped, "the old reply was not stopped first");
+                assert_eq!(v["text"], "停一下");
+                break;
+            }
+            Event::Json(_) | Event::Audio(_) => {}
+            Event::Closed(c) => panic!("closed: {c:?}"),
+        }
+    }
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while !r.llm.saw_disconnect() {
+        assert!(tokio::time::Instant::now() < deadline, "LLM not cancelled");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
