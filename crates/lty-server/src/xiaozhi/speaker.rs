@@ -61,12 +61,17 @@ impl Downlink {
     }
 }
 
-/// One synthesized sentence, ready to play.
-struct Spoken {
-    /// The subtitle; `None` for the tail of the last sentence.
-    text: Option<String>,
-    packets: Vec<Bytes>,
+/// What the synthesis stage hands the sender, in order.
+enum Piece {
+    /// A sentence begins: its subtitle.
+    Sentence(String),
+    /// Packets of the current sentence, in order.
+    Packets(Vec<Bytes>),
 }
+
+/// Samples (16 kHz) encoded per batch: 180 ms, the pre-roll, so the first
+/// packets of a sentence go out before the rest is encoded.
+const BATCH_SAMPLES: usize = 2880;
 
 /// Speaks the pieces of `text` as they arrive; returns once the last
 /// packet is due plus `margin`, with the instant the first packet went out
@@ -78,7 +83,8 @@ pub async fn speak(
     margin: Duration,
 ) -> Option<Instant> {
     let (sentences_tx, sentences_rx) = mpsc::channel::<String>(8);
-    let (spoken_tx, spoken_rx) = mpsc::channel::<Spoken>(2);
+    // About two sentences of audio ahead of the sender.
+    let (pieces_tx, pieces_rx) = mpsc::channel::<Piece>(32);
 
     let emotions = link.clone();
     let split = async move {
@@ -126,50 +132,42 @@ pub async fn speak(
             if text.is_empty() {
                 continue;
             }
-            let (packets, back) = synthesize(&synth_link, &text, packetizer).await;
-            let Some(back) = back else {
+            if pieces_tx.send(Piece::Sentence(text.clone())).await.is_err() {
+                return;
+            }
+            let Some(back) = synthesize(&synth_link, &text, packetizer, &pieces_tx).await else {
                 return;
             };
             packetizer = back;
-            let spoken = Spoken {
-                text: Some(text),
-                packets,
-            };
-            if spoken_tx.send(spoken).await.is_err() {
-                return;
-            }
         }
         // The last partial frame, padded with silence.
         if let Ok(tail) = packetizer.flush()
             && !tail.is_empty()
         {
-            let _ = spoken_tx
-                .send(Spoken {
-                    text: None,
-                    packets: tail,
-                })
-                .await;
+            let _ = pieces_tx.send(Piece::Packets(tail)).await;
         }
     };
 
-    let send = pace(link, spoken_rx, margin);
+    let send = pace(link, pieces_rx, margin);
     let ((), (), first) = tokio::join!(split, synth, send);
     first
 }
 
-/// Synthesizes one sentence into packets (the packetizer keeps its state
-/// across the sentences of a response, so the stream is continuous, and is
-/// handed back; `None` if the encoding task died).
+/// Synthesizes one sentence and hands its packets to `out` in batches as
+/// they are encoded (the packetizer keeps its state across the sentences
+/// of a response, so the stream is continuous, and is handed back; `None`
+/// when the response is over: the sender is gone or the encoder died).
 async fn synthesize(
     link: &Downlink,
     text: &str,
     packetizer: Packetizer,
-) -> (Vec<Bytes>, Option<Packetizer>) {
+    out: &mpsc::Sender<Piece>,
+) -> Option<Packetizer> {
     let tts = match link.state.speech.tts() {
         Ok(tts) => tts.clone(),
         Err(err) => {
             tracing::warn!(code = err.code(), "no TTS for a xiaozhi response");
-            return (Vec::new(), Some(packetizer));
+            return Some(packetizer);
         }
     };
     let started = std::time::Instant::now();
@@ -181,14 +179,10 @@ async fn synthesize(
     let synthesis = match tts.synthesize(&req).await {
         Ok(s) => s,
         Err(err) => {
-            tracing::warn!(
-                code = err.code(),
-                provider = tts.provider(),
-                "xiaozhi sentence synthesis failed"
-            );
+            tracing::warn!(code = err.code(), provider = tts.provider(), "xiaozhi sentence synthesis failed");
             metrics::counter!("lty_xiaozhi_tts_failures_total", "provider" => tts.provider())
                 .increment(1);
-            return (Vec::new(), Some(packetizer));
+            return Some(packetizer);
         }
     };
     metrics::histogram!("lty_xiaozhi_tts_seconds", "provider" => tts.provider())
@@ -199,28 +193,43 @@ async fn synthesize(
         AudioFormat::Pcm => "audio/pcm",
     };
     let audio = synthesis.audio;
+    let out = out.clone();
     let encoded = tokio::task::spawn_blocking(move || {
         let mut packetizer = packetizer;
-        let packets = crate::app::audio::decode(audio, content_type, 300).and_then(|pcm| {
-            let samples: Vec<i16> = pcm
-                .samples
-                .chunks_exact(2)
-                .map(|b| i16::from_le_bytes([b[0], b[1]]))
-                .collect();
-            packetizer.push(&samples, lty_core::speech::Pcm16k::SAMPLE_RATE)
-        });
-        (packets, packetizer)
+        let pcm = match crate::app::audio::decode(audio, content_type, 300) {
+            Ok(pcm) => pcm,
+            Err(err) => {
+                tracing::warn!(%err, "cannot decode a xiaozhi sentence");
+                return Some(packetizer);
+            }
+        };
+        let samples: Vec<i16> = pcm
+            .samples
+            .chunks_exact(2)
+            .map(|b| i16::from_le_bytes([b[0], b[1]]))
+            .collect();
+        for batch in samples.chunks(BATCH_SAMPLES) {
+            match packetizer.push(batch, lty_core::speech::Pcm16k::SAMPLE_RATE) {
+                Ok(packets) if packets.is_empty() => {}
+                Ok(packets) => {
+                    if out.blocking_send(Piece::Packets(packets)).is_err() {
+                        return None;
+                    }
+                }
+                Err(err) => {
+                    tracing::warn!(%err, "cannot encode a xiaozhi sentence");
+                    break;
+                }
+            }
+        }
+        Some(packetizer)
     })
     .await;
     match encoded {
-        Ok((Ok(packets), packetizer)) => (packets, Some(packetizer)),
-        Ok((Err(err), packetizer)) => {
-            tracing::warn!(%err, "cannot encode a xiaozhi sentence");
-            (Vec::new(), Some(packetizer))
-        }
+        Ok(back) => back,
         Err(err) => {
             tracing::error!(%err, "the encoding task failed");
-            (Vec::new(), None)
+            None
         }
     }
 }
@@ -228,10 +237,11 @@ async fn synthesize(
 /// Sends each sentence's subtitle and then its packets, packet *k* of the
 /// response due at `t0 + k × 60 ms`, sent a pre-roll of three packets ahead
 /// of its due time; a producer that falls behind moves `t0` instead of
-/// bursting. Returns once the last packet is due plus `margin`.
+/// bursting. Returns once the last packet is due plus `margin`, with when
+/// the first packet went out.
 async fn pace(
     link: &Downlink,
-    mut spoken: mpsc::Receiver<Spoken>,
+    mut pieces: mpsc::Receiver<Piece>,
     margin: Duration,
 ) -> Option<Instant> {
     let frame = Duration::from_millis(u64::from(XIAOZHI_FRAME_MS));
@@ -239,15 +249,18 @@ async fn pace(
     let mut t0: Option<Instant> = None;
     let mut first_sent = None;
     let mut k: u32 = 0;
-    while let Some(sentence) = spoken.recv().await {
-        if let Some(text) = &sentence.text
-            && !link
-                .json(json!({ "type": "tts", "state": "sentence_start", "text": text }))
-                .await
-        {
-            return first_sent;
-        }
-        for packet in sentence.packets {
+    while let Some(piece) = pieces.recv().await {
+        let packets = match piece {
+            Piece::Sentence(text) => {
+                let start = json!({ "type": "tts", "state": "sentence_start", "text": text });
+                if !link.json(start).await {
+                    return first_sent;
+                }
+                continue;
+            }
+            Piece::Packets(packets) => packets,
+        };
+        for packet in packets {
             let now = Instant::now();
             let start = *t0.get_or_insert(now);
             let mut due = start + frame * k;
@@ -263,10 +276,7 @@ async fn pace(
             };
             if link
                 .out
-                .send(Outbound::Tagged(
-                    link.generation,
-                    Outbound::binary(frame_bytes),
-                ))
+                .send(Outbound::Tagged(link.generation, Outbound::binary(frame_bytes)))
                 .await
                 .is_err()
             {

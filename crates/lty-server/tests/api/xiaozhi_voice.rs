@@ -506,3 +506,23 @@ async fn voice_while_lty_speaks_in_realtime_mode_interrupts_it() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
+
+#[tokio::test]
+async fn without_speech_recognition_the_device_says_it_cannot_listen_yet() {
+    // Embedded mode's defaults: no speech provider credentials, so no ASR;
+    // TTS falls back to espeak-ng.
+    let llm = FakeOpenAi::start().await;
+    let app = xiaozhi_app(|c| llm.configure(c)).await;
+    let device = SimDevice::new();
+    app.user_with_device("no_asr_family", &device.mac).await;
+    let ota = device.ota(&app, "/xiaozhi/ota/").await;
+    let mut ch = device.connect(&ota.websocket_url, &ota.token, 1).await.unwrap();
+    ch.hello(false).await;
+    let heard = auto_turn(&mut ch).await;
+    assert_eq!(
+        heard.sentences.concat(),
+        app.config.xiaozhi.no_asr_message
+    );
+    assert!(!heard.packets.is_empty(), "the message is spoken");
+    assert_eq!(llm.calls(), 0);
+}
