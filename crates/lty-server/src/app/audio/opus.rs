@@ -2,8 +2,9 @@
 //! `opus-pure` codec (no C library, no build script).
 //!
 //! - [`OpusEncoder`]: one frame of 16-bit PCM in, one packet out, with
-//!   settings for speech (VoIP application, VBR, a modest bitrate, and a
-//!   complexity chosen for CPU cost, see [`DEFAULT_COMPLEXITY`]).
+//!   settings for speech (VoIP application, VBR, a modest bitrate, audio
+//!   up to 8 kHz, and a complexity chosen for CPU cost, see
+//!   [`DEFAULT_COMPLEXITY`]).
 //! - [`OpusDecoder`]: one packet in, the PCM it carries out, at the rate the
 //!   decoder was opened with (Opus decodes any packet at any of its rates).
 //! - [`Packetizer`]: PCM at any rate in (what a TTS provider returns), fixed
@@ -15,7 +16,7 @@
 use std::panic::{AssertUnwindSafe, catch_unwind};
 
 use bytes::Bytes;
-use opus_pure::{Application, RateControl, Signal};
+use opus_pure::{Application, Bandwidth, RateControl, Signal};
 use rubato::audioadapter_buffers::direct::InterleavedSlice;
 use rubato::{Fft, FixedSync, Indexing, Resampler};
 
@@ -27,11 +28,15 @@ pub const SAMPLE_RATES: [u32; 5] = [8_000, 12_000, 16_000, 24_000, 48_000];
 pub const FRAME_MS: [u32; 4] = [10, 20, 40, 60];
 /// The frame duration of the xiaozhi channel, both directions.
 pub const XIAOZHI_FRAME_MS: u32 = 60;
-/// The encoder complexity (0–10) of a new [`OpusEncoder`]. Complexity 5
-/// costs about 0.4 of complexity 9, and still codes speech with SILK
-/// and hybrid at these bitrates; see `benches/voice.rs` for the measured
-/// per-frame costs.
-pub const DEFAULT_COMPLEXITY: u8 = 5;
+/// The encoder complexity (0–10) of a new [`OpusEncoder`]. Measured with
+/// `benches/voice.rs` (24 kHz, 60 ms, wideband): complexity 3 costs about
+/// half of complexity 9 and keeps SILK's delayed-decision quantizer (from
+/// 2 up); complexity 0 is about half again, for a server short of CPU.
+pub const DEFAULT_COMPLEXITY: u8 = 3;
+/// The audio bandwidth a new [`OpusEncoder`] codes, in Hz: wideband, what
+/// a toy's speaker plays, coded by SILK alone, which costs about 0.6 of
+/// the hybrid mode Opus picks for the superwideband band at these rates.
+pub const DEFAULT_MAX_BANDWIDTH_HZ: u32 = 8_000;
 /// The longest packet Opus allows.
 const MAX_PACKET_MS: u32 = 120;
 
@@ -90,8 +95,9 @@ impl OpusEncoder {
     /// An encoder for mono speech at `sample_rate` (8000, 12000, 16000,
     /// 24000 or 48000) in frames of `frame_ms` (10, 20, 40 or 60 ms):
     /// VoIP application with a voice signal hint, unconstrained VBR around
-    /// 24 kb/s at 24 kHz (12–32 kb/s by rate), no FEC (the channel is
-    /// TCP), no DTX, complexity [`DEFAULT_COMPLEXITY`].
+    /// 24 kb/s at 24 kHz (12–32 kb/s by rate), audio up to
+    /// [`DEFAULT_MAX_BANDWIDTH_HZ`], no FEC (the channel is TCP), no DTX,
+    /// complexity [`DEFAULT_COMPLEXITY`].
     pub fn new(sample_rate: u32, frame_ms: u32) -> Result<Self, AudioError> {
         check_rate(sample_rate)?;
         if !FRAME_MS.contains(&frame_ms) {
@@ -107,13 +113,15 @@ impl OpusEncoder {
         inner.complexity = i32::from(DEFAULT_COMPLEXITY);
         inner.use_inband_fec = false;
         inner.use_dtx = false;
-        Ok(Self {
+        let mut encoder = Self {
             inner,
             rate: sample_rate,
             frame_ms,
             frame_samples: (sample_rate * frame_ms / 1000) as usize,
             packet: vec![0; opus_pure::MAX_PACKET_BYTES],
-        })
+        };
+        encoder.set_max_bandwidth_hz(DEFAULT_MAX_BANDWIDTH_HZ);
+        Ok(encoder)
     }
 
     /// Samples in one frame: `sample_rate × frame_ms / 1000`.
@@ -140,6 +148,19 @@ impl OpusEncoder {
     /// Sets the complexity, 0 (cheapest) to 10; larger values are taken as 10.
     pub fn set_complexity(&mut self, complexity: u8) {
         self.inner.complexity = i32::from(complexity.min(10));
+    }
+
+    /// Limits the audio bandwidth coded to at most `hz` (4000 narrowband,
+    /// 6000 mediumband, 8000 wideband, 12 000 superwideband, more:
+    /// fullband). The rate can limit it further (8 kHz at 16 kHz).
+    pub fn set_max_bandwidth_hz(&mut self, hz: u32) {
+        self.inner.max_bandwidth = match hz {
+            0..=4_000 => Bandwidth::Narrowband,
+            4_001..=6_000 => Bandwidth::Mediumband,
+            6_001..=8_000 => Bandwidth::Wideband,
+            8_001..=12_000 => Bandwidth::Superwideband,
+            _ => Bandwidth::Fullband,
+        };
     }
 
     /// Turns discontinuous transmission on or off: with it on, silence is
@@ -590,6 +611,25 @@ mod tests {
         assert!(OpusEncoder::new(24_000, 30).is_err());
         assert!(OpusEncoder::new(24_000, 120).is_err());
         assert!(OpusDecoder::new(22_050).is_err());
+    }
+
+    #[test]
+    fn speech_is_coded_wideband_by_default_and_wider_on_request() {
+        let pcm = tone(24_000, 440.0, 600, 8_000.0);
+        let bandwidths = |enc: &mut OpusEncoder| {
+            pcm.chunks_exact(1_440)
+                .map(|f| opus_pure::packet::bandwidth(&enc.encode(f).unwrap()).unwrap())
+                .collect::<Vec<_>>()
+        };
+        let mut enc = OpusEncoder::new(24_000, 60).unwrap();
+        assert!(
+            bandwidths(&mut enc)
+                .iter()
+                .all(|b| *b == Bandwidth::Wideband)
+        );
+        enc.set_max_bandwidth_hz(12_000);
+        enc.reset().unwrap();
+        assert!(bandwidths(&mut enc).contains(&Bandwidth::Superwideband));
     }
 
     #[test]
