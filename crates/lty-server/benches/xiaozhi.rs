@@ -62,25 +62,32 @@ fn sse(delta: &Value, finish: &Value) -> String {
     format!("data: {c}\n\n")
 }
 
-/// The model: a first sentence complete in its first piece (so lty can
-/// speak it at once), a second one 30 ms later.
+/// The model: its first piece completes the first sentence and starts the
+/// next (as a token stream does), so lty can speak the first sentence at
+/// once; the rest comes 30 ms later.
 async fn chat(latency: Latency) -> impl IntoResponse {
     let body = futures_util::stream::unfold(0u8, move |step| async move {
         let piece = match step {
             0 => {
                 tokio::time::sleep(latency.llm).await;
-                sse(&json!({"role": "assistant", "content": "你好呀小朋友。"}), &Value::Null)
+                sse(
+                    &json!({"role": "assistant", "content": "你好呀小朋友。我"}),
+                    &Value::Null,
+                )
             }
             1 => {
                 tokio::time::sleep(Duration::from_millis(30)).await;
-                sse(&json!({"content": "我们来讲故事吧。"}), &Value::Null)
+                sse(&json!({"content": "们来讲故事吧。"}), &Value::Null)
             }
             2 => format!("{}data: [DONE]\n\n", sse(&json!({}), &json!("stop"))),
             _ => return None,
         };
         Some((Ok::<_, Infallible>(Bytes::from(piece)), step + 1))
     });
-    ([(header::CONTENT_TYPE, "text/event-stream")], Body::from_stream(body))
+    (
+        [(header::CONTENT_TYPE, "text/event-stream")],
+        Body::from_stream(body),
+    )
 }
 
 /// Tencent's API 3.0 actions as lty calls them: `TextToVoice` answers
@@ -93,7 +100,12 @@ async fn tencent(latency: Latency, headers: HeaderMap, body: Bytes) -> impl Into
     let response = if action == "TextToVoice" {
         tokio::time::sleep(latency.tts).await;
         let request: Value = serde_json::from_slice(&body).unwrap_or_default();
-        let chars = request["Text"].as_str().unwrap_or("").chars().count().max(1);
+        let chars = request["Text"]
+            .as_str()
+            .unwrap_or("")
+            .chars()
+            .count()
+            .max(1);
         let samples = chars * 2400;
         let pcm: Vec<u8> = (0..samples)
             .flat_map(|i| {
@@ -159,7 +171,10 @@ fn start_server(data: &std::path::Path, fakes: &str, devices: u32) -> Server {
         ("AUDIO_SERVICE_TENCENT_API_SECRET", "bench-secret".into()),
         ("AUDIO_SERVICE_TENCENT_TTS_ENDPOINT", fakes.to_owned()),
         ("AUDIO_SERVICE_TENCENT_ASR_ENDPOINT", fakes.to_owned()),
-        ("LTY_XIAOZHI__WEBSOCKET_URL", format!("ws://127.0.0.1:{port}/xiaozhi/v1/")),
+        (
+            "LTY_XIAOZHI__WEBSOCKET_URL",
+            format!("ws://127.0.0.1:{port}/xiaozhi/v1/"),
+        ),
         ("LTY_XIAOZHI__IDLE_CLOSE_SECS", "600".into()),
         ("LTY_AI__DAILY_MESSAGES", "0".into()),
         ("LTY_LIMITS__EXEMPT_LOOPBACK", "true".into()),
@@ -186,8 +201,14 @@ fn proc_stats(pid: u32) -> (u64, u64) {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
     let after = stat.rsplit(')').next().unwrap_or("");
     let fields: Vec<&str> = after.split_whitespace().collect();
-    let ticks = fields.get(11).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0)
-        + fields.get(12).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
+    let ticks = fields
+        .get(11)
+        .and_then(|v| v.parse::<u64>().ok())
+        .unwrap_or(0)
+        + fields
+            .get(12)
+            .and_then(|v| v.parse::<u64>().ok())
+            .unwrap_or(0);
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
     let rss = status
         .lines()
@@ -231,11 +252,15 @@ async fn open_device(http: &reqwest::Client, port: u16, i: u32) -> Ws {
     );
     h.insert("device-id", mac.parse().unwrap());
     h.insert("protocol-version", "1".parse().unwrap());
-    let (mut ws, _) = tokio_tungstenite::connect_async(req).await.expect("connect");
+    let (mut ws, _) = tokio_tungstenite::connect_async(req)
+        .await
+        .expect("connect");
     let hello = json!({"type": "hello", "version": 1, "features": {"mcp": false},
                        "transport": "websocket",
                        "audio_params": {"format": "opus", "sample_rate": 16000, "channels": 1, "frame_duration": 60}});
-    ws.send(Message::Text(hello.to_string().into())).await.unwrap();
+    ws.send(Message::Text(hello.to_string().into()))
+        .await
+        .unwrap();
     loop {
         if let Some(Ok(Message::Text(t))) = ws.next().await
             && t.contains("\"hello\"")
@@ -329,14 +354,21 @@ async fn latency_mode(port: u16, devices: u32, latency: Latency) {
         tasks.push(tokio::spawn(async move {
             let mut ws = open_device(&http, port, i).await;
             // Spread the devices over one turn's length.
-            tokio::time::sleep(Duration::from_millis(u64::from(i) * 2500 / u64::from(devices.max(1)))).await;
+            tokio::time::sleep(Duration::from_millis(
+                u64::from(i) * 2500 / u64::from(devices.max(1)),
+            ))
+            .await;
             for _ in 0..turns {
                 let start = json!({"type": "listen", "state": "start", "mode": "manual"});
-                ws.send(Message::Text(start.to_string().into())).await.unwrap();
+                ws.send(Message::Text(start.to_string().into()))
+                    .await
+                    .unwrap();
                 speak(&mut ws, &speech).await;
                 let stop = Instant::now();
                 let msg = json!({"type": "listen", "state": "stop"});
-                ws.send(Message::Text(msg.to_string().into())).await.unwrap();
+                ws.send(Message::Text(msg.to_string().into()))
+                    .await
+                    .unwrap();
                 let reply = hear(&mut ws).await;
                 if let Some(first) = reply.first {
                     let overhead = (first - stop).as_secs_f64() - fixed.as_secs_f64();
@@ -392,10 +424,15 @@ async fn capacity_mode(server: &Server, devices: u32) {
             late_replies.clone(),
         );
         tasks.push(tokio::spawn(async move {
-            tokio::time::sleep(Duration::from_millis(i as u64 * 3000 / u64::from(devices.max(1)))).await;
+            tokio::time::sleep(Duration::from_millis(
+                i as u64 * 3000 / u64::from(devices.max(1)),
+            ))
+            .await;
             while Instant::now() < end {
                 let start = json!({"type": "listen", "state": "start", "mode": "auto"});
-                ws.send(Message::Text(start.to_string().into())).await.unwrap();
+                ws.send(Message::Text(start.to_string().into()))
+                    .await
+                    .unwrap();
                 speak(&mut ws, &speech).await;
                 let reply = hear(&mut ws).await;
                 turns.fetch_add(1, Ordering::Relaxed);

@@ -179,7 +179,11 @@ async fn synthesize(
     let synthesis = match tts.synthesize(&req).await {
         Ok(s) => s,
         Err(err) => {
-            tracing::warn!(code = err.code(), provider = tts.provider(), "xiaozhi sentence synthesis failed");
+            tracing::warn!(
+                code = err.code(),
+                provider = tts.provider(),
+                "xiaozhi sentence synthesis failed"
+            );
             metrics::counter!("lty_xiaozhi_tts_failures_total", "provider" => tts.provider())
                 .increment(1);
             return Some(packetizer);
@@ -276,7 +280,10 @@ async fn pace(
             };
             if link
                 .out
-                .send(Outbound::Tagged(link.generation, Outbound::binary(frame_bytes)))
+                .send(Outbound::Tagged(
+                    link.generation,
+                    Outbound::binary(frame_bytes),
+                ))
                 .await
                 .is_err()
             {

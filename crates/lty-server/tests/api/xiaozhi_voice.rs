@@ -516,13 +516,13 @@ async fn without_speech_recognition_the_device_says_it_cannot_listen_yet() {
     let device = SimDevice::new();
     app.user_with_device("no_asr_family", &device.mac).await;
     let ota = device.ota(&app, "/xiaozhi/ota/").await;
-    let mut ch = device.connect(&ota.websocket_url, &ota.token, 1).await.unwrap();
+    let mut ch = device
+        .connect(&ota.websocket_url, &ota.token, 1)
+        .await
+        .unwrap();
     ch.hello(false).await;
     let heard = auto_turn(&mut ch).await;
-    assert_eq!(
-        heard.sentences.concat(),
-        app.config.xiaozhi.no_asr_message
-    );
+    assert_eq!(heard.sentences.concat(), app.config.xiaozhi.no_asr_message);
     assert!(!heard.packets.is_empty(), "the message is spoken");
     assert_eq!(llm.calls(), 0);
 }
