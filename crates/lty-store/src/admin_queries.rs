@@ -53,7 +53,7 @@ fn like_escape(s: &str) -> String {
     out
 }
 
-fn contains<C: ColumnTrait>(col: C, fragment: &str) -> Expr {
+pub(crate) fn contains<C: ColumnTrait>(col: C, fragment: &str) -> Expr {
     Expr::col(col).like(LikeExpr::new(format!("%{}%", like_escape(fragment))).escape('\\'))
 }
 

@@ -10,12 +10,13 @@ use lty_core::{BackendError, Error, MacAddress, Result};
 use sea_orm::sea_query::{Expr, OnConflict};
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder,
-    QuerySelect,
+    QuerySelect, QueryTrait,
 };
 
 use crate::Database;
+use crate::admin_queries::contains;
 use crate::db::map_unique;
-use crate::entity::{firmware_release, xiaozhi_device, xiaozhi_device_key};
+use crate::entity::{firmware_release, user_device, xiaozhi_device, xiaozhi_device_key};
 
 fn db_err(err: impl std::fmt::Display) -> Error {
     Error::Backend(BackendError::new("database", err))
@@ -206,12 +207,32 @@ impl Database {
         Ok(())
     }
 
-    /// xiaozhi devices, most recently seen first.
-    pub async fn xiaozhi_devices(&self, offset: u64, limit: u64) -> Result<Page<XiaozhiDevice>> {
-        let query =
-            xiaozhi_device::Entity::find().order_by_desc(xiaozhi_device::Column::LastSeenAt);
+    /// xiaozhi devices, most recently seen first: those whose MAC contains
+    /// `fragment` (stored form) and, with `user_id`, that were ever bound
+    /// to that user.
+    pub async fn search_xiaozhi_devices(
+        &self,
+        fragment: Option<&str>,
+        user_id: Option<i64>,
+        offset: u64,
+        limit: u64,
+    ) -> Result<Page<XiaozhiDevice>> {
+        let mut query = xiaozhi_device::Entity::find();
+        if let Some(f) = fragment.filter(|f| !f.is_empty()) {
+            query = query.filter(contains(xiaozhi_device::Column::MacAddress, f));
+        }
+        if let Some(id) = user_id {
+            let bound = user_device::Entity::find()
+                .select_only()
+                .column(user_device::Column::MacAddress)
+                .filter(user_device::Column::UserId.eq(id))
+                .into_query();
+            query = query.filter(xiaozhi_device::Column::MacAddress.in_subquery(bound));
+        }
         let total = query.clone().count(self.conn()).await.map_err(db_err)?;
         let items = query
+            .order_by_desc(xiaozhi_device::Column::LastSeenAt)
+            .order_by_asc(xiaozhi_device::Column::MacAddress)
             .offset(offset)
             .limit(limit)
             .all(self.conn())

@@ -369,3 +369,92 @@ async fn releases_are_checked_before_they_are_offered() {
         .unwrap();
     assert_error(res, 404, "firmware_not_found").await;
 }
+
+async fn admin_get(app: &TestApp, token: &str, path: &str) -> reqwest::Response {
+    app.client
+        .get(app.url(path))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn operators_see_xiaozhi_devices_with_board_firmware_framing_and_online_state() {
+    let app = xiaozhi_app(|_| {}).await;
+    let admin = admin_token(&app, AdminRole::Operator).await;
+    // A device that only checked in, one a family has and that opens its
+    // channel, and a legacy device.
+    let mut waiting = SimDevice::new();
+    waiting.board_name = "lichuang-dev".into();
+    waiting.version = "1.9.0".into();
+    waiting.ota(&app, "/xiaozhi/ota/").await;
+    let talking = SimDevice::new();
+    app.user_with_device("xz_family", &talking.mac).await;
+    let ota = talking.ota(&app, "/xiaozhi/ota/").await;
+    app.user_with_device("legacy_family", "02:00:00:00:0a:01")
+        .await;
+
+    let list: Value = admin_get(&app, &admin, "/api/v1/admin/devices/?kind=xiaozhi")
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(list["total"], 2, "{list}");
+    let newest = &list["devices"][0];
+    assert_eq!(newest["mac_address"], talking.mac.as_str());
+    assert_eq!(newest["xiaozhi"]["board_type"], talking.board_type.as_str());
+    assert_eq!(newest["xiaozhi"]["firmware_version"], "2.4.2");
+    assert_eq!(newest["online"], false);
+    assert!(newest["binding"].is_object());
+    let older = &list["devices"][1];
+    assert_eq!(older["mac_address"], waiting.mac.as_str());
+    assert_eq!(older["xiaozhi"]["board_name"], "lichuang-dev");
+    assert_eq!(older["xiaozhi"]["firmware_version"], "1.9.0");
+    assert!(older["binding"].is_null());
+
+    // The channel: online, with the framing it chose.
+    let mut ch = talking
+        .connect(&ota.websocket_url, &ota.token, 3)
+        .await
+        .unwrap();
+    ch.hello(false).await;
+    let path = format!("/api/v1/admin/devices/{}/", talking.mac);
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(5);
+    let detail = loop {
+        let detail: Value = admin_get(&app, &admin, &path).await.json().await.unwrap();
+        if detail["online"] == true || tokio::time::Instant::now() > deadline {
+            break detail;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    };
+    assert_eq!(detail["online"], true, "{detail}");
+    assert_eq!(detail["xiaozhi"]["protocol_version"], 3);
+
+    // Every bound device, xiaozhi or not; the unbound one by itself.
+    let all: Value = admin_get(&app, &admin, "/api/v1/admin/devices/")
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(all["total"], 2, "{all}");
+    let legacy = all["devices"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["mac_address"] == "02:00:00:00:0a:01")
+        .unwrap();
+    assert!(legacy["xiaozhi"].is_null());
+    let res = admin_get(
+        &app,
+        &admin,
+        &format!("/api/v1/admin/devices/{}/", waiting.mac),
+    )
+    .await;
+    assert_eq!(res.status(), 200);
+    let detail: Value = res.json().await.unwrap();
+    assert_eq!(detail["xiaozhi"]["board_name"], "lichuang-dev");
+
+    let res = admin_get(&app, &admin, "/api/v1/admin/devices/?kind=speaker").await;
+    assert_error(res, 400, "invalid_query").await;
+}

@@ -3,9 +3,12 @@
 
 use axum::extract::State;
 use bytes::Bytes;
+use std::collections::HashMap;
+
 use chrono::{DateTime, Utc};
 use lty_core::MacAddress;
 use lty_core::user::DeviceBinding;
+use lty_core::xiaozhi::XiaozhiDevice;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use utoipa::{IntoParams, ToSchema};
@@ -74,6 +77,53 @@ pub struct DeviceSearchQuery {
     pub mac: Option<String>,
     /// Devices ever bound to this user.
     pub user_id: Option<i64>,
+    /// `xiaozhi`: only xiaozhi-esp32 devices (those that made an OTA check,
+    /// bound or not), most recently seen first. Absent: every device ever
+    /// bound, by MAC.
+    pub kind: Option<DeviceKind>,
+}
+
+/// Which devices a search lists.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum DeviceKind {
+    Xiaozhi,
+}
+
+/// What a xiaozhi-esp32 device last reported (its OTA check and channel
+/// hello).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct XiaozhiInfoOut {
+    /// `board.type`, the board family.
+    pub board_type: Option<String>,
+    /// `board.name`, the build variant.
+    pub board_name: Option<String>,
+    /// `application.version` of the running firmware.
+    pub firmware_version: Option<String>,
+    /// The binary framing (1, 2 or 3) of its last channel.
+    pub protocol_version: Option<i16>,
+    /// `Client-Id`: changes after an NVS erase.
+    pub client_id: Option<String>,
+    /// `Serial-Number`, for activation version 2.
+    pub serial_number: Option<String>,
+    /// The first and the latest OTA check.
+    pub first_seen_at: DateTime<Utc>,
+    pub last_check_at: DateTime<Utc>,
+}
+
+impl From<XiaozhiDevice> for XiaozhiInfoOut {
+    fn from(d: XiaozhiDevice) -> Self {
+        Self {
+            board_type: d.board_type,
+            board_name: d.board_name,
+            firmware_version: d.firmware_version,
+            protocol_version: d.protocol_version,
+            client_id: d.client_id,
+            serial_number: d.serial_number,
+            first_seen_at: d.first_seen_at,
+            last_check_at: d.last_seen_at,
+        }
+    }
 }
 
 /// A device found by search.
@@ -86,6 +136,8 @@ pub struct DeviceSummaryOut {
     /// Seen within the last 5 minutes.
     pub online: bool,
     pub last_seen: Option<DateTime<Utc>>,
+    /// Set for xiaozhi-esp32 devices.
+    pub xiaozhi: Option<XiaozhiInfoOut>,
 }
 
 /// A page of devices.
@@ -96,7 +148,8 @@ pub struct DeviceListOut {
     pub page: PageInfo,
 }
 
-/// Devices ever bound, by MAC, filtered by MAC fragment or user.
+/// Devices ever bound, by MAC, filtered by MAC fragment or user; with
+/// `kind=xiaozhi`, xiaozhi-esp32 devices with what they last reported.
 #[utoipa::path(get, path = "/api/v1/admin/devices/", tag = "admin", operation_id = "admin_devices_search",
     security(("admin_bearer" = [])),
     params(DeviceSearchQuery),
@@ -117,15 +170,34 @@ pub async fn search(
     }
     .window()?;
     let fragment = mac_fragment(q.mac)?;
-    let found = state
+    let (macs, total) = if q.kind == Some(DeviceKind::Xiaozhi) {
+        let found = state
+            .db
+            .search_xiaozhi_devices(fragment.as_deref(), q.user_id, offset, limit)
+            .await?;
+        let macs = found.items.iter().map(|d| d.mac_address).collect();
+        (macs, found.total)
+    } else {
+        let found = state
+            .db
+            .search_device_macs(fragment.as_deref(), q.user_id, offset, limit)
+            .await?;
+        let macs = found
+            .items
+            .iter()
+            .filter_map(|raw| MacAddress::parse(raw).ok())
+            .collect::<Vec<_>>();
+        (macs, found.total)
+    };
+    let mut xiaozhi: HashMap<MacAddress, XiaozhiDevice> = state
         .db
-        .search_device_macs(fragment.as_deref(), q.user_id, offset, limit)
-        .await?;
-    let mut devices = Vec::with_capacity(found.items.len());
-    for raw in found.items {
-        let Ok(mac) = MacAddress::parse(&raw) else {
-            continue;
-        };
+        .xiaozhi_devices_of(&macs)
+        .await?
+        .into_iter()
+        .map(|d| (d.mac_address, d))
+        .collect();
+    let mut devices = Vec::with_capacity(macs.len());
+    for mac in macs {
         let binding = state.db.latest_binding(&mac).await?;
         let (online, last_seen) = online_state(&state, &mac).await?;
         devices.push(DeviceSummaryOut {
@@ -133,11 +205,12 @@ pub async fn search(
             binding: binding.map(Into::into),
             online,
             last_seen,
+            xiaozhi: xiaozhi.remove(&mac).map(Into::into),
         });
     }
     Ok(Json(DeviceListOut {
         devices,
-        page: PageInfo::new(found.total, page, size),
+        page: PageInfo::new(total, page, size),
     }))
 }
 
@@ -155,6 +228,8 @@ pub struct DeviceDetailOut {
     /// Whether the device holds a secret (signed requests required).
     pub has_secret: bool,
     pub secret_created_at: Option<DateTime<Utc>>,
+    /// Set for xiaozhi-esp32 devices.
+    pub xiaozhi: Option<XiaozhiInfoOut>,
 }
 
 /// One device: binding in force, binding history, online state and
@@ -167,7 +242,7 @@ pub struct DeviceDetailOut {
         (status = 400, description = "malformed MAC", body = ErrorBody),
         (status = 401, body = ErrorBody),
         (status = 403, body = ErrorBody),
-        (status = 404, description = "`device_not_found`: never bound and no secret", body = ErrorBody),
+        (status = 404, description = "`device_not_found`: never bound, no secret and never checked in as a xiaozhi device", body = ErrorBody),
     ))]
 pub async fn view(
     State(state): State<AppState>,
@@ -177,7 +252,8 @@ pub async fn view(
     let mac = parse_mac(&mac)?;
     let history = state.db.binding_history(&mac).await?;
     let secret_at = state.db.device_secret_created_at(&mac).await?;
-    if history.is_empty() && secret_at.is_none() {
+    let xiaozhi = state.db.xiaozhi_device(&mac).await?;
+    if history.is_empty() && secret_at.is_none() && xiaozhi.is_none() {
         return Err(device_not_found());
     }
     let binding = state.db.latest_binding(&mac).await?;
@@ -192,6 +268,7 @@ pub async fn view(
         last_seen,
         has_secret: secret_at.is_some(),
         secret_created_at: secret_at,
+        xiaozhi: xiaozhi.map(Into::into),
     }))
 }
 
