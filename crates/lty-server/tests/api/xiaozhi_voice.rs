@@ -194,6 +194,90 @@ async fn manual_mode_ends_the_utterance_on_listen_stop() {
     assert!(!heard.packets.is_empty());
 }
 
+/// The series a voice turn moves, read from `/metrics`.
+async fn voice_series(app: &TestApp) -> [f64; 6] {
+    [
+        app.metric("lty_xiaozhi_turns_total", &[("outcome", "answered")])
+            .await,
+        app.metric("lty_xiaozhi_first_audio_seconds_count", &[])
+            .await,
+        app.metric("lty_xiaozhi_asr_seconds_count", &[("provider", "huoshan")])
+            .await,
+        app.metric(
+            "lty_chat_model_first_token_seconds_count",
+            &[("provider", "kimi")],
+        )
+        .await,
+        app.metric("lty_chat_model_seconds_count", &[("provider", "kimi")])
+            .await,
+        app.metric("lty_xiaozhi_tts_seconds_count", &[("provider", "huoshan")])
+            .await,
+    ]
+}
+
+#[tokio::test]
+async fn a_voice_turn_is_counted_and_timed_in_metrics() {
+    let r = rig(|_| {}).await;
+    r.speech.set_transcript("你好");
+    let mut ch = r.open(1).await;
+    let before = voice_series(&r.app).await;
+    let heard = auto_turn(&mut ch).await;
+    assert!(!heard.packets.is_empty());
+    // The turn's counter moves after `tts stop` is sent: poll for it.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    let after = loop {
+        let after = voice_series(&r.app).await;
+        if after[0] > before[0] || tokio::time::Instant::now() > deadline {
+            break after;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    let names = [
+        "turns answered",
+        "first audio",
+        "ASR time",
+        "model first token",
+        "model time",
+        "TTS time",
+    ];
+    for (i, name) in names.iter().enumerate() {
+        assert!(
+            after[i] > before[i],
+            "{name}: {} -> {}",
+            before[i],
+            after[i]
+        );
+    }
+
+    // An abort is counted too.
+    let aborts = r
+        .app
+        .metric("lty_xiaozhi_aborts_total", &[("reason", "button")])
+        .await;
+    r.llm.script(Script::HoldUntilDisconnect);
+    ch.send_json(json!({"type": "listen", "state": "start", "mode": "auto"}))
+        .await;
+    ch.send_speech(&utterance()).await;
+    loop {
+        match ch.next().await {
+            Event::Json(v) if v["type"] == "tts" && v["state"] == "start" => break,
+            Event::Closed(c) => panic!("closed: {c:?}"),
+            _ => {}
+        }
+    }
+    ch.send_json(json!({"type": "abort"})).await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    while r
+        .app
+        .metric("lty_xiaozhi_aborts_total", &[("reason", "button")])
+        .await
+        <= aborts
+    {
+        assert!(tokio::time::Instant::now() < deadline, "abort not counted");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 #[tokio::test]
 async fn the_conversation_continues_on_the_next_channel() {
     let r = rig(|_| {}).await;

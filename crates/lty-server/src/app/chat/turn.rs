@@ -35,6 +35,7 @@
 //! request or the tool call in flight is dropped, which cancels it.
 
 use std::sync::Arc;
+use std::time::Instant;
 
 use async_trait::async_trait;
 use futures_util::StreamExt;
@@ -302,6 +303,7 @@ pub async fn start(state: &AppState, req: TurnRequest) -> Result<Turn> {
         tools: specs,
         tool_choice: ToolChoice::Auto,
     };
+    let asked_at = Instant::now();
     let call = if input_blocked {
         Call::Refused
     } else {
@@ -332,6 +334,8 @@ pub async fn start(state: &AppState, req: TurnRequest) -> Result<Turn> {
         request,
         tools,
         rounds_left: rounds,
+        asked_at,
+        first_token: false,
     };
     tokio::spawn(run.run(call));
     Ok(Turn {
@@ -635,6 +639,10 @@ struct Running {
     tools: Option<Arc<dyn ToolBox>>,
     /// Rounds of tool calls still allowed.
     rounds_left: u32,
+    /// When the model was first asked, for its timings.
+    asked_at: Instant,
+    /// Whether the first piece of the reply came.
+    first_token: bool,
 }
 
 /// How a streamed reply stopped.
@@ -667,6 +675,13 @@ impl Running {
         };
         metrics::counter!("lty_chat_turns_total", "outcome" => end.outcome.label()).increment(1);
         let _ = self.tx.send(TurnEvent::End(end)).await;
+    }
+
+    /// Records the model's time, from the first question to its last
+    /// answer (tool rounds included).
+    fn model_done(&self) {
+        metrics::histogram!("lty_chat_model_seconds", "provider" => self.model.provider())
+            .record(self.asked_at.elapsed().as_secs_f64());
     }
 
     fn refusal(&self) -> String {
@@ -787,6 +802,7 @@ impl Running {
             said.push_str(&reply.content);
             if reply.tool_calls.is_empty() || !self.may_call() {
                 not_run(&reply.tool_calls);
+                self.model_done();
                 break reply.finish_reason;
             }
             if self
@@ -839,6 +855,14 @@ impl Running {
                     };
                     if piece.is_empty() {
                         continue;
+                    }
+                    if !self.first_token {
+                        self.first_token = true;
+                        metrics::histogram!(
+                            "lty_chat_model_first_token_seconds",
+                            "provider" => self.model.provider()
+                        )
+                        .record(self.asked_at.elapsed().as_secs_f64());
                     }
                     let from = text.len();
                     text.push_str(&piece);
@@ -923,6 +947,9 @@ impl Running {
                 Err(stopped) => break stopped,
             }
         };
+        if matches!(stopped, Stopped::Done { .. }) {
+            self.model_done();
+        }
         self.settle().await;
         match stopped {
             Stopped::Done {
