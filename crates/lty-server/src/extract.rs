@@ -18,9 +18,33 @@ use crate::error::ApiError;
 use crate::state::AppState;
 
 /// JSON body (requires `Content-Type: application/json`) and JSON response.
-#[derive(Debug, Clone, Copy, Default, FromRequest)]
-#[from_request(via(axum::Json), rejection(ApiError))]
+/// A body must be a JSON object: serde would read an array into a struct
+/// field by field (`[null, null]` as a patch clearing two fields).
+#[derive(Debug, Clone, Copy, Default)]
 pub struct Json<T>(pub T);
+
+impl<S, T> FromRequest<S> for Json<T>
+where
+    S: Send + Sync,
+    T: serde::de::DeserializeOwned,
+{
+    type Rejection = ApiError;
+
+    async fn from_request(req: axum::extract::Request, state: &S) -> Result<Self, ApiError> {
+        let axum::Json(raw) =
+            axum::Json::<Box<serde_json::value::RawValue>>::from_request(req, state).await?;
+        if !raw.get().starts_with('{') {
+            return Err(lty_core::Error::validation("body", "must be a JSON object").into());
+        }
+        serde_json::from_str(raw.get()).map(Self).map_err(|e| {
+            ApiError::new(
+                axum::http::StatusCode::BAD_REQUEST,
+                "invalid_body",
+                format!("Failed to deserialize the JSON body into the target type: {e}"),
+            )
+        })
+    }
+}
 
 impl<T: Serialize> IntoResponse for Json<T> {
     fn into_response(self) -> Response {

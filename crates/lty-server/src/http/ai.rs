@@ -266,8 +266,8 @@ impl PageQuery {
     fn resolve(&self) -> Result<(u64, u64), lty_core::Error> {
         let page = self.page.unwrap_or(1);
         let size = self.page_size.unwrap_or(20);
-        if page == 0 {
-            return Err(lty_core::Error::validation("page", "must be at least 1"));
+        if page == 0 || page > 1_000_000 {
+            return Err(lty_core::Error::validation("page", "must be 1 to 1000000"));
         }
         if !(1..=100).contains(&size) {
             return Err(lty_core::Error::validation("page_size", "must be 1 to 100"));

@@ -368,7 +368,7 @@ impl From<CardBatch> for BatchOut {
 
 /// Usage of a card or a batch.
 #[derive(Debug, Serialize, ToSchema)]
-pub struct UsageOut {
+pub struct CardUsageOut {
     pub scans: u64,
     pub unique_users: u64,
     pub first_scan_at: Option<DateTime<Utc>>,
@@ -377,7 +377,7 @@ pub struct UsageOut {
     pub redeemed: u64,
 }
 
-impl From<CardUsage> for UsageOut {
+impl From<CardUsage> for CardUsageOut {
     fn from(u: CardUsage) -> Self {
         Self {
             scans: u.scans,
@@ -459,7 +459,7 @@ pub async fn list_batches(
 #[derive(Debug, Serialize, ToSchema)]
 pub struct BatchDetailOut {
     pub batch: BatchOut,
-    pub usage: UsageOut,
+    pub usage: CardUsageOut,
 }
 
 /// One batch and its usage: scans, unique users, first and last scan,
@@ -652,7 +652,7 @@ pub async fn export_zip(
 pub struct CardDetailOut {
     pub card: CardOut,
     pub batch: BatchOut,
-    pub usage: UsageOut,
+    pub usage: CardUsageOut,
 }
 
 /// One card by code, with its batch and usage (operator).

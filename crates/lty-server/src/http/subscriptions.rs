@@ -154,13 +154,35 @@ pub struct PlanIn {
     #[schema(example = "premium")]
     pub code: String,
     pub name: String,
+    #[schema(maximum = 2147483647)]
     pub daily_ai_messages: u32,
+    #[schema(maximum = 2147483647)]
     pub daily_voice_minutes: u32,
     #[serde(default)]
     pub personas: Vec<String>,
     pub price_cents: i64,
     #[serde(default = "default_currency")]
     pub currency: String,
+}
+
+/// The daily limits a plan can hold (the database keeps 32-bit integers).
+pub(crate) fn check_daily_limits(
+    ai_messages: Option<u32>,
+    voice_minutes: Option<u32>,
+) -> Result<(), lty_core::Error> {
+    const MAX: u32 = i32::MAX as u32;
+    for (field, value) in [
+        ("daily_ai_messages", ai_messages),
+        ("daily_voice_minutes", voice_minutes),
+    ] {
+        if value.is_some_and(|v| v > MAX) {
+            return Err(lty_core::Error::validation(
+                field,
+                "must be at most 2147483647",
+            ));
+        }
+    }
+    Ok(())
 }
 
 fn default_currency() -> String {
@@ -184,6 +206,7 @@ pub async fn create_plan(
     Json(body): Json<PlanIn>,
 ) -> ApiResult<(StatusCode, Json<PlanOut>)> {
     admin.require(AdminRole::Superadmin)?;
+    check_daily_limits(Some(body.daily_ai_messages), Some(body.daily_voice_minutes))?;
     let code = body.code.trim().to_owned();
     if code.is_empty()
         || code.len() > 32

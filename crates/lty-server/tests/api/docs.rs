@@ -112,3 +112,72 @@ async fn redoc_is_served_from_the_binary() {
     assert_eq!(res.status(), 308);
     assert_eq!(res.headers()["location"], "/redoc/");
 }
+
+/// The operations of `doc` as `(method path, operation)`.
+fn operations(doc: &Value) -> Vec<(String, &Value)> {
+    let mut out = Vec::new();
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        for (method, op) in item.as_object().unwrap() {
+            if op.get("responses").is_some() {
+                out.push((format!("{method} {path}"), op));
+            }
+        }
+    }
+    out
+}
+
+#[tokio::test]
+async fn every_operation_documents_the_errors_the_shared_layers_give() {
+    let doc = committed_openapi();
+    let ops = operations(&doc);
+    assert!(ops.len() > 90, "{} operations", ops.len());
+    for (name, op) in ops {
+        let responses = op["responses"].as_object().unwrap();
+        let has = |status: &str| responses.contains_key(status);
+        if op.get("requestBody").is_some() {
+            assert!(has("400") && has("415"), "{name}: 400 and 415 for its body");
+        }
+        if op["parameters"].as_array().is_some_and(|p| !p.is_empty()) {
+            assert!(has("400"), "{name}: 400 for its parameters");
+        }
+        let secured = op["security"]
+            .as_array()
+            .is_some_and(|reqs| reqs.iter().any(|r| !r.as_object().unwrap().is_empty()));
+        if secured {
+            assert!(
+                has("401") && has("403"),
+                "{name}: 401 and 403 for its token"
+            );
+        }
+    }
+}
+
+#[tokio::test]
+async fn schemas_of_the_same_name_are_not_confused() {
+    // The operator device list once named the family's device list schema,
+    // whose items need an `id` the operator's do not have.
+    let doc = committed_openapi();
+    let list = &doc["paths"]["/api/v1/admin/devices/"]["get"]["responses"]["200"]["content"]["application/json"]
+        ["schema"]["$ref"];
+    let name = list.as_str().unwrap().rsplit('/').next().unwrap();
+    let schema = &doc["components"]["schemas"][name];
+    let item = schema["allOf"][1]["properties"]["devices"]["items"]["$ref"]
+        .as_str()
+        .unwrap()
+        .rsplit('/')
+        .next()
+        .unwrap();
+    let props = doc["components"]["schemas"][item]["properties"]
+        .as_object()
+        .unwrap();
+    assert!(
+        props.contains_key("binding") && props.contains_key("xiaozhi"),
+        "{item}"
+    );
+    // Paging parameters state the limits the server enforces.
+    let params = doc["paths"]["/api/v1/admin/devices/"]["get"]["parameters"]
+        .as_array()
+        .unwrap();
+    let page_size = params.iter().find(|p| p["name"] == "page_size").unwrap();
+    assert_eq!(page_size["schema"]["maximum"], 100);
+}

@@ -90,3 +90,88 @@ async fn an_oversized_body_gives_a_413() {
         .await;
     assert_error(res, 400, "validation_error").await;
 }
+
+#[tokio::test]
+async fn a_json_array_is_not_taken_for_an_object() {
+    let app = spawn_app().await;
+    app.user_with_device("family_e1", "02:00:00:00:0e:01").await;
+    let token = app.mac_login("02:00:00:00:0e:01").await;
+    let res = app
+        .client
+        .patch(app.url("/api/user/profile/"))
+        .bearer_auth(&token)
+        .json(&serde_json::json!({"nickname": "小明"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    // Read field by field, `[null, null]` would clear the nickname.
+    let res = app
+        .client
+        .patch(app.url("/api/user/profile/"))
+        .bearer_auth(&token)
+        .json(&serde_json::json!([null, null]))
+        .send()
+        .await
+        .unwrap();
+    assert_error(res, 400, "validation_error").await;
+    let profile: serde_json::Value = app
+        .client
+        .get(app.url("/api/user/profile/"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(profile["nickname"], "小明");
+    let res = app
+        .post_json(
+            "/api/user/mac-login/",
+            &serde_json::json!(["02:00:00:00:0e:01"]),
+        )
+        .await;
+    assert_error(res, 400, "validation_error").await;
+}
+
+#[tokio::test]
+async fn limits_the_spec_states_are_the_ones_the_server_keeps() {
+    let app = spawn_app().await;
+    app.user_with_device("family_e2", "02:00:00:00:0e:02").await;
+    let token = app.mac_login("02:00:00:00:0e:02").await;
+    let res = app
+        .client
+        .get(app.url("/api/ai/conversations/?page=1000001"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_error(res, 400, "validation_error").await;
+
+    // A plan's daily limits are 32-bit: a larger one was kept as the
+    // largest 32-bit value without a word.
+    let admin =
+        crate::subscriptions::admin_token(&app, lty_core::admin::AdminRole::Superadmin).await;
+    let res = app
+        .client
+        .patch(app.url("/api/v1/admin/plans/1/"))
+        .bearer_auth(&admin)
+        .json(&serde_json::json!({"daily_voice_minutes": 2_147_483_648u64}))
+        .send()
+        .await
+        .unwrap();
+    assert_error(res, 400, "validation_error").await;
+    let res = app
+        .client
+        .post(app.url("/api/v1/admin/plans/"))
+        .bearer_auth(&admin)
+        .json(
+            &serde_json::json!({"code": "big", "name": "Big", "daily_ai_messages": 4_000_000_000u64,
+                                  "daily_voice_minutes": 10, "price_cents": 100}),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_error(res, 400, "validation_error").await;
+}

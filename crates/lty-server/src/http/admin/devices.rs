@@ -80,6 +80,7 @@ pub struct DeviceSearchQuery {
     /// `xiaozhi`: only xiaozhi-esp32 devices (those that made an OTA check,
     /// bound or not), most recently seen first. Absent: every device ever
     /// bound, by MAC.
+    #[param(inline)]
     pub kind: Option<DeviceKind>,
 }
 
@@ -142,7 +143,7 @@ pub struct DeviceSummaryOut {
 
 /// A page of devices.
 #[derive(Debug, Serialize, ToSchema)]
-pub struct DeviceListOut {
+pub struct AdminDeviceListOut {
     pub devices: Vec<DeviceSummaryOut>,
     #[serde(flatten)]
     pub page: PageInfo,
@@ -154,7 +155,7 @@ pub struct DeviceListOut {
     security(("admin_bearer" = [])),
     params(DeviceSearchQuery),
     responses(
-        (status = 200, body = DeviceListOut),
+        (status = 200, body = AdminDeviceListOut),
         (status = 400, description = "bad filter or paging", body = ErrorBody),
         (status = 401, body = ErrorBody),
         (status = 403, body = ErrorBody),
@@ -163,7 +164,7 @@ pub async fn search(
     State(state): State<AppState>,
     _ctx: AdminCtx,
     Query(q): Query<DeviceSearchQuery>,
-) -> ApiResult<Json<DeviceListOut>> {
+) -> ApiResult<Json<AdminDeviceListOut>> {
     let (offset, limit, page, size) = PageQuery {
         page: q.page,
         page_size: q.page_size,
@@ -208,7 +209,7 @@ pub async fn search(
             xiaozhi: xiaozhi.remove(&mac).map(Into::into),
         });
     }
-    Ok(Json(DeviceListOut {
+    Ok(Json(AdminDeviceListOut {
         devices,
         page: PageInfo::new(total, page, size),
     }))

@@ -196,8 +196,9 @@ pub fn not_found(what: &'static str, code: &'static str) -> ApiError {
     lty_core::Error::NotFound { what, code }.into()
 }
 
-/// An optional JSON body: an empty body is `None`; anything else must be
-/// JSON of `T` (`400 malformed_json` / `invalid_body` otherwise).
+/// An optional JSON body: an empty body or `null` is `None`; anything else
+/// must be a JSON object of `T` (`400 malformed_json` / `invalid_body`
+/// otherwise).
 #[derive(Debug, Clone)]
 pub struct OptionalJson<T>(pub Option<T>);
 
@@ -221,11 +222,18 @@ where
                 ApiError::new(StatusCode::BAD_REQUEST, "invalid_body", e.body_text())
             }
         })?;
-        if bytes.iter().all(u8::is_ascii_whitespace) {
-            return Ok(Self(None));
+        let start = bytes.iter().position(|b| !b.is_ascii_whitespace());
+        match start.map(|i| bytes[i]) {
+            None => return Ok(Self(None)),
+            Some(b'{' | b'n') => {}
+            Some(_) => {
+                return Err(
+                    lty_core::Error::validation("body", "must be a JSON object, or null").into(),
+                );
+            }
         }
-        serde_json::from_slice(&bytes)
-            .map(|v| Self(Some(v)))
+        serde_json::from_slice::<Option<T>>(&bytes)
+            .map(Self)
             .map_err(|e| {
                 if e.is_syntax() || e.is_eof() {
                     ApiError::new(

@@ -113,7 +113,9 @@ pub async fn list_plans(
 #[serde(deny_unknown_fields)]
 pub struct PlanPatchIn {
     pub name: Option<String>,
+    #[schema(maximum = 2147483647)]
     pub daily_ai_messages: Option<u32>,
+    #[schema(maximum = 2147483647)]
     pub daily_voice_minutes: Option<u32>,
     pub personas: Option<Vec<String>>,
     pub price_cents: Option<i64>,
@@ -138,6 +140,10 @@ pub async fn update_plan(
     Json(body): Json<PlanPatchIn>,
 ) -> ApiResult<Json<AdminPlanOut>> {
     catalog::get::<Plans>(&state, id).await?;
+    crate::http::subscriptions::check_daily_limits(
+        body.daily_ai_messages,
+        body.daily_voice_minutes,
+    )?;
     if body.price_cents.is_some_and(|p| p < 0) {
         return Err(lty_core::Error::validation("price_cents", "must not be negative").into());
     }

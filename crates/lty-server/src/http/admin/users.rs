@@ -197,7 +197,7 @@ pub struct UserDeviceOut {
 
 /// Usage counters of a user.
 #[derive(Debug, Serialize, ToSchema)]
-pub struct UsageOut {
+pub struct AdminUsageOut {
     /// Chat messages counted against today's quota (UTC day).
     pub chat_messages_today: i64,
     /// Conversations over all time.
@@ -220,7 +220,7 @@ pub struct UserDetailOut {
     pub subscription: SubscriptionOut,
     /// The latest card scans, newest first.
     pub card_history: Vec<HistoryItemOut>,
-    pub usage: UsageOut,
+    pub usage: AdminUsageOut,
 }
 
 /// Online state from `device:last_seen:{mac}`.
@@ -292,7 +292,7 @@ pub async fn view(
                 scanned_at: s.scanned_at,
             })
             .collect(),
-        usage: UsageOut {
+        usage: AdminUsageOut {
             chat_messages_today: chat_today,
             conversations,
             totals,
