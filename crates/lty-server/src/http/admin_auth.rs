@@ -28,8 +28,9 @@ pub fn router() -> OpenApiRouter<AppState> {
 /// Admin login request.
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct AdminLoginIn {
-    #[schema(example = "ops")]
+    #[schema(value_type = String, required = true, example = "ops")]
     pub username: Option<String>,
+    #[schema(value_type = String, required = true, min_length = 1)]
     pub password: Option<String>,
 }
 

@@ -90,7 +90,10 @@ async fn usable_card(state: &AppState, code: &str) -> ApiResult<(Card, CardBatch
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct ScanIn {
     /// The code read from the card (case, spaces and dashes ignored).
-    #[schema(example = "ABCD-EFGH-JKMN-PQR4")]
+    #[schema(
+        example = "ABCD-EFGH-JKMN-PQRX",
+        pattern = "^[- ]*(?:[2-9A-HJKMNP-Za-hjkmnp-z][- ]*){16}$"
+    )]
     pub code: String,
     /// The device that read it, when a device did; it must be bound to the
     /// caller.
@@ -217,7 +220,10 @@ pub async fn scan(
 /// A membership card to redeem.
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct RedeemIn {
-    #[schema(example = "ABCD-EFGH-JKMN-PQR4")]
+    #[schema(
+        example = "ABCD-EFGH-JKMN-PQRX",
+        pattern = "^[- ]*(?:[2-9A-HJKMNP-Za-hjkmnp-z][- ]*){16}$"
+    )]
     pub code: String,
 }
 
@@ -313,6 +319,7 @@ pub struct BatchIn {
     #[schema(value_type = String, example = "content")]
     pub kind: CardKind,
     /// 1 to 100 000 cards.
+    #[schema(minimum = 1, maximum = 100000)]
     pub count: u32,
     /// Content cards: what to play, e.g. `story:42` (1 to 256 characters).
     pub content_ref: Option<String>,
@@ -526,7 +533,10 @@ pub struct CardOut {
     pub id: i64,
     pub batch_id: i64,
     /// The code as printed: groups of four.
-    #[schema(example = "ABCD-EFGH-JKMN-PQR4")]
+    #[schema(
+        example = "ABCD-EFGH-JKMN-PQRX",
+        pattern = "^[- ]*(?:[2-9A-HJKMNP-Za-hjkmnp-z][- ]*){16}$"
+    )]
     pub code: String,
     pub disabled: bool,
 }

@@ -160,6 +160,7 @@ pub struct PlanIn {
     pub daily_voice_minutes: u32,
     #[serde(default)]
     pub personas: Vec<String>,
+    #[schema(minimum = 0)]
     pub price_cents: i64,
     #[serde(default = "default_currency")]
     pub currency: String,
@@ -247,6 +248,7 @@ pub async fn create_plan(
 pub struct GrantIn {
     pub plan_id: i64,
     /// 1 to 3660.
+    #[schema(minimum = 1, maximum = 3660)]
     pub days: u32,
 }
 

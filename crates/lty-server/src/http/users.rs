@@ -39,7 +39,7 @@ pub fn router() -> OpenApiRouter<AppState> {
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct MacLoginIn {
     /// The device's MAC address; `:` or `-` separated, any case.
-    #[schema(example = "02:00:00:00:00:05")]
+    #[schema(value_type = String, required = true, pattern = "^(?:[0-9A-Fa-f]{12}|[0-9A-Fa-f]{2}(?::[0-9A-Fa-f]{2}){5}|[0-9A-Fa-f]{2}(?:-[0-9A-Fa-f]{2}){5})$", example = "02:00:00:00:00:05")]
     pub mac_address: Option<String>,
 }
 
@@ -98,7 +98,7 @@ pub async fn mac_login(
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct SmsSendIn {
     /// Mobile number: mainland China 11 digits (optionally `+86`), or E.164.
-    #[schema(example = "13812345678")]
+    #[schema(value_type = String, required = true, example = "13812345678")]
     pub phone: Option<String>,
 }
 
@@ -164,10 +164,10 @@ pub async fn sms_send(
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct SmsLoginIn {
     /// The number the code was sent to, in any accepted spelling.
-    #[schema(example = "13812345678")]
+    #[schema(value_type = String, required = true, example = "13812345678")]
     pub phone: Option<String>,
     /// The 6-digit code from the SMS.
-    #[schema(example = "482913")]
+    #[schema(value_type = String, required = true, example = "482913")]
     pub code: Option<String>,
 }
 
@@ -241,6 +241,7 @@ pub async fn sms_login(
 pub struct WechatCodeIn {
     /// The `code` the WeChat SDK or OAuth redirect gave the app, or
     /// `wx.login()` gave the mini program; single-use.
+    #[schema(value_type = String, required = true, min_length = 1)]
     pub code: Option<String>,
 }
 

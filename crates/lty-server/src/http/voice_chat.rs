@@ -106,6 +106,7 @@ pub async fn start(
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct VoiceChatUpdateIn {
     /// The session, from start.
+    #[schema(pattern = "^[0-9a-f]{32}$")]
     pub task_id: String,
     /// `interrupt`, `speak` (say `text`), `prompt` (add `text` to the
     /// child's next question), `ask` (`text` is the question),
@@ -174,6 +175,7 @@ pub async fn update(
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct VoiceChatStopIn {
     /// The session, from start.
+    #[schema(pattern = "^[0-9a-f]{32}$")]
     pub task_id: String,
 }
 

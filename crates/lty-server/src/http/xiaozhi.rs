@@ -282,7 +282,7 @@ pub async fn download(
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct ActivateIn {
     /// The 6 digits the device shows and speaks.
-    #[schema(example = "123456")]
+    #[schema(example = "123456", pattern = "^[0-9]{6}$")]
     pub code: String,
     /// A display name for the device, at most 64 characters.
     pub name: Option<String>,

@@ -113,6 +113,7 @@ pub struct AchievementPatchIn {
     /// An empty string clears it.
     pub icon: Option<String>,
     /// At least 1.
+    #[schema(minimum = 1)]
     pub threshold: Option<i64>,
     pub is_active: Option<bool>,
 }

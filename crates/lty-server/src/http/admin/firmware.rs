@@ -241,6 +241,7 @@ pub async fn set_active(
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct DeviceKeyIn {
     /// The 32-byte HMAC key burned into the device's eFuse, 64 hex digits.
+    #[schema(pattern = "^[0-9A-Fa-f]{64}$")]
     pub key: String,
 }
 

@@ -118,6 +118,7 @@ pub struct PlanPatchIn {
     #[schema(maximum = 2147483647)]
     pub daily_voice_minutes: Option<u32>,
     pub personas: Option<Vec<String>>,
+    #[schema(minimum = 0)]
     pub price_cents: Option<i64>,
     /// Three upper-case letters.
     pub currency: Option<String>,

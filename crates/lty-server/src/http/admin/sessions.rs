@@ -31,6 +31,7 @@ pub struct SessionQuery {
     pub page_size: Option<u64>,
     pub user_id: Option<i64>,
     /// `starting` or `running`.
+    #[param(pattern = "^ *(starting|running)? *$")]
     pub status: Option<String>,
 }
 

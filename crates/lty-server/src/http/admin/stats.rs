@@ -26,6 +26,7 @@ pub fn router() -> OpenApiRouter<AppState> {
 #[into_params(parameter_in = Query)]
 pub struct StatsQuery {
     /// Days of daily series, today included: 1 to 90 (default 7).
+    #[param(minimum = 1, maximum = 90)]
     pub days: Option<u32>,
 }
 
