@@ -10,6 +10,9 @@ command -v redis-cli >/dev/null || need+=(redis-tools)
 command -v espeak-ng >/dev/null || need+=(espeak-ng)
 # opusdec (reference libopus) checks that our Opus packets decode as sent.
 command -v opusdec >/dev/null || need+=(opus-tools)
+# The console's browser tests drive Debian's Chromium through WebDriver.
+command -v chromium >/dev/null || need+=(chromium)
+command -v chromedriver >/dev/null || need+=(chromium-driver)
 if [ ${#need[@]} -gt 0 ]; then
   sudo=()
   if [ "$(id -u)" -ne 0 ]; then
