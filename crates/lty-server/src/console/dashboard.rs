@@ -54,7 +54,7 @@ pub async fn show(
         .collect();
     let minutes: Vec<f64> = s.per_day.iter().map(|d| d.voice_minutes as f64).collect();
     let mut scans: Vec<_> = s.card_scans_per_batch.iter().collect();
-    scans.sort_by(|a, b| b.scans.cmp(&a.scans));
+    scans.sort_by_key(|b| std::cmp::Reverse(b.scans));
     scans.truncate(12);
     let scan_labels: Vec<String> = scans.iter().map(|b| format!("#{}", b.batch_id)).collect();
     let scan_values: Vec<f64> = scans.iter().map(|b| b.scans as f64).collect();
@@ -126,7 +126,7 @@ pub fn bars(labels: &[String], values: &[f64], title: &str) -> Markup {
     let mut svg = String::new();
     let _ = write!(
         svg,
-        r#"<svg class="chart" viewBox="0 0 {W} {H}" role="img" aria-label="{}" preserveAspectRatio="none"><title>{}</title>"#,
+        r#"<svg class="chart" viewBox="0 0 {W} {H}" role="img" aria-label="{}"><title>{}</title>"#,
         esc(title),
         esc(title)
     );

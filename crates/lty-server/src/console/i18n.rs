@@ -36,7 +36,7 @@ impl Lang {
 /// `(key, Chinese, English)`.
 #[rustfmt::skip]
 const MESSAGES: &[(&str, &str, &str)] = &[
-    ("app.name", "乐童云运营控制台", "lty operator console"),
+    ("app.name", "lty 运营控制台", "lty operator console"),
     ("nav.dashboard", "概览", "Dashboard"),
     ("nav.users", "用户", "Users"),
     ("nav.devices", "设备", "Devices"),

@@ -93,22 +93,26 @@ pub fn render(shell: &Shell, title: &str, active: &str, body: Markup) -> Markup 
 /// A failed console action or page: the error page with the API's code
 /// and message, at the API's status.
 #[derive(Debug)]
-pub struct Fail {
+pub struct Fail(Box<FailInner>);
+
+#[derive(Debug)]
+struct FailInner {
     shell: Shell,
     err: ApiError,
 }
 
 impl Fail {
     pub fn new(shell: Shell, err: ApiError) -> Self {
-        Self { shell, err }
+        Self(Box::new(FailInner { shell, err }))
     }
 }
 
 impl IntoResponse for Fail {
     fn into_response(self) -> Response {
-        let t = |k| self.shell.lang.t(k);
-        let status = self.err.status();
-        let summary = match (status, self.err.code()) {
+        let FailInner { shell, err } = *self.0;
+        let t = |k| shell.lang.t(k);
+        let status = err.status();
+        let summary = match (status, err.code()) {
             (_, "csrf_failed") => t("err.csrf"),
             (StatusCode::FORBIDDEN, _) => t("err.forbidden"),
             (StatusCode::NOT_FOUND, _) => t("err.not_found"),
@@ -116,18 +120,18 @@ impl IntoResponse for Fail {
             _ => t("err.title"),
         };
         if status.is_server_error() {
-            tracing::warn!(code = self.err.code(), "console action failed");
+            tracing::warn!(code = err.code(), "console action failed");
         }
         let body = html! {
             div.flash.error role="alert" {
                 p { strong { (summary) } }
-                p { code { (self.err.code()) } ": " (self.err.message()) }
+                p { code { (err.code()) } ": " (err.message()) }
             }
             p {
                 a href="/console/" { (t("err.home")) }
             }
         };
-        (status, render(&self.shell, t("err.title"), "", body)).into_response()
+        (status, render(&shell, t("err.title"), "", body)).into_response()
     }
 }
 

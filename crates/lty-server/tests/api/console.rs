@@ -109,6 +109,13 @@ async fn an_operator_finds_a_family_by_mac_grants_a_plan_and_makes_cards() {
     let row = b.text(&format!("tr[data-mac='{MAC}']")).await;
     assert!(row.contains("在线"), "the device shows online: {row}");
     b.check_page("user").await;
+    // The same page on a phone: nothing wider than the screen.
+    b.resize(390, 844).await;
+    b.goto(&b.url().await).await;
+    b.find("#grant").await;
+    b.check_page("user-phone").await;
+    b.resize(1280, 900).await;
+    b.goto(&b.url().await).await;
 
     // A month of the plan, after a confirmation that names it.
     b.eval(

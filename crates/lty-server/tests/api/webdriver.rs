@@ -258,6 +258,16 @@ impl Browser {
         .await;
     }
 
+    /// Resizes the window (CSS pixels).
+    pub async fn resize(&self, width: u32, height: u32) {
+        self.cmd(
+            "POST",
+            "/window/rect",
+            json!({ "width": width, "height": height }),
+        )
+        .await;
+    }
+
     /// Accepts a `confirm()` dialog, waiting up to 5 s for it.
     pub async fn accept_dialog(&self) {
         for _ in 0..50 {
