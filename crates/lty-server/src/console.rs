@@ -6,6 +6,7 @@
 //! nothing the API would refuse. Sessions, CSRF and the language are in
 //! [`session`]; the page shell in [`page`]. docs/console.md shows each page.
 
+mod achievements;
 mod assets;
 mod audit;
 mod cards;
@@ -14,6 +15,7 @@ mod dashboard;
 mod devices;
 mod i18n;
 mod page;
+mod personas;
 mod session;
 mod users;
 mod voice;
@@ -41,6 +43,8 @@ pub fn router() -> Router<AppState> {
         .merge(users::router())
         .merge(cards::router())
         .merge(catalog::router())
+        .merge(personas::router())
+        .merge(achievements::router())
         .merge(voice::router())
         .merge(devices::router())
         .merge(audit::router())

@@ -26,6 +26,22 @@ pub fn router() -> Router<AppState> {
         .route("/console/plans/{id}/retire", post(retire))
 }
 
+/// Links between the catalogue's pages.
+pub fn subnav(op: &Op, active: &str) -> Markup {
+    let t = |k| op.lang.t(k);
+    html! {
+        nav.range aria-label=(t("nav.catalog")) {
+            @for (id, href, key) in [
+                ("plans", "/console/plans", "plans.title"),
+                ("personas", "/console/personas", "personas.title"),
+                ("achievements", "/console/achievements", "achievements.title"),
+            ] {
+                a href=(href) aria-current=[(id == active).then_some("page")] { (t(key)) }
+            }
+        }
+    }
+}
+
 #[derive(Debug, Default, Deserialize)]
 pub struct ListQuery {
     page: Option<u64>,
@@ -78,6 +94,7 @@ async fn list(State(state): State<AppState>, op: Op, Query(q): Query<ListQuery>)
     let done = q.done.as_deref().filter(|k| *k == "plans.done");
     let superadmin = op.admin.role.includes(AdminRole::Superadmin);
     let body = html! {
+        (subnav(&op, "plans"))
         (page::flash(&shell, done))
         @if !superadmin { p.hint { (t("plans.superadmin")) } }
         section.card {
@@ -167,6 +184,7 @@ async fn edit(State(state): State<AppState>, op: Op, Path(id): Path<i64>) -> Pag
         }));
     };
     let body = html! {
+        (subnav(&op, "plans"))
         section.card {
             form.stack #edit-plan method="post" action={"/console/plans/" (id)} {
                 (shell.csrf_field())

@@ -291,6 +291,49 @@ async fn a_superadmin_edits_a_plan_and_stops_a_voice_session_in_english() {
     assert_eq!(saved.name, "Premium Plus");
     assert_eq!(saved.limits.daily_ai_messages, 500);
 
+    // Personas and achievement definitions, created, edited and retired.
+    b.click("nav.range a[href='/console/personas']").await;
+    b.find("form[action='/console/personas']").await;
+    b.type_into("#slug", "storyteller", false).await;
+    b.type_into("#name", "Storyteller", false).await;
+    b.type_into("#system_prompt", "You tell short stories.", false)
+        .await;
+    b.click("form[action='/console/personas'] button[type=submit]")
+        .await;
+    b.wait_text("main .flash.ok", "Saved").await;
+    b.wait_text("#personas tr[data-slug='storyteller']", "Storyteller")
+        .await;
+    b.check_page("personas").await;
+    b.goto(&app.url("/console/achievements")).await;
+    b.find("form[action='/console/achievements']").await;
+    b.type_into("#code", "story_lover", false).await;
+    b.type_into("#event_kind", "card_scanned", false).await;
+    b.type_into("#name", "Story lover", false).await;
+    b.type_into("#threshold", "3", true).await;
+    b.click("form[action='/console/achievements'] button[type=submit]")
+        .await;
+    b.wait_text("main .flash.ok", "Saved").await;
+    b.check_page("achievements").await;
+    b.click("#achievements tr[data-code='story_lover'] a").await;
+    b.type_into("#threshold", "5", true).await;
+    b.check_page("achievement-edit").await;
+    b.click("#save").await;
+    b.wait_text("#achievements tr[data-code='story_lover']", "\t5\t")
+        .await;
+    b.click("#achievements tr[data-code='story_lover'] a").await;
+    b.click("#retire").await;
+    b.wait_text("#achievements tr[data-code='story_lover']", "\tno\t")
+        .await;
+    assert_eq!(
+        audit_actions(&app, "achievement").await,
+        [
+            "achievement.create",
+            "achievement.update",
+            "achievement.deactivate"
+        ]
+    );
+    assert_eq!(audit_actions(&app, "persona").await, ["persona.create"]);
+
     b.goto(&app.url("/console/voice-sessions")).await;
     b.find(&format!("tr[data-task='{task}']")).await;
     b.check_page("voice-sessions").await;
