@@ -11,8 +11,10 @@ mod assets;
 mod audit;
 mod cards;
 mod catalog;
+mod conversations;
 mod dashboard;
 mod devices;
+mod firmware;
 mod i18n;
 mod page;
 mod personas;
@@ -46,6 +48,8 @@ pub fn router() -> Router<AppState> {
         .merge(personas::router())
         .merge(achievements::router())
         .merge(voice::router())
+        .merge(conversations::router())
+        .merge(firmware::router())
         .merge(devices::router())
         .merge(audit::router())
         .layer(axum::middleware::from_fn(session::csrf_guard))

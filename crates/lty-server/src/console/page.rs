@@ -43,6 +43,7 @@ const NAV: &[(&str, &str, &str)] = &[
     ("cards", "/console/cards", "nav.cards"),
     ("plans", "/console/plans", "nav.catalog"),
     ("voice", "/console/voice-sessions", "nav.voice"),
+    ("firmware", "/console/firmware", "nav.firmware"),
     ("audit", "/console/audit", "nav.audit"),
 ];
 

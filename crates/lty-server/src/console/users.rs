@@ -265,9 +265,12 @@ async fn view(
                 dt { (t("user.voice_running")) } dd { (d.usage.voice_sessions_running) }
                 @for (k, v) in &d.usage.totals { dt { code { (k) } } dd { (v) } }
             }
-            form method="post" action={"/console/users/" (u.id) "/reset-quota"} {
-                (shell.csrf_field())
-                button type="submit" #reset-quota { (t("user.reset_quota")) }
+            div.actions {
+                form method="post" action={"/console/users/" (u.id) "/reset-quota"} {
+                    (shell.csrf_field())
+                    button type="submit" #reset-quota { (t("user.reset_quota")) }
+                }
+                a.button #conversations href={"/console/users/" (u.id) "/conversations"} { (t("conv.open")) }
             }
         }
         section.card {

@@ -74,6 +74,29 @@ async fn an_operator_finds_a_family_by_mac_grants_a_plan_and_makes_cards() {
         .set(&last_seen_key(&mac), &now, Some(Duration::from_secs(300)))
         .await
         .unwrap();
+    let conv = app
+        .state
+        .db
+        .create_conversation(uid, None, "恐龙")
+        .await
+        .unwrap();
+    for (role, text) in [
+        (lty_core::chat::Role::User, "给我讲讲恐龙"),
+        (lty_core::chat::Role::Assistant, "很久很久以前……"),
+    ] {
+        app.state
+            .db
+            .add_message(lty_core::chat::NewMessage {
+                conversation_id: conv.id,
+                role,
+                content: text.into(),
+                incomplete: false,
+                moderated: false,
+                usage: None,
+            })
+            .await
+            .unwrap();
+    }
     operator(&app, "xiaoli", AdminRole::Operator).await;
 
     let b = Browser::start().await;
@@ -116,6 +139,19 @@ async fn an_operator_finds_a_family_by_mac_grants_a_plan_and_makes_cards() {
     b.check_page("user-phone").await;
     b.resize(1280, 900).await;
     b.goto(&b.url().await).await;
+
+    // Conversations, read-only and audited.
+    b.click("#conversations").await;
+    b.find("#conversations").await;
+    b.check_page("conversations").await;
+    b.click(&format!("a[href='/console/conversations/{}']", conv.id))
+        .await;
+    b.wait_text("#messages", "给我讲讲恐龙").await;
+    b.wait_text("#messages", "很久很久以前").await;
+    b.check_page("conversation").await;
+    let conv_audit = audit_actions(&app, "conversation").await;
+    assert_eq!(conv_audit, ["conversation.view"]);
+    b.goto(&app.url(&format!("/console/users/{uid}"))).await;
 
     // A month of the plan, after a confirmation that names it.
     b.eval(
@@ -202,6 +238,7 @@ async fn an_operator_finds_a_family_by_mac_grants_a_plan_and_makes_cards() {
         "subscription.grant",
         "user.disable",
         "user.enable",
+        "conversation.list",
     ] {
         assert!(
             user_actions.iter().any(|a| a == action),
@@ -333,6 +370,36 @@ async fn a_superadmin_edits_a_plan_and_stops_a_voice_session_in_english() {
         ]
     );
     assert_eq!(audit_actions(&app, "persona").await, ["persona.create"]);
+
+    // Firmware releases: retired and offered again.
+    let release = app
+        .state
+        .db
+        .create_firmware_release(
+            lty_core::xiaozhi::NewFirmwareRelease {
+                board: "bread-compact-wifi".into(),
+                version: "1.6.2".into(),
+                blob_key: "firmware/test.bin".into(),
+                size: 1024,
+                sha256: "0".repeat(64),
+                notes: None,
+                created_by: None,
+            },
+            chrono::Utc::now(),
+        )
+        .await
+        .unwrap();
+    b.click("header nav a[href='/console/firmware']").await;
+    b.find("#firmware").await;
+    b.check_page("firmware").await;
+    b.click(&format!(
+        "form[action='/console/firmware/{}/state'] button",
+        release.id
+    ))
+    .await;
+    b.wait_text("main .flash.ok", "Saved").await;
+    b.wait_text("#firmware", "Offer again").await;
+    assert_eq!(audit_actions(&app, "firmware").await, ["firmware.update"]);
 
     b.goto(&app.url("/console/voice-sessions")).await;
     b.find(&format!("tr[data-task='{task}']")).await;

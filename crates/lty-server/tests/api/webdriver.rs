@@ -331,6 +331,15 @@ impl Browser {
     /// no horizontal overflow, no collected errors, a label for every
     /// input.
     pub async fn check_page(&self, name: &str) {
+        // A click that navigates returns before the new page has loaded
+        // its stylesheet; measure the finished page.
+        for _ in 0..100 {
+            let state = self.eval("return document.readyState;", json!([])).await;
+            if state == "complete" {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
         let png = self.cmd("GET", "/screenshot", Value::Null).await;
         let png = base64::engine::general_purpose::STANDARD
             .decode(png.as_str().unwrap())
