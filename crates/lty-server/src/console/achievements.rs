@@ -10,7 +10,7 @@ use lty_core::achievement::AchievementRule;
 use maud::{Markup, html};
 use serde::Deserialize;
 
-use super::catalog::subnav;
+use super::catalog::{CatalogPage, find_paged, subnav};
 use super::page::{self, OrFail, PageResult};
 use super::session::Op;
 use crate::extract::{Json, Path as ApiPath, Query as ApiQuery};
@@ -30,6 +30,11 @@ pub fn router() -> Router<AppState> {
 pub struct ListQuery {
     page: Option<u64>,
     done: Option<String>,
+}
+
+async fn achievement_page(state: AppState, op: Op, n: u64) -> CatalogPage<AdminAchievementOut> {
+    let l = page_of(&state, &op, n).await?;
+    Ok((l.achievements, l.page))
 }
 
 async fn page_of(
@@ -167,20 +172,7 @@ async fn create(
 async fn edit(State(state): State<AppState>, op: Op, Path(id): Path<i64>) -> PageResult {
     let shell = op.shell();
     let t = |k| op.lang.t(k);
-    let mut found = None;
-    let mut page_no = 1;
-    while found.is_none() {
-        let list = page_of(&state, &op, page_no).await?;
-        let last = list.page.page * list.page.page_size >= list.page.total;
-        found = list
-            .achievements
-            .into_iter()
-            .find(|a| a.achievement.id == id);
-        if last {
-            break;
-        }
-        page_no += 1;
-    }
+    let found = find_paged(&state, &op, achievement_page, |a| a.achievement.id == id).await?;
     let Some(a) = found else {
         return Err(op.fail(lty_core::Error::NotFound {
             what: "achievement",

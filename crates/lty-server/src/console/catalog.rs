@@ -42,6 +42,33 @@ pub fn subnav(op: &Op, active: &str) -> Markup {
     }
 }
 
+/// A page of a catalogue listing and its paging.
+pub type CatalogPage<T> = Result<(Vec<T>, crate::http::admin::PageInfo), page::Fail>;
+
+/// The first item `is` picks from a paged listing, page after page
+/// (catalogues are small).
+pub async fn find_paged<T, F>(
+    state: &AppState,
+    op: &Op,
+    fetch: fn(AppState, Op, u64) -> F,
+    is: impl Fn(&T) -> bool,
+) -> Result<Option<T>, page::Fail>
+where
+    F: std::future::Future<Output = CatalogPage<T>>,
+{
+    let mut page_no = 1;
+    loop {
+        let (items, info) = fetch(state.clone(), op.clone(), page_no).await?;
+        if let Some(found) = items.into_iter().find(&is) {
+            return Ok(Some(found));
+        }
+        if info.page * info.page_size >= info.total {
+            return Ok(None);
+        }
+        page_no += 1;
+    }
+}
+
 #[derive(Debug, Default, Deserialize)]
 pub struct ListQuery {
     page: Option<u64>,
@@ -66,6 +93,11 @@ async fn plans(
     .await
     .or_fail(op)?
     .0)
+}
+
+async fn plan_page(state: AppState, op: Op, n: u64) -> CatalogPage<AdminPlanOut> {
+    let l = plans(&state, &op, n).await?;
+    Ok((l.plans, l.page))
 }
 
 /// The plan fields of the create and edit forms.
@@ -175,9 +207,8 @@ async fn create(State(state): State<AppState>, op: Op, Form(f): Form<PlanForm>) 
 async fn edit(State(state): State<AppState>, op: Op, Path(id): Path<i64>) -> PageResult {
     let shell = op.shell();
     let t = |k| op.lang.t(k);
-    // A handful of plans: the listing holds them all.
-    let list = plans(&state, &op, 1).await?;
-    let Some(p) = list.plans.iter().find(|p| p.plan.id == id) else {
+    let found = find_paged(&state, &op, plan_page, |p| p.plan.id == id).await?;
+    let Some(p) = found else {
         return Err(op.fail(lty_core::Error::NotFound {
             what: "plan",
             code: "plan_not_found",
@@ -189,7 +220,7 @@ async fn edit(State(state): State<AppState>, op: Op, Path(id): Path<i64>) -> Pag
             form.stack #edit-plan method="post" action={"/console/plans/" (id)} {
                 (shell.csrf_field())
                 p { code { (p.plan.code) } }
-                (fields(&op, Some(p)))
+                (fields(&op, Some(&p)))
                 button.primary type="submit" #save { (t("common.save")) }
             }
         }

@@ -9,7 +9,7 @@ use axum::routing::{get, post};
 use maud::{Markup, html};
 use serde::Deserialize;
 
-use super::catalog::subnav;
+use super::catalog::{CatalogPage, find_paged, subnav};
 use super::page::{self, OrFail, PageResult};
 use super::session::Op;
 use crate::extract::{Json, Path as ApiPath, Query as ApiQuery};
@@ -28,6 +28,11 @@ pub fn router() -> Router<AppState> {
 pub struct ListQuery {
     page: Option<u64>,
     done: Option<String>,
+}
+
+async fn persona_page(state: AppState, op: Op, n: u64) -> CatalogPage<AdminPersonaOut> {
+    let l = page_of(&state, &op, n).await?;
+    Ok((l.personas, l.page))
 }
 
 async fn page_of(
@@ -151,18 +156,7 @@ async fn create(State(state): State<AppState>, op: Op, Form(f): Form<PersonaForm
 async fn edit(State(state): State<AppState>, op: Op, Path(id): Path<i64>) -> PageResult {
     let shell = op.shell();
     let t = |k| op.lang.t(k);
-    let mut found = None;
-    let mut page_no = 1;
-    // Personas are few: page through the listing to find one.
-    while found.is_none() {
-        let list = page_of(&state, &op, page_no).await?;
-        let last = list.page.page * list.page.page_size >= list.page.total;
-        found = list.personas.into_iter().find(|p| p.id == id);
-        if last {
-            break;
-        }
-        page_no += 1;
-    }
+    let found = find_paged(&state, &op, persona_page, |p| p.id == id).await?;
     let Some(p) = found else {
         return Err(op.fail(lty_core::Error::NotFound {
             what: "persona",

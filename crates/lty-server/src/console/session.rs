@@ -21,7 +21,7 @@ use sha2::{Digest, Sha256};
 
 use super::i18n::Lang;
 use super::page::{self, Shell};
-use crate::app::ratelimit::{self, ClientIp};
+use crate::app::ratelimit::ClientIp;
 use crate::error::ApiError;
 use crate::http::admin::{AdminCtx, AuditActor, policy};
 use crate::state::AppState;
@@ -411,22 +411,9 @@ pub async fn login(
 ) -> Response {
     let lang = lang_of(&parts.headers);
     let username = form.username.trim().to_owned();
-    let result = async {
-        ratelimit::check_ip(
-            &state,
-            "admin_login_ip",
-            &ip,
-            state.config.limits.admin_login_per_ip,
-        )
-        .await?;
-        if username.is_empty() || form.password.is_empty() {
-            return Err(lty_core::Error::validation("username", "is required").into());
-        }
-        crate::app::admin::login(&state, &username, &form.password)
-            .await
-            .map_err(ApiError::from)
-    }
-    .await;
+    let result =
+        crate::http::admin_auth::authenticate(&state, &ip, Some(&username), Some(&form.password))
+            .await;
     match result {
         Ok((admin, token)) => {
             tracing::info!(admin_id = admin.id, "admin logged in to the console");
