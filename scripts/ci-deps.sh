@@ -10,6 +10,11 @@ command -v redis-cli >/dev/null || need+=(redis-tools)
 command -v espeak-ng >/dev/null || need+=(espeak-ng)
 # opusdec (reference libopus) checks that our Opus packets decode as sent.
 command -v opusdec >/dev/null || need+=(opus-tools)
+# The console's browser tests drive Debian's Chromium through WebDriver.
+command -v chromium >/dev/null || need+=(chromium)
+command -v chromedriver >/dev/null || need+=(chromium-driver)
+# A Chinese font, so that the console's screenshots show its (Chinese) text.
+fc-list :lang=zh 2>/dev/null | grep -q . || need+=(fonts-wqy-zenhei)
 if [ ${#need[@]} -gt 0 ]; then
   sudo=()
   if [ "$(id -u)" -ne 0 ]; then

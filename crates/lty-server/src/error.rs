@@ -69,6 +69,11 @@ impl ApiError {
         &self.body.code
     }
 
+    /// The human-readable message.
+    pub fn message(&self) -> &str {
+        &self.body.message
+    }
+
     /// 404 for a route that does not exist.
     pub fn route_not_found() -> Self {
         Self::new(StatusCode::NOT_FOUND, "not_found", "no such route")

@@ -81,6 +81,7 @@ pub fn router(state: AppState) -> Router {
         .merge(media::router())
         .merge(crate::ws::router())
         .merge(crate::xiaozhi::router())
+        .merge(crate::console::router())
         .fallback(|| async { ApiError::route_not_found() })
         .method_not_allowed_fallback(|| async { ApiError::method_not_allowed() })
         .layer(

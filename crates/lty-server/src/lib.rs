@@ -16,6 +16,7 @@ pub mod app;
 // Protocol adapters over the services, and their shared plumbing (the one
 // error response, extractors, authentication).
 pub mod auth;
+pub mod console;
 pub mod error;
 pub mod extract;
 pub mod http;

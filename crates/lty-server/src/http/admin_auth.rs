@@ -62,28 +62,46 @@ pub async fn login(
     ip: ClientIp,
     Json(body): Json<AdminLoginIn>,
 ) -> ApiResult<Json<AdminLoginOut>> {
-    ratelimit::check_ip(
+    let (admin, token) = authenticate(
         &state,
-        "admin_login_ip",
         &ip,
-        state.config.limits.admin_login_per_ip,
+        body.username.as_deref(),
+        body.password.as_deref(),
     )
     .await?;
-    let username = body.username.as_deref().map(str::trim).unwrap_or("");
-    if username.is_empty() {
-        return Err(lty_core::Error::validation("username", "is required").into());
-    }
-    let password = body.password.as_deref().unwrap_or("");
-    if password.is_empty() {
-        return Err(lty_core::Error::validation("password", "is required").into());
-    }
-    let (admin, token) = admin::login(&state, username, password).await?;
     tracing::info!(admin_id = admin.id, "admin logged in");
     Ok(Json(AdminLoginOut {
         token,
         admin_id: admin.id,
         role: admin.role,
     }))
+}
+
+/// An operator login from `ip`, for the API and the console's form: the
+/// per-IP rate limit, both fields required, then [`admin::login`] (with
+/// its lockout).
+pub async fn authenticate(
+    state: &AppState,
+    ip: &ClientIp,
+    username: Option<&str>,
+    password: Option<&str>,
+) -> ApiResult<(lty_core::admin::Admin, String)> {
+    ratelimit::check_ip(
+        state,
+        "admin_login_ip",
+        ip,
+        state.config.limits.admin_login_per_ip,
+    )
+    .await?;
+    let username = username.map(str::trim).unwrap_or("");
+    if username.is_empty() {
+        return Err(lty_core::Error::validation("username", "is required").into());
+    }
+    let password = password.unwrap_or("");
+    if password.is_empty() {
+        return Err(lty_core::Error::validation("password", "is required").into());
+    }
+    Ok(admin::login(state, username, password).await?)
 }
 
 /// Logout answer.

@@ -648,7 +648,7 @@ async fn every_conversation_view_is_audited() {
     assert_eq!(entries[0]["details"]["page"], 2);
 }
 
-fn volcengine(c: &mut Config, fake: &FakeVolcengine) {
+pub fn volcengine(c: &mut Config, fake: &FakeVolcengine) {
     let vc = &mut c.volcengine;
     vc.app_id = Some(APP_ID.into());
     vc.app_key = Some(Secret::new(APP_KEY));

@@ -166,23 +166,56 @@ pub async fn enforce(state: &AppState, admin: &Admin, parts: &mut Parts) -> Resu
     if !admin.role.includes(policy.role) {
         return Err(forbidden(policy.role));
     }
-    if let Audit::Auto {
-        action,
-        target_type,
-    } = policy.audit
-    {
+    if matches!(policy.audit, Audit::Auto { .. }) {
         let target_id = match RawPathParams::from_request_parts(parts, state).await {
             Ok(params) => params.iter().next().map(|(_, v)| v.to_owned()),
             Err(_) => None,
         };
         let actor = AuditActor::from_parts(admin, parts, state);
+        apply(state, admin, &actor, policy, target_id).await?;
+    }
+    Ok(())
+}
+
+/// Applies the policy of the admin route `method path` (a template from
+/// [`POLICY`]) for a caller that reaches the same action by another
+/// protocol (the console): the role check, then the [`Audit::Auto`] entry
+/// with `target_id`. A route missing from the table is refused, so that a
+/// typo cannot open an action to everyone.
+pub async fn enforce_route(
+    state: &AppState,
+    admin: &Admin,
+    actor: &AuditActor,
+    method: &Method,
+    path: &str,
+    target_id: Option<String>,
+) -> Result<(), ApiError> {
+    let policy = lookup(method, path).ok_or_else(|| forbidden(Superadmin))?;
+    apply(state, admin, actor, policy, target_id).await
+}
+
+async fn apply(
+    state: &AppState,
+    admin: &Admin,
+    actor: &AuditActor,
+    policy: &RoutePolicy,
+    target_id: Option<String>,
+) -> Result<(), ApiError> {
+    if !admin.role.includes(policy.role) {
+        return Err(forbidden(policy.role));
+    }
+    if let Audit::Auto {
+        action,
+        target_type,
+    } = policy.audit
+    {
         actor
             .record(
                 state,
                 action,
                 Some(target_type),
                 target_id,
-                json!({ "method": parts.method.as_str(), "route": path }),
+                json!({ "method": policy.method, "route": policy.path }),
             )
             .await?;
     }

@@ -1,0 +1,560 @@
+//! The operator console in a real headless Chromium (WebDriver): the
+//! operator's main flow — log in with the keyboard, find a family by the
+//! MAC on a device's sticker, see its device online, grant a month of a
+//! plan, disable and re-enable the account, make a 100-card batch and
+//! download its ZIP — then editing a plan, stopping a voice session and
+//! reading all of it in the audit log; refusals (wrong password, a POST
+//! without its CSRF token, an operator trying a superadmin action). Every
+//! page is screenshotted at 1280 px and checked for horizontal overflow,
+//! browser errors and unlabelled inputs. Cookie attributes and the lockout
+//! are checked over plain HTTP.
+
+use std::io::Read as _;
+use std::time::Duration;
+
+use lty_core::MacAddress;
+use lty_core::admin::AdminRole;
+use lty_server::ws::protocol::last_seen_key;
+use serde_json::{Value, json};
+
+use crate::admin_api::volcengine;
+use crate::fakes::volcengine::FakeVolcengine;
+use crate::helpers::{TestApp, spawn_app, spawn_app_with};
+use crate::subscriptions::{admin_token, create_plan};
+use crate::webdriver::{Browser, ENTER, TAB};
+
+const MAC: &str = "a4:cf:12:00:be:01";
+const PASSWORD: &str = "correct horse battery staple";
+
+/// Creates an operator account `username` with `role`.
+async fn operator(app: &TestApp, username: &str, role: AdminRole) {
+    lty_server::app::admin::create_admin(&app.state.db, username, PASSWORD, role)
+        .await
+        .unwrap();
+}
+
+/// Logs in through the form with the keyboard only: the username field has
+/// the focus, Tab moves to the password, Enter submits.
+async fn log_in(b: &Browser, app: &TestApp, username: &str) {
+    b.goto(&app.url("/console/login")).await;
+    b.find("#username").await;
+    let focused = b.eval("return document.activeElement.id;", json!([])).await;
+    assert_eq!(focused, "username", "the login form starts on the username");
+    b.keys(username).await;
+    b.keys(TAB).await;
+    let focused = b.eval("return document.activeElement.id;", json!([])).await;
+    assert_eq!(focused, "password", "Tab goes from username to password");
+    b.keys(PASSWORD).await;
+    b.keys(ENTER).await;
+    b.find("header .admin").await;
+}
+
+/// The audit actions whose target is `target_type`, oldest first.
+async fn audit_actions(app: &TestApp, target_type: &str) -> Vec<String> {
+    let filter = lty_store::audit::AuditFilter {
+        target_type: Some(target_type.into()),
+        ..Default::default()
+    };
+    let page = app.state.db.audit_entries(&filter, 0, 100).await.unwrap();
+    let mut actions: Vec<String> = page.items.into_iter().map(|e| e.action).collect();
+    actions.reverse();
+    actions
+}
+
+#[tokio::test]
+async fn an_operator_finds_a_family_by_mac_grants_a_plan_and_makes_cards() {
+    let app = spawn_app().await;
+    let boss = admin_token(&app, AdminRole::Superadmin).await;
+    let plan = create_plan(&app, &boss, "premium", 200).await;
+    let uid = app.user_with_device("family_wang", MAC).await;
+    let mac = MacAddress::parse(MAC).unwrap();
+    let now = chrono::Utc::now().timestamp().to_string();
+    app.state
+        .cache
+        .set(&last_seen_key(&mac), &now, Some(Duration::from_secs(300)))
+        .await
+        .unwrap();
+    let conv = app
+        .state
+        .db
+        .create_conversation(uid, None, "恐龙")
+        .await
+        .unwrap();
+    for (role, text) in [
+        (lty_core::chat::Role::User, "给我讲讲恐龙"),
+        (lty_core::chat::Role::Assistant, "很久很久以前……"),
+    ] {
+        app.state
+            .db
+            .add_message(lty_core::chat::NewMessage {
+                conversation_id: conv.id,
+                role,
+                content: text.into(),
+                incomplete: false,
+                moderated: false,
+                usage: None,
+            })
+            .await
+            .unwrap();
+    }
+    operator(&app, "xiaoli", AdminRole::Operator).await;
+
+    let b = Browser::start().await;
+    b.goto(&app.url("/console/users")).await;
+    assert!(
+        b.url().await.contains("/console/login"),
+        "pages need a session"
+    );
+    b.check_page("login").await;
+    assert_eq!(
+        b.eval("return document.documentElement.lang;", json!([]))
+            .await,
+        "zh-CN"
+    );
+    log_in(&b, &app, "xiaoli").await;
+    b.wait_text("main h1", "运营概览").await;
+    b.check_page("dashboard").await;
+
+    // The session cookie cannot be read by scripts and stays on this site.
+    let cookie = b.cookie("lty_console").await.expect("session cookie");
+    assert_eq!(cookie["httpOnly"], true);
+    assert_eq!(cookie["sameSite"], "Strict");
+    assert_eq!(b.eval("return document.cookie;", json!([])).await, "");
+
+    // The MAC on the sticker, typed in upper case with dashes.
+    b.click("header nav a[href='/console/users']").await;
+    b.find("#q").await;
+    b.check_page("users").await;
+    b.keys(&MAC.to_uppercase().replace(':', "-")).await;
+    b.keys(ENTER).await;
+    b.wait_text("main h1", "family_wang").await;
+    assert!(b.url().await.ends_with(&format!("/console/users/{uid}")));
+    let row = b.text(&format!("tr[data-mac='{MAC}']")).await;
+    assert!(row.contains("在线"), "the device shows online: {row}");
+    b.check_page("user").await;
+    // The same page on a phone: nothing wider than the screen.
+    b.resize(390, 844).await;
+    b.goto(&b.url().await).await;
+    b.find("#grant").await;
+    b.check_page("user-phone").await;
+    b.resize(1280, 900).await;
+    b.goto(&b.url().await).await;
+
+    // Conversations, read-only and audited.
+    b.click("#conversations").await;
+    b.find("#conversations").await;
+    b.check_page("conversations").await;
+    b.click(&format!("a[href='/console/conversations/{}']", conv.id))
+        .await;
+    b.wait_text("#messages", "给我讲讲恐龙").await;
+    b.wait_text("#messages", "很久很久以前").await;
+    b.check_page("conversation").await;
+    let conv_audit = audit_actions(&app, "conversation").await;
+    assert_eq!(conv_audit, ["conversation.view"]);
+    b.goto(&app.url(&format!("/console/users/{uid}"))).await;
+
+    // A month of the plan, after a confirmation that names it.
+    b.eval(
+        "document.getElementById('plan_id').value = arguments[0];",
+        json!([plan.to_string()]),
+    )
+    .await;
+    b.type_into("#days", "30", true).await;
+    b.click("#grant").await;
+    b.wait_text("main .confirm", "Premium").await;
+    b.check_page("user-grant-confirm").await;
+    b.click("#confirm").await;
+    b.wait_text("main .flash.ok", "套餐已赠送").await;
+    b.wait_text("#plan", "premium").await;
+
+    // Disable, then enable again, each confirmed.
+    b.type_into("#reason", "家长申请", false).await;
+    b.click("#disable").await;
+    b.wait_text("main .confirm", "家长申请").await;
+    b.click("#confirm").await;
+    b.wait_text("#account-state", "已停用").await;
+    assert!(!app.state.db.user(uid).await.unwrap().unwrap().is_active);
+    b.click("#enable").await;
+    b.click("#confirm").await;
+    b.wait_text("#account-state", "正常").await;
+    assert!(app.state.db.user(uid).await.unwrap().unwrap().is_active);
+
+    // A batch of 100 membership cards for a shop, then its ZIP.
+    b.click("header nav a[href='/console/cards']").await;
+    b.find("#create-batch").await;
+    b.check_page("cards").await;
+    b.eval(
+        "document.getElementById('plan_id').value = arguments[0];",
+        json!([plan.to_string()]),
+    )
+    .await;
+    b.type_into("#notes", "朝阳门店", false).await;
+    b.click("#create-batch button[type=submit]").await;
+    b.wait_text("main .flash.ok", "卡片已生成").await;
+    b.wait_text("#count", "100").await;
+    b.check_page("card-batch").await;
+    let href = b
+        .eval(
+            "return document.getElementById('download-zip').href;",
+            json!([]),
+        )
+        .await;
+    let session = b.cookie("lty_console").await.unwrap()["value"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let res = app
+        .client
+        .get(href.as_str().unwrap())
+        .header("cookie", format!("lty_console={session}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    assert_eq!(res.headers()["content-type"], "application/zip");
+    let bytes = res.bytes().await.unwrap();
+    let mut zip = zip::ZipArchive::new(std::io::Cursor::new(bytes.to_vec())).unwrap();
+    let mut pngs = 0;
+    let mut csv = String::new();
+    for i in 0..zip.len() {
+        let mut file = zip.by_index(i).unwrap();
+        let name = file.name().unwrap().into_owned();
+        if name.ends_with(".png") {
+            pngs += 1;
+        } else if name.ends_with(".csv") {
+            file.read_to_string(&mut csv).unwrap();
+        }
+    }
+    assert_eq!(pngs, 100, "one QR image per card");
+    assert_eq!(csv.lines().count(), 101, "a header and 100 codes");
+    // Without the session the download is refused.
+    let res = app.client.get(href.as_str().unwrap()).send().await.unwrap();
+    assert_eq!(res.status(), 303);
+
+    // Every step is in the audit log, through the same entries as the API.
+    let user_actions = audit_actions(&app, "user").await;
+    for action in [
+        "user.view",
+        "subscription.grant",
+        "user.disable",
+        "user.enable",
+        "conversation.list",
+    ] {
+        assert!(
+            user_actions.iter().any(|a| a == action),
+            "{action} audited: {user_actions:?}"
+        );
+    }
+    assert_eq!(
+        audit_actions(&app, "card_batch").await,
+        ["card_batch.create", "card_batch.export"]
+    );
+    b.click("header nav a[href='/console/audit']").await;
+    b.find("#audit").await;
+    b.check_page("audit").await;
+    let log = b.text("#audit").await;
+    for action in [
+        "user.disable",
+        "user.enable",
+        "subscription.grant",
+        "card_batch.export",
+    ] {
+        assert!(log.contains(action), "{action} on the audit page");
+    }
+    b.type_into("#action", "user.disable", false).await;
+    b.keys(ENTER).await;
+    b.wait_text("main .pager", "共 1").await;
+
+    b.click("header nav a[href='/console/devices']").await;
+    b.find(&format!("#devices tr[data-mac='{MAC}'] .badge.ok"))
+        .await;
+    b.check_page("devices").await;
+
+    // Logging out ends the admin session itself.
+    b.click("header form[action='/console/logout'] button")
+        .await;
+    b.find("#username").await;
+    assert!(
+        app.state
+            .tokens
+            .resolve(lty_core::token::TokenKind::Admin, &session)
+            .await
+            .unwrap()
+            .is_none()
+    );
+}
+
+#[tokio::test]
+async fn a_superadmin_edits_a_plan_and_stops_a_voice_session_in_english() {
+    let fake = FakeVolcengine::start().await;
+    let app = spawn_app_with(|c| volcengine(c, &fake)).await;
+    let boss = admin_token(&app, AdminRole::Superadmin).await;
+    let plan = create_plan(&app, &boss, "premium", 200).await;
+    app.user_with_device("family", MAC).await;
+    let device = app.mac_login(MAC).await;
+    let res = app
+        .client
+        .post(app.url("/api/device/voice-chat/start/"))
+        .bearer_auth(&device)
+        .json(&json!({}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let task = res.json::<Value>().await.unwrap()["task_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    operator(&app, "boss", AdminRole::Superadmin).await;
+
+    let b = Browser::start().await;
+    log_in(&b, &app, "boss").await;
+    b.click("header .who a[hreflang='en']").await;
+    b.wait_text("main h1", "Overview").await;
+
+    b.goto(&app.url("/console/plans")).await;
+    b.find("#plans").await;
+    b.check_page("plans").await;
+    b.click(&format!("a[href='/console/plans/{plan}']")).await;
+    b.find("#edit-plan").await;
+    b.check_page("plan-edit").await;
+    b.type_into("#name", "Premium Plus", true).await;
+    b.type_into("#daily_ai_messages", "500", true).await;
+    b.click("#save").await;
+    b.wait_text("main .flash.ok", "Plan saved").await;
+    b.wait_text("#plans tr[data-code='premium'] .name", "Premium Plus")
+        .await;
+    let saved = app.state.db.plan(plan).await.unwrap().unwrap();
+    assert_eq!(saved.name, "Premium Plus");
+    assert_eq!(saved.limits.daily_ai_messages, 500);
+
+    // Personas and achievement definitions, created, edited and retired.
+    b.click("nav.range a[href='/console/personas']").await;
+    b.find("form[action='/console/personas']").await;
+    b.type_into("#slug", "storyteller", false).await;
+    b.type_into("#name", "Storyteller", false).await;
+    b.type_into("#system_prompt", "You tell short stories.", false)
+        .await;
+    b.click("form[action='/console/personas'] button[type=submit]")
+        .await;
+    b.wait_text("main .flash.ok", "Saved").await;
+    b.wait_text("#personas tr[data-slug='storyteller']", "Storyteller")
+        .await;
+    b.check_page("personas").await;
+    b.goto(&app.url("/console/achievements")).await;
+    b.find("form[action='/console/achievements']").await;
+    b.type_into("#code", "story_lover", false).await;
+    b.type_into("#event_kind", "card_scanned", false).await;
+    b.type_into("#name", "Story lover", false).await;
+    b.type_into("#threshold", "3", true).await;
+    b.click("form[action='/console/achievements'] button[type=submit]")
+        .await;
+    b.wait_text("main .flash.ok", "Saved").await;
+    b.check_page("achievements").await;
+    b.click("#achievements tr[data-code='story_lover'] a").await;
+    b.type_into("#threshold", "5", true).await;
+    b.check_page("achievement-edit").await;
+    b.click("#save").await;
+    b.wait_text("#achievements tr[data-code='story_lover']", "\t5\t")
+        .await;
+    b.click("#achievements tr[data-code='story_lover'] a").await;
+    b.click("#retire").await;
+    b.wait_text("#achievements tr[data-code='story_lover']", "\tno\t")
+        .await;
+    assert_eq!(
+        audit_actions(&app, "achievement").await,
+        [
+            "achievement.create",
+            "achievement.update",
+            "achievement.deactivate"
+        ]
+    );
+    assert_eq!(audit_actions(&app, "persona").await, ["persona.create"]);
+
+    // Firmware releases: retired and offered again.
+    let release = app
+        .state
+        .db
+        .create_firmware_release(
+            lty_core::xiaozhi::NewFirmwareRelease {
+                board: "bread-compact-wifi".into(),
+                version: "1.6.2".into(),
+                blob_key: "firmware/test.bin".into(),
+                size: 1024,
+                sha256: "0".repeat(64),
+                notes: None,
+                created_by: None,
+            },
+            chrono::Utc::now(),
+        )
+        .await
+        .unwrap();
+    b.click("header nav a[href='/console/firmware']").await;
+    b.find("#firmware").await;
+    b.check_page("firmware").await;
+    b.click(&format!(
+        "form[action='/console/firmware/{}/state'] button",
+        release.id
+    ))
+    .await;
+    b.wait_text("main .flash.ok", "Saved").await;
+    b.wait_text("#firmware", "Offer again").await;
+    assert_eq!(audit_actions(&app, "firmware").await, ["firmware.update"]);
+
+    b.goto(&app.url("/console/voice-sessions")).await;
+    b.find(&format!("tr[data-task='{task}']")).await;
+    b.check_page("voice-sessions").await;
+    b.click(&format!("tr[data-task='{task}'] button")).await;
+    b.accept_dialog().await;
+    b.wait_text("main .flash.ok", "Voice session stopped").await;
+    assert!(
+        b.try_find(&format!("tr[data-task='{task}']"))
+            .await
+            .is_none()
+    );
+    assert_eq!(fake.calls_of("StopVoiceChat").len(), 1);
+
+    assert_eq!(
+        audit_actions(&app, "plan").await.last().unwrap(),
+        "plan.update"
+    );
+    assert_eq!(
+        audit_actions(&app, "voice_session").await,
+        ["voice_session.stop"]
+    );
+    b.goto(&app.url("/console/audit?target_type=plan")).await;
+    b.wait_text("#audit", "plan.update").await;
+    b.goto(&app.url("/console/audit?target_type=voice_session"))
+        .await;
+    b.wait_text("#audit", "voice_session.stop").await;
+}
+
+#[tokio::test]
+async fn wrong_passwords_csrf_less_posts_and_operators_overreaching_are_refused() {
+    let app = spawn_app().await;
+    let boss = admin_token(&app, AdminRole::Superadmin).await;
+    let plan = create_plan(&app, &boss, "premium", 200).await;
+    let uid = app.user_with_device("family", MAC).await;
+    operator(&app, "xiaoli", AdminRole::Operator).await;
+
+    let b = Browser::start().await;
+    b.goto(&app.url("/console/login")).await;
+    b.type_into("#username", "xiaoli", false).await;
+    b.type_into("#password", "not the password", false).await;
+    b.click("form button[type=submit]").await;
+    b.wait_text(".flash.error", "用户名或密码错误").await;
+    b.check_page("login-failed").await;
+    assert!(b.cookie("lty_console").await.is_none());
+
+    log_in(&b, &app, "xiaoli").await;
+
+    // A form whose CSRF token was removed is refused, and nothing happens.
+    b.goto(&app.url(&format!("/console/users/{uid}"))).await;
+    b.find("#disable").await;
+    b.eval(
+        "document.querySelectorAll('input[name=_csrf]').forEach(function (e) { e.remove(); });",
+        json!([]),
+    )
+    .await;
+    b.click("#disable").await;
+    b.wait_text("main", "表单已过期").await;
+    assert!(app.state.db.user(uid).await.unwrap().unwrap().is_active);
+    // A wrong token too.
+    b.goto(&app.url(&format!("/console/users/{uid}"))).await;
+    b.eval(
+        "document.querySelectorAll('input[name=_csrf]').forEach(function (e) { e.value = 'x' + e.value.slice(1); });",
+        json!([]),
+    )
+    .await;
+    b.click("#disable").await;
+    b.wait_text("main", "表单已过期").await;
+    assert!(app.state.db.user(uid).await.unwrap().unwrap().is_active);
+
+    // Operators may not change plans: the API's policy answers.
+    b.goto(&app.url(&format!("/console/plans/{plan}"))).await;
+    b.type_into("#name", "Cheap", true).await;
+    b.click("#save").await;
+    b.wait_text("main", "您的角色无权执行此操作").await;
+    b.check_page("forbidden").await;
+    assert_eq!(
+        app.state.db.plan(plan).await.unwrap().unwrap().name,
+        "Premium"
+    );
+    assert!(
+        !audit_actions(&app, "plan")
+            .await
+            .contains(&"plan.update".to_owned())
+    );
+}
+
+#[tokio::test]
+async fn console_cookies_are_strict_and_secure_behind_tls_and_logins_lock_out() {
+    let app = spawn_app_with(|c| c.public_base_url = Some("https://lty.example".into())).await;
+    operator(&app, "xiaoli", AdminRole::Operator).await;
+    let form = app
+        .client
+        .get(app.url("/console/login"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(form.status(), 200);
+    let pre = form.headers()["set-cookie"].to_str().unwrap().to_owned();
+    assert!(pre.contains("HttpOnly") && pre.contains("SameSite=Strict") && pre.contains("Secure"));
+    let csrf = pre
+        .split(';')
+        .next()
+        .unwrap()
+        .split_once('=')
+        .unwrap()
+        .1
+        .to_owned();
+    let login = |password: &'static str, token: Option<String>| {
+        let csrf = csrf.clone();
+        let app = &app;
+        async move {
+            let mut fields = vec![
+                ("username", "xiaoli".to_owned()),
+                ("password", password.to_owned()),
+            ];
+            if let Some(t) = token {
+                fields.push(("_csrf", t));
+            }
+            app.client
+                .post(app.url("/console/login"))
+                .header("cookie", format!("lty_console_login={csrf}"))
+                .form(&fields)
+                .send()
+                .await
+                .unwrap()
+        }
+    };
+    // The login form needs its double-submit token.
+    assert_eq!(login(PASSWORD, None).await.status(), 403);
+    let ok = login(PASSWORD, Some(csrf.clone())).await;
+    assert_eq!(ok.status(), 303);
+    let session = ok.headers()["set-cookie"].to_str().unwrap().to_owned();
+    assert!(session.starts_with("lty_console="));
+    for attr in ["HttpOnly", "SameSite=Strict", "Secure", "Path=/console"] {
+        assert!(session.contains(attr), "{attr} in {session}");
+    }
+    // Five wrong passwords lock the account, as for the API.
+    for _ in 0..5 {
+        login("wrong password!", Some(csrf.clone())).await;
+    }
+    let locked = login(PASSWORD, Some(csrf.clone())).await;
+    assert_eq!(locked.status(), 429);
+    assert!(locked.text().await.unwrap().contains("锁定"));
+    // Unknown sessions go to the login page, keeping where they were going.
+    let res = app
+        .client
+        .get(app.url("/console/cards"))
+        .header("cookie", "lty_console=0000")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 303);
+    assert_eq!(
+        res.headers()["location"],
+        "/console/login?next=%2Fconsole%2Fcards"
+    );
+}
