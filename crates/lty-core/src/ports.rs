@@ -58,18 +58,101 @@ pub struct Delivery {
     /// Instances (Redis subscribers) the message was handed to, when the
     /// backend reports it; `None` in-process.
     pub instances: Option<usize>,
+    /// The message's position in its group's replay log; `None` for control
+    /// messages, which are not logged.
+    pub id: Option<LogId>,
+}
+
+/// The position of a message in its group's replay log, written
+/// `{ms}-{seq}` (the Redis Streams entry id; the in-process log makes its
+/// ids the same way). Ids of one group only grow.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub struct LogId {
+    /// Unix time in milliseconds when the message was logged (or the
+    /// previous id's, if the clock went back).
+    pub ms: u64,
+    /// Sequence within that millisecond.
+    pub seq: u64,
+}
+
+impl LogId {
+    /// The id following `last` at unix time `now_ms` (Redis's rule: never
+    /// smaller than the last id, even if the clock goes back).
+    pub fn next(last: Option<LogId>, now_ms: u64) -> LogId {
+        match last {
+            Some(last) if last.ms >= now_ms => LogId {
+                ms: last.ms,
+                seq: last.seq + 1,
+            },
+            _ => LogId { ms: now_ms, seq: 0 },
+        }
+    }
+}
+
+impl std::fmt::Display for LogId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}-{}", self.ms, self.seq)
+    }
+}
+
+impl std::str::FromStr for LogId {
+    type Err = ();
+
+    /// Parses `{ms}-{seq}`; a bare `{ms}` means `{ms}-0`.
+    fn from_str(s: &str) -> std::result::Result<Self, ()> {
+        let (ms, seq) = s.split_once('-').unwrap_or((s, "0"));
+        let digits = |t: &str| !t.is_empty() && t.bytes().all(|b| b.is_ascii_digit());
+        if !digits(ms) || !digits(seq) {
+            return Err(());
+        }
+        Ok(LogId {
+            ms: ms.parse().map_err(|_| ())?,
+            seq: seq.parse().map_err(|_| ())?,
+        })
+    }
+}
+
+/// A message as a group member receives it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GroupMessage {
+    /// Its replay-log id; `None` for control messages.
+    pub id: Option<LogId>,
+    pub payload: Bytes,
+}
+
+/// What a group's replay log holds after a cursor.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Replay {
+    /// The messages logged after the cursor, oldest first (possibly none).
+    After(Vec<(LogId, Bytes)>),
+    /// The cursor is no longer in the log (trimmed, expired, or never
+    /// there): messages may have been lost in between.
+    Gap,
 }
 
 /// Group messaging between device sockets, across instances.
 ///
 /// A group is named like the legacy channel groups (`device_{user_id}`).
-/// Messages are UTF-8 JSON text.
+/// Messages are UTF-8 JSON text. Each group has a bounded replay log: data
+/// messages get an increasing [`LogId`] and stay in the log for a while, so
+/// a member that reconnects can ask for what it missed ([`PubSub::replay`]).
 #[async_trait]
 pub trait PubSub: Send + Sync {
-    /// Hands `message` to every member of `group`, wherever it is connected.
-    /// Returns once the message is published (queued locally, or accepted by
-    /// Redis), so an acknowledged publish is never lost unseen.
+    /// Logs `message` in `group`'s replay log and hands it, with its id, to
+    /// every member of `group`, wherever it is connected. Returns once the
+    /// message is published (queued locally, or accepted by Redis), so an
+    /// acknowledged publish is never lost unseen.
     async fn publish(&self, group: &str, message: Bytes) -> Result<Delivery>;
+    /// Hands a control message (not logged, no id) to every member of
+    /// `group`.
+    async fn publish_control(&self, group: &str, message: Bytes) -> Result<Delivery>;
+    /// The messages of `group` logged after `after`, or [`Replay::Gap`] when
+    /// `after` is no longer in the log.
+    async fn replay(&self, group: &str, after: LogId) -> Result<Replay>;
+    /// The id of the last entry of `group`'s log, to resume from later.
+    /// When the log is empty, a marker entry (delivered to nobody) is
+    /// logged first, so the id returned is in the log.
+    async fn head(&self, group: &str) -> Result<LogId>;
     /// Joins a new local member to `group` with a queue of `capacity`
     /// messages. The member leaves when the subscription is dropped.
     fn subscribe(&self, group: &str, capacity: usize) -> Subscription;
@@ -86,7 +169,7 @@ pub trait PubSub: Send + Sync {
 /// socket must then be closed so the device reconnects, rather than silently
 /// missing messages.
 pub struct Subscription {
-    rx: mpsc::Receiver<Bytes>,
+    rx: mpsc::Receiver<GroupMessage>,
     overflowed: Arc<AtomicBool>,
     // Leaves the group when the subscription is dropped.
     _membership: Box<dyn Send + Sync>,
@@ -96,7 +179,7 @@ impl Subscription {
     /// Builds a subscription from its queue, overflow flag and membership
     /// guard (the adapter's handle that leaves the group on drop).
     pub fn new(
-        rx: mpsc::Receiver<Bytes>,
+        rx: mpsc::Receiver<GroupMessage>,
         overflowed: Arc<AtomicBool>,
         membership: Box<dyn Send + Sync>,
     ) -> Self {
@@ -107,8 +190,14 @@ impl Subscription {
         }
     }
 
-    /// The next message; `None` when the member was removed.
+    /// The next message's payload; `None` when the member was removed.
     pub async fn recv(&mut self) -> Option<Bytes> {
+        self.rx.recv().await.map(|m| m.payload)
+    }
+
+    /// The next message with its replay-log id; `None` when the member was
+    /// removed.
+    pub async fn recv_message(&mut self) -> Option<GroupMessage> {
         self.rx.recv().await
     }
 
@@ -149,4 +238,32 @@ pub trait BlobStore: Send + Sync {
     async fn list_folders(&self, prefix: &str) -> Result<Vec<String>>;
     /// Deletes the folder `prefix` (ending in `/`) and every object in it.
     async fn delete_folder(&self, prefix: &str) -> Result<()>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::LogId;
+
+    #[test]
+    fn log_ids_print_and_parse_like_redis_stream_ids() {
+        let id = LogId {
+            ms: 1733541234567,
+            seq: 3,
+        };
+        assert_eq!(id.to_string(), "1733541234567-3");
+        assert_eq!("1733541234567-3".parse(), Ok(id));
+        assert_eq!("17".parse(), Ok(LogId { ms: 17, seq: 0 }));
+        for bad in ["", "-", "1-", "-1", "a-1", "1-2-3", "+1-0", " 1-0"] {
+            assert_eq!(bad.parse::<LogId>(), Err(()), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn the_next_log_id_never_goes_back_even_when_the_clock_does() {
+        assert_eq!(LogId::next(None, 10), LogId { ms: 10, seq: 0 });
+        let last = LogId { ms: 10, seq: 4 };
+        assert_eq!(LogId::next(Some(last), 10), LogId { ms: 10, seq: 5 });
+        assert_eq!(LogId::next(Some(last), 9), LogId { ms: 10, seq: 5 });
+        assert_eq!(LogId::next(Some(last), 11), LogId { ms: 11, seq: 0 });
+    }
 }

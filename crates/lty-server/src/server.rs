@@ -1,6 +1,7 @@
-//! Running the server: listening, and shutting down gracefully on SIGTERM
-//! or SIGINT (in-flight requests finish within the grace period; sockets get
-//! a going-away close).
+//! Running the server: listening, and draining on SIGTERM or SIGINT: stop
+//! accepting, let in-flight requests finish and close every WebSocket with
+//! 1012 (service restart) so devices reconnect to another instance, all
+//! within `http.shutdown_grace_secs`.
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -56,14 +57,24 @@ pub async fn serve(state: AppState, listener: TcpListener) -> anyhow::Result<()>
         let shutdown = shutdown.clone();
         async move { shutdown.cancelled().await }
     });
-    let server = std::pin::pin!(server.into_future());
+    // Draining: the listener stops accepting, in-flight requests finish,
+    // and every WebSocket session sends its 1012 close (they outlive their
+    // HTTP connection, so the server future alone does not wait for them).
+    let sockets = state.sockets.clone();
+    let drained = async move {
+        server.await?;
+        tracing::info!(sockets = sockets.len(), "requests drained; closing sockets");
+        sockets.close();
+        sockets.wait().await;
+        Ok::<_, std::io::Error>(())
+    };
     tokio::select! {
-        res = server => res?,
+        res = drained => res?,
         () = async {
             shutdown.cancelled().await;
             tokio::time::sleep(grace).await;
         } => {
-            tracing::warn!(grace_secs = grace.as_secs(), "in-flight requests did not finish in time");
+            tracing::warn!(grace_secs = grace.as_secs(), "in-flight requests or sockets did not finish in time");
         }
     }
     state.db.clone().close().await;

@@ -9,11 +9,12 @@ use lty_core::ports::{BlobStore, Cache, PubSub};
 use lty_core::token::{CacheTokenStore, TOKEN_TTL, TokenStore};
 use lty_store::blob::{S3Options, S3Urls};
 use lty_store::cache::{MemoryCache, RedisCache, RedisSettings};
-use lty_store::pubsub::{Hub, MemoryPubSub, RedisPubSub};
+use lty_store::pubsub::{Hub, LogSettings, MemoryPubSub, RedisPubSub};
 use lty_store::{Database, OpendalBlobStore, OssBlobStore, OssOptions, OssUrls, PoolOptions};
 use lty_vendors::volcengine::openapi::OpenApiClient;
 use metrics_exporter_prometheus::PrometheusHandle;
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
 use crate::config::{Config, Secret};
 use crate::telemetry;
@@ -58,6 +59,9 @@ pub struct AppState {
     pub metrics: PrometheusHandle,
     /// Cancelled when the server starts shutting down.
     pub shutdown: CancellationToken,
+    /// The WebSocket sessions (device and xiaozhi channels), which outlive
+    /// their HTTP connection: shutdown waits for them to send their close.
+    pub sockets: TaskTracker,
 }
 
 impl std::fmt::Debug for AppState {
@@ -88,6 +92,10 @@ impl AppState {
         let metrics = telemetry::metrics_handle();
         let db = connect_database(&config).await?;
 
+        let log = LogSettings {
+            max_len: config.ws.replay_len,
+            window: Duration::from_secs(config.ws.replay_window_secs.max(1)),
+        };
         let (cache, pubsub, hub, cache_backend): (Arc<dyn Cache>, Arc<dyn PubSub>, _, _) =
             match &config.redis.location {
                 Some(url) => {
@@ -104,14 +112,14 @@ impl AppState {
                     let cache = RedisCache::connect(&settings)
                         .await
                         .context("cannot connect to Redis (REDIS_LOCATION)")?;
-                    let pubsub = RedisPubSub::connect(&settings, &cache)
+                    let pubsub = RedisPubSub::connect_with_log(&settings, &cache, log)
                         .await
                         .context("cannot subscribe on Redis (REDIS_LOCATION)")?;
                     let hub = pubsub.hub().clone();
                     (Arc::new(cache), Arc::new(pubsub), hub, CacheBackend::Redis)
                 }
                 None => {
-                    let pubsub = MemoryPubSub::new();
+                    let pubsub = MemoryPubSub::with_log(log);
                     let hub = pubsub.hub().clone();
                     (
                         Arc::new(MemoryCache::new()),
@@ -152,6 +160,7 @@ impl AppState {
             wechat_mini,
             metrics,
             shutdown: CancellationToken::new(),
+            sockets: TaskTracker::new(),
         })
     }
 }

@@ -2,8 +2,9 @@
 //! `/ws/device/token/{token}/` (token in the path), both with an optional
 //! `?mac=`. A socket joins the group `device_{user_id}`; text it sends is
 //! published to that group (itself included), and group messages come back
-//! to it as text frames. See docs/realtime.md for the delivery guarantee and
-//! close codes.
+//! to it as text frames. With `?since=` a socket resumes: it gets what it
+//! missed from the family's replay log, and every message with its id. See
+//! docs/realtime.md for the delivery guarantee, resuming and close codes.
 
 pub mod protocol;
 pub mod session;
@@ -30,10 +31,25 @@ pub fn router() -> Router<AppState> {
         .route("/ws/device/token/{token}/", get(connect_with_path_token))
 }
 
-/// `?mac=` on the upgrade request.
+/// `?mac=` and `?since=` on the upgrade request.
 #[derive(Debug, Deserialize)]
 pub struct WsQuery {
     pub mac: Option<String>,
+    /// Opts into resuming: `now`, or the id of the last message received.
+    pub since: Option<String>,
+}
+
+fn parse_since(query: &WsQuery) -> Result<Option<protocol::Since>, ApiError> {
+    match query.since.as_deref().map(str::trim) {
+        None => Ok(None),
+        Some(s) => protocol::Since::parse(s).map(Some).ok_or_else(|| {
+            lty_core::Error::validation(
+                "since",
+                "must be `now` or the id of a received message, like 1733541234567-0",
+            )
+            .into()
+        }),
+    }
 }
 
 fn parse_mac(query: &WsQuery) -> Result<Option<MacAddress>, ApiError> {
@@ -70,6 +86,7 @@ async fn accept(
     upgrade: WebSocketUpgrade,
 ) -> Result<Response, ApiError> {
     let mac = parse_mac(query)?;
+    let since = parse_since(query)?;
     let user = resolve_user(&state, token).await?;
     let ws = &state.config.ws;
     // tungstenite allocates its read buffer up front and zero-fills all of
@@ -82,7 +99,11 @@ async fn accept(
         .max_write_buffer_size(max.saturating_mul(4).max(64 * 1024))
         .max_frame_size(max.saturating_mul(2))
         .max_message_size(max.saturating_mul(2))
-        .on_upgrade(move |socket| session::run(socket, state, user.id, mac)))
+        .on_upgrade(move |socket| {
+            // Tracked so that a draining server waits for the close frame.
+            let sockets = state.sockets.clone();
+            sockets.track_future(session::run(socket, state, user.id, mac, since))
+        }))
 }
 
 /// Closes every device socket of `user_id`'s family, on every instance
@@ -90,7 +111,7 @@ async fn accept(
 pub async fn kick_user(state: &AppState, user_id: i64) -> Result<(), ApiError> {
     state
         .pubsub
-        .publish(
+        .publish_control(
             &protocol::device_group(user_id),
             protocol::kick_all_message(),
         )

@@ -96,5 +96,8 @@ async fn connect(
         .write_buffer_size(0)
         .max_frame_size(64 * 1024)
         .max_message_size(64 * 1024)
-        .on_upgrade(move |socket| session::run(socket, state, device)))
+        .on_upgrade(move |socket| {
+            let sockets = state.sockets.clone();
+            sockets.track_future(session::run(socket, state, device))
+        }))
 }

@@ -51,7 +51,7 @@ pub async fn online_state(
 pub async fn kick(state: &AppState, user_id: i64, mac: &MacAddress) {
     if let Err(err) = state
         .pubsub
-        .publish(&device_group(user_id), kick_message(mac))
+        .publish_control(&device_group(user_id), kick_message(mac))
         .await
     {
         tracing::warn!(%err, %mac, "cannot close the sockets of a re-bound device");

@@ -108,7 +108,8 @@ impl Default for RedisConfig {
 pub struct HttpConfig {
     /// Largest accepted request body, in bytes.
     pub body_limit: usize,
-    /// Seconds in-flight requests get to finish on shutdown.
+    /// Seconds a draining server (SIGTERM) gives in-flight requests and
+    /// WebSocket closes before it exits.
     pub shutdown_grace_secs: u64,
 }
 
@@ -149,6 +150,11 @@ pub struct WsConfig {
     pub queue_capacity: usize,
     /// Largest accepted frame, in bytes.
     pub max_frame_bytes: usize,
+    /// Messages each family's replay log keeps for clients that resume
+    /// with `?since=` (about that many with Redis).
+    pub replay_len: usize,
+    /// Seconds after a family's last message that its replay log is kept.
+    pub replay_window_secs: u64,
 }
 
 impl Default for WsConfig {
@@ -157,6 +163,8 @@ impl Default for WsConfig {
             ping_interval_secs: 30,
             queue_capacity: 256,
             max_frame_bytes: 64 * 1024,
+            replay_len: 128,
+            replay_window_secs: 900,
         }
     }
 }

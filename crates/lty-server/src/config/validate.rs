@@ -61,6 +61,12 @@ impl Config {
         if self.ws.ping_interval_secs == 0 {
             return Err(invalid("ws.ping_interval_secs", "must be at least 1"));
         }
+        if self.ws.replay_len == 0 {
+            return Err(invalid("ws.replay_len", "must be at least 1"));
+        }
+        if self.ws.replay_window_secs == 0 {
+            return Err(invalid("ws.replay_window_secs", "must be at least 1"));
+        }
         self.validate_auth()?;
         self.validate_ai()?;
         if self.database.max_connections == 0 {

@@ -277,7 +277,8 @@ pub struct SendQuery {
     request_body(content = Object, description = "any JSON object"),
     responses((status = 200, body = SendOut,
                headers(("X-Lty-Sockets" = usize, description = "local sockets reached (in-process mode)"),
-                       ("X-Lty-Instances" = usize, description = "instances reached (Redis mode)"))),
+                       ("X-Lty-Instances" = usize, description = "instances reached (Redis mode)"),
+                       ("X-Lty-Push-Id" = String, description = "the message's id in the family's replay log, as resuming sockets receive it"))),
               (status = 400, body = ErrorBody),
               (status = 401, body = ErrorBody)))]
 pub async fn send(
@@ -304,6 +305,11 @@ pub async fn send(
     }
     if let Some(n) = delivery.instances {
         headers.insert("x-lty-instances", n.into());
+    }
+    if let Some(id) = delivery.id
+        && let Ok(value) = axum::http::HeaderValue::from_str(&id.to_string())
+    {
+        headers.insert("x-lty-push-id", value);
     }
     Ok(res)
 }

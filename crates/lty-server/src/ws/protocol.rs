@@ -1,10 +1,13 @@
-//! What travels on a device socket besides group messages: close codes and
-//! error frames. Documented for firmware authors in docs/realtime.md.
+//! What travels on a device socket besides group messages: close codes,
+//! error frames, and the frames of resuming sockets (`?since=`). Documented
+//! for firmware authors in docs/realtime.md.
 
+use lty_core::ports::LogId;
 use serde::Serialize;
 
-/// The server is shutting down; reconnect (to another instance).
-pub const CLOSE_GOING_AWAY: u16 = 1001;
+/// The server is draining for a restart or deploy; reconnect (another
+/// instance answers), resuming with `?since=` to get what was missed.
+pub const CLOSE_SERVICE_RESTART: u16 = 1012;
 /// A text frame was not valid UTF-8.
 pub const CLOSE_INVALID_PAYLOAD: u16 = 1007;
 /// A frame was larger than the configured limit.
@@ -94,4 +97,45 @@ impl<'a> ErrorFrame<'a> {
     pub fn to_json(&self) -> String {
         serde_json::to_string(self).unwrap_or_default()
     }
+}
+
+/// Where a resuming socket starts (`?since=`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Since {
+    /// `now`: from the next message on, every message with its id.
+    Now,
+    /// After this message: what the socket missed is replayed first.
+    After(LogId),
+}
+
+impl Since {
+    /// Parses `now` or a message id (`1733541234567-0`).
+    pub fn parse(s: &str) -> Option<Self> {
+        if s == "now" {
+            return Some(Self::Now);
+        }
+        s.parse().ok().map(Self::After)
+    }
+}
+
+/// A group message as a resuming socket receives it: `{"id","message"}`
+/// with the message spliced in as is when it is JSON (pushes always are),
+/// or `{"id","text"}` with it as a JSON string when it is not.
+pub fn envelope(id: Option<LogId>, message: &str) -> String {
+    let id = id.map(|id| id.to_string());
+    let id = serde_json::to_string(&id).unwrap_or_default();
+    if serde_json::from_str::<serde::de::IgnoredAny>(message).is_ok() {
+        format!(r#"{{"id":{id},"message":{message}}}"#)
+    } else {
+        let text = serde_json::to_string(message).unwrap_or_default();
+        format!(r#"{{"id":{id},"text":{text}}}"#)
+    }
+}
+
+/// Tells a resuming socket where it stands: `{"type":"cursor","id"}` (it
+/// resumed with `since=now`) or `{"type":"resync","id"}` (its cursor was no
+/// longer in the log: it may have missed messages). Either way `id` is a
+/// cursor to resume from later.
+pub fn cursor_frame(kind: &'static str, id: LogId) -> String {
+    format!(r#"{{"type":"{kind}","id":"{id}"}}"#)
 }

@@ -1,17 +1,21 @@
 //! One device socket: a single task that multiplexes the socket, the
-//! family's group queue, the device's kick group, pings and shutdown.
+//! family's group queue, the device's kick group, pings and shutdown. A
+//! resuming socket (`?since=`) first gets the family's replay log after its
+//! cursor, then live messages, each once (ids at or below the last one sent
+//! are dropped: the queue may hold messages that were also replayed).
 
 use std::time::{Duration, Instant};
 
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
 use bytes::Bytes;
 use lty_core::MacAddress;
+use lty_core::ports::{LogId, Replay};
 use tracing::Instrument;
 
 use super::protocol::{
-    CLOSE_ACCOUNT_DISABLED, CLOSE_GOING_AWAY, CLOSE_INVALID_PAYLOAD, CLOSE_PING_TIMEOUT,
-    CLOSE_TOO_BIG, CLOSE_TOO_SLOW, CLOSE_UNBOUND, CONTROL, ErrorFrame, LAST_SEEN_TTL_SECS,
-    device_group, is_kick_all, last_seen_key, parse_kick,
+    CLOSE_ACCOUNT_DISABLED, CLOSE_INVALID_PAYLOAD, CLOSE_PING_TIMEOUT, CLOSE_SERVICE_RESTART,
+    CLOSE_TOO_BIG, CLOSE_TOO_SLOW, CLOSE_UNBOUND, CONTROL, ErrorFrame, LAST_SEEN_TTL_SECS, Since,
+    cursor_frame, device_group, envelope, is_kick_all, last_seen_key, parse_kick,
 };
 use crate::state::AppState;
 
@@ -65,12 +69,92 @@ async fn close(socket: &mut WebSocket, code: u16, reason: &'static str) {
 }
 
 /// Runs the socket until it closes.
-pub async fn run(socket: WebSocket, state: AppState, user_id: i64, mac: Option<MacAddress>) {
+pub async fn run(
+    socket: WebSocket,
+    state: AppState,
+    user_id: i64,
+    mac: Option<MacAddress>,
+    since: Option<Since>,
+) {
     let span = tracing::debug_span!("ws", user_id, mac = ?mac.map(|m| m.to_string()));
-    session(socket, state, user_id, mac).instrument(span).await;
+    session(socket, state, user_id, mac, since)
+        .instrument(span)
+        .await;
 }
 
-async fn session(mut socket: WebSocket, state: AppState, user_id: i64, mac: Option<MacAddress>) {
+/// Where a resuming socket stands.
+struct Resume {
+    /// The id of the last message sent to it, if any.
+    last: Option<LogId>,
+}
+
+/// Sends a resuming socket what it missed after its cursor (or tells it
+/// where it stands) and returns its state; `None` when the socket closed.
+async fn resume(
+    socket: &mut WebSocket,
+    state: &AppState,
+    group: &str,
+    since: Since,
+) -> Option<Resume> {
+    let replay = match since {
+        Since::Now => None,
+        Since::After(cursor) => match state.pubsub.replay(group, cursor).await {
+            Ok(Replay::After(missed)) => Some((cursor, missed)),
+            Ok(Replay::Gap) => None,
+            Err(err) => {
+                tracing::warn!(%err, "cannot read the replay log; asking for a resync");
+                None
+            }
+        },
+    };
+    if let Some((cursor, missed)) = replay {
+        let mut last = cursor;
+        metrics::counter!("lty_ws_replayed_total").increment(missed.len() as u64);
+        for (id, payload) in missed {
+            let Ok(text) = std::str::from_utf8(&payload) else {
+                continue;
+            };
+            let frame = envelope(Some(id), text);
+            socket.send(Message::Text(frame.into())).await.ok()?;
+            last = id;
+        }
+        return Some(Resume { last: Some(last) });
+    }
+    let kind = match since {
+        Since::Now => "cursor",
+        Since::After(_) => {
+            metrics::counter!("lty_ws_resyncs_total").increment(1);
+            "resync"
+        }
+    };
+    match state.pubsub.head(group).await {
+        Ok(head) => {
+            let frame = cursor_frame(kind, head);
+            socket.send(Message::Text(frame.into())).await.ok()?;
+        }
+        Err(err) => {
+            tracing::warn!(%err, "cannot read the replay log head");
+            let frame = ErrorFrame::new(
+                "resume_unavailable",
+                "no cursor now; messages still come with ids",
+            );
+            socket
+                .send(Message::Text(frame.to_json().into()))
+                .await
+                .ok()?;
+        }
+    }
+    // Everything queued since the subscription is new to this socket.
+    Some(Resume { last: None })
+}
+
+async fn session(
+    mut socket: WebSocket,
+    state: AppState,
+    user_id: i64,
+    mac: Option<MacAddress>,
+    since: Option<Since>,
+) {
     let _gauge = OpenGauge::open();
     let ws = state.config.ws.clone();
     let group = device_group(user_id);
@@ -96,7 +180,16 @@ async fn session(mut socket: WebSocket, state: AppState, user_id: i64, mac: Opti
     if let Some(seen) = last_seen.as_mut() {
         seen.touch(&state).await;
     }
-    tracing::debug!("device socket open");
+    // Subscribed before reading the log: a message published meanwhile is
+    // in the log, the queue, or both (then dropped by id below).
+    let mut resumed = match since {
+        Some(since) => match resume(&mut socket, &state, &group, since).await {
+            Some(r) => Some(r),
+            None => return,
+        },
+        None => None,
+    };
+    tracing::debug!(resuming = resumed.is_some(), "device socket open");
 
     let period = Duration::from_secs(ws.ping_interval_secs);
     let mut ping = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
@@ -107,7 +200,7 @@ async fn session(mut socket: WebSocket, state: AppState, user_id: i64, mac: Opti
     loop {
         tokio::select! {
             () = shutdown.cancelled() => {
-                close(&mut socket, CLOSE_GOING_AWAY, "server shutting down").await;
+                close(&mut socket, CLOSE_SERVICE_RESTART, "server restarting; reconnect").await;
                 break;
             }
             incoming = socket.recv() => match incoming {
@@ -158,8 +251,9 @@ async fn session(mut socket: WebSocket, state: AppState, user_id: i64, mac: Opti
                 // Pings are answered by the WebSocket layer itself.
                 Some(Ok(Message::Ping(_))) => awaiting_pong = false,
             },
-            message = sub.recv() => match message {
-                Some(payload) if payload.first() == Some(&CONTROL) => {
+            message = sub.recv_message() => match message {
+                Some(message) if message.payload.first() == Some(&CONTROL) => {
+                    let payload = message.payload;
                     if is_kick_all(&payload) {
                         close(&mut socket, CLOSE_ACCOUNT_DISABLED, "account disabled").await;
                         break;
@@ -169,11 +263,24 @@ async fn session(mut socket: WebSocket, state: AppState, user_id: i64, mac: Opti
                         break;
                     }
                 }
-                Some(payload) => {
-                    let Ok(text) = Utf8Bytes::try_from(payload) else {
+                Some(message) => {
+                    let Ok(text) = Utf8Bytes::try_from(message.payload) else {
                         continue;
                     };
-                    if socket.send(Message::Text(text)).await.is_err() {
+                    let frame = match resumed.as_mut() {
+                        // Legacy sockets get the message exactly as published.
+                        None => text,
+                        Some(resume) => {
+                            if let (Some(id), Some(last)) = (message.id, resume.last)
+                                && id <= last
+                            {
+                                continue;
+                            }
+                            resume.last = message.id.or(resume.last);
+                            envelope(message.id, text.as_str()).into()
+                        }
+                    };
+                    if socket.send(Message::Text(frame)).await.is_err() {
                         break;
                     }
                     metrics::counter!("lty_ws_messages_out_total").increment(1);

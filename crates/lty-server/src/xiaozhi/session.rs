@@ -38,14 +38,14 @@ use crate::app::audio::opus::OpusDecoder;
 use crate::app::audio::vad::{Vad, VadConfig, VadEvent};
 use crate::app::chat::turn::{self, Delivery, Outcome, Style, Thread, TurnEvent, TurnRequest};
 use crate::state::AppState;
-use crate::ws::protocol::{CONTROL, device_group, is_kick_all, last_seen_key, parse_kick};
+use crate::ws::protocol::{
+    CLOSE_SERVICE_RESTART, CONTROL, device_group, is_kick_all, last_seen_key, parse_kick,
+};
 
 /// Uplink PCM rate (the firmware's constant).
 const UPLINK_RATE: u32 = 16_000;
 /// Audio kept from before the VAD noticed speech, so its onset reaches ASR.
 const PREROLL_FRAMES: usize = 5;
-/// Close code: the server is shutting down.
-const CLOSE_GOING_AWAY: u16 = 1001;
 /// Close code: nothing was said for `xiaozhi.idle_close_secs`.
 const CLOSE_IDLE: u16 = 4000;
 
@@ -262,7 +262,7 @@ async fn serve(socket: WebSocket, state: AppState, device: Device) {
     loop {
         tokio::select! {
             () = shutdown.cancelled() => {
-                session.close(CLOSE_GOING_AWAY, "server shutting down").await;
+                session.close(CLOSE_SERVICE_RESTART, "server restarting").await;
                 break;
             }
             incoming = stream.next() => match incoming {

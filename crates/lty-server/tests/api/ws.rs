@@ -182,14 +182,14 @@ async fn a_polled_socket_answers_pings_and_stays_open() {
 }
 
 #[tokio::test]
-async fn shutdown_closes_sockets_with_going_away() {
+async fn shutdown_closes_sockets_with_service_restart() {
     let app = spawn_app().await;
     let user = app.user_with_device("kid", "02:00:00:00:18:01").await;
     let token = app.mac_login("02:00:00:00:18:01").await;
     let mut socket = app.ws_connect(&token, None).await;
     app.wait_for_sockets(user, 1).await;
     app.state.shutdown.cancel();
-    assert_eq!(next_close(&mut socket).await, 1001);
+    assert_eq!(next_close(&mut socket).await, 1012);
 }
 
 #[tokio::test]

@@ -4,15 +4,14 @@
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
 
-use bytes::Bytes;
 use dashmap::DashMap;
-use lty_core::ports::Subscription;
+use lty_core::ports::{GroupMessage, Subscription};
 use tokio::sync::mpsc::{self, error::TrySendError};
 
 #[derive(Debug)]
 struct Member {
     id: u64,
-    tx: mpsc::Sender<Bytes>,
+    tx: mpsc::Sender<GroupMessage>,
     overflowed: Arc<AtomicBool>,
 }
 
@@ -69,7 +68,7 @@ impl Hub {
     /// Queues `message` for every member of `group`; returns how many
     /// members it was queued for. Members whose queue is full are removed
     /// (their subscription ends with `overflowed() == true`).
-    pub fn deliver(&self, group: &str, message: &Bytes) -> usize {
+    pub fn deliver(&self, group: &str, message: &GroupMessage) -> usize {
         let Some(mut members) = self.groups.get_mut(group) else {
             return 0;
         };

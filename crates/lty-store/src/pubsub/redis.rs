@@ -1,8 +1,12 @@
 //! Redis pub/sub across instances. Every instance keeps one subscriber
 //! connection with a pattern subscription on its channel prefix, so a group
 //! needs no SUBSCRIBE round trip when a socket joins (no window in which a
-//! fresh socket misses a push). A publish is one PUBLISH; each instance's
-//! subscriber task hands the message to its local hub.
+//! fresh socket misses a push). A publish is one script call: XADD to the
+//! group's stream `{prefix}lty:log:{{group}}` (trimmed with `MAXLEN ~`,
+//! expiring a window after its last message) and PUBLISH of the entry id
+//! with the message, atomically, so ids reach subscribers in order. Each
+//! instance's subscriber task hands the message to its local hub. Control
+//! messages are a plain PUBLISH.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -11,11 +15,33 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use futures_util::StreamExt;
 use lty_core::Result;
-use lty_core::ports::{Delivery, PubSub, Subscription};
+use lty_core::ports::{Delivery, GroupMessage, LogId, PubSub, Replay, Subscription};
+use redis::Script;
 use redis::aio::ConnectionManager;
 use tokio::sync::watch;
 
-use super::Hub;
+use super::{Hub, LogSettings};
+
+/// First byte of a published logged message: `\xFE{id} {message}`. 0xFE
+/// never starts UTF-8 text (messages) nor the 0xFF of control messages.
+const LOGGED: u8 = 0xFE;
+
+// KEYS[1] stream; ARGV: max length, window (ms), message, channel.
+const PUBLISH_SCRIPT: &str = r"
+local id = redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[1], '*', 'm', ARGV[3])
+redis.call('PEXPIRE', KEYS[1], ARGV[2])
+return {id, redis.call('PUBLISH', ARGV[4], '\254' .. id .. ' ' .. ARGV[3])}
+";
+
+// KEYS[1] stream; ARGV: max length, window (ms). The last entry's id, or a
+// head marker's (field `h`, skipped on replay) when the stream is empty.
+const HEAD_SCRIPT: &str = r"
+local last = redis.call('XREVRANGE', KEYS[1], '+', '-', 'COUNT', 1)
+if #last > 0 then return last[1][1] end
+local id = redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[1], '*', 'h', '')
+redis.call('PEXPIRE', KEYS[1], ARGV[2])
+return id
+";
 use crate::cache::RedisCache;
 use crate::cache::{RedisSettings, redis_client};
 
@@ -25,6 +51,10 @@ pub struct RedisPubSub {
     hub: Arc<Hub>,
     conn: ConnectionManager,
     channel_prefix: String,
+    stream_prefix: String,
+    log: LogSettings,
+    publish_script: Script,
+    head_script: Script,
     subscribed: watch::Receiver<bool>,
 }
 
@@ -37,9 +67,18 @@ impl std::fmt::Debug for RedisPubSub {
 }
 
 impl RedisPubSub {
+    /// [`RedisPubSub::connect_with_log`] with the default replay log.
+    pub async fn connect(settings: &RedisSettings, cache: &RedisCache) -> Result<Self> {
+        Self::connect_with_log(settings, cache, LogSettings::default()).await
+    }
+
     /// Starts the subscriber task and waits until its first subscription is
     /// active, so messages published after this returns are received.
-    pub async fn connect(settings: &RedisSettings, cache: &RedisCache) -> Result<Self> {
+    pub async fn connect_with_log(
+        settings: &RedisSettings,
+        cache: &RedisCache,
+        log: LogSettings,
+    ) -> Result<Self> {
         let channel_prefix = format!("{}lty:group:", settings.key_prefix);
         let hub = Hub::new();
         let (ready_tx, mut ready_rx) = watch::channel(false);
@@ -60,6 +99,10 @@ impl RedisPubSub {
             hub,
             conn: cache.connection(),
             channel_prefix,
+            stream_prefix: format!("{}lty:log:", settings.key_prefix),
+            log,
+            publish_script: Script::new(PUBLISH_SCRIPT),
+            head_script: Script::new(HEAD_SCRIPT),
             subscribed: ready_rx,
         })
     }
@@ -68,6 +111,47 @@ impl RedisPubSub {
     pub fn hub(&self) -> &Arc<Hub> {
         &self.hub
     }
+
+    fn channel(&self, group: &str) -> String {
+        let mut channel = String::with_capacity(self.channel_prefix.len() + group.len());
+        channel.push_str(&self.channel_prefix);
+        channel.push_str(group);
+        channel
+    }
+
+    /// The group's stream key; the group is the hash tag, so a cluster keeps
+    /// the stream on one slot.
+    fn stream(&self, group: &str) -> String {
+        format!("{}{{{group}}}", self.stream_prefix)
+    }
+
+    fn window_ms(&self) -> u64 {
+        u64::try_from(self.log.window.as_millis()).unwrap_or(u64::MAX)
+    }
+}
+
+/// Splits a published payload into its log id and message.
+fn parse_published(payload: &[u8]) -> GroupMessage {
+    if let Some(rest) = payload.strip_prefix(&[LOGGED])
+        && let Some(space) = rest.iter().position(|b| *b == b' ')
+        && let Some(id) = std::str::from_utf8(&rest[..space])
+            .ok()
+            .and_then(|s| s.parse::<LogId>().ok())
+    {
+        return GroupMessage {
+            id: Some(id),
+            payload: Bytes::copy_from_slice(&rest[space + 1..]),
+        };
+    }
+    GroupMessage {
+        id: None,
+        payload: Bytes::copy_from_slice(payload),
+    }
+}
+
+fn parse_id(id: &str) -> Result<LogId> {
+    id.parse()
+        .map_err(|()| crate::cache_redis_err(format!("bad stream id {id:?}")))
 }
 
 async fn subscriber_loop(
@@ -109,8 +193,7 @@ async fn subscriber_loop(
             let Some(group) = msg.get_channel_name().strip_prefix(prefix.as_str()) else {
                 continue;
             };
-            let payload = Bytes::copy_from_slice(msg.get_payload_bytes());
-            hub.deliver(group, &payload);
+            hub.deliver(group, &parse_published(msg.get_payload_bytes()));
         }
         // The stream ended: the connection dropped. Pushes published while
         // reconnecting cannot reach this instance's sockets.
@@ -123,11 +206,27 @@ async fn subscriber_loop(
 impl PubSub for RedisPubSub {
     async fn publish(&self, group: &str, message: Bytes) -> Result<Delivery> {
         let mut conn = self.conn.clone();
-        let mut channel = String::with_capacity(self.channel_prefix.len() + group.len());
-        channel.push_str(&self.channel_prefix);
-        channel.push_str(group);
+        let (id, receivers): (String, usize) = self
+            .publish_script
+            .key(self.stream(group))
+            .arg(self.log.max_len.max(1))
+            .arg(self.window_ms())
+            .arg(message.as_ref())
+            .arg(self.channel(group))
+            .invoke_async(&mut conn)
+            .await
+            .map_err(crate::cache_redis_err)?;
+        Ok(Delivery {
+            local: self.hub.members(group),
+            instances: Some(receivers),
+            id: Some(parse_id(&id)?),
+        })
+    }
+
+    async fn publish_control(&self, group: &str, message: Bytes) -> Result<Delivery> {
+        let mut conn = self.conn.clone();
         let receivers: usize = redis::cmd("PUBLISH")
-            .arg(channel)
+            .arg(self.channel(group))
             .arg(message.as_ref())
             .query_async(&mut conn)
             .await
@@ -135,7 +234,49 @@ impl PubSub for RedisPubSub {
         Ok(Delivery {
             local: self.hub.members(group),
             instances: Some(receivers),
+            id: None,
         })
+    }
+
+    async fn replay(&self, group: &str, after: LogId) -> Result<Replay> {
+        let mut conn = self.conn.clone();
+        // From the cursor itself: it must still be there, or entries after
+        // it may have been trimmed or expired.
+        let entries: Vec<(String, Vec<Vec<u8>>)> = redis::cmd("XRANGE")
+            .arg(self.stream(group))
+            .arg(after.to_string())
+            .arg("+")
+            .query_async(&mut conn)
+            .await
+            .map_err(crate::cache_redis_err)?;
+        let mut entries = entries.into_iter();
+        match entries.next() {
+            Some((id, _)) if parse_id(&id)? == after => {}
+            _ => return Ok(Replay::Gap),
+        }
+        let mut after = Vec::with_capacity(entries.len());
+        for (id, fields) in entries {
+            let [field, value] = <[Vec<u8>; 2]>::try_from(fields)
+                .map_err(|_| crate::cache_redis_err("bad stream entry"))?;
+            // Head markers (`h`) hold no message.
+            if field == b"m" {
+                after.push((parse_id(&id)?, Bytes::from(value)));
+            }
+        }
+        Ok(Replay::After(after))
+    }
+
+    async fn head(&self, group: &str) -> Result<LogId> {
+        let mut conn = self.conn.clone();
+        let id: String = self
+            .head_script
+            .key(self.stream(group))
+            .arg(self.log.max_len.max(1))
+            .arg(self.window_ms())
+            .invoke_async(&mut conn)
+            .await
+            .map_err(crate::cache_redis_err)?;
+        parse_id(&id)
     }
 
     fn subscribe(&self, group: &str, capacity: usize) -> Subscription {

@@ -17,7 +17,7 @@ use futures_util::FutureExt;
 use lty_core::ports::{Cache, PubSub, Subscription};
 use lty_store::cache::{MemoryCache, RedisCache, RedisSettings};
 use lty_store::provision::{create_postgres_database, drop_postgres_database, with_database};
-use lty_store::pubsub::{MemoryPubSub, RedisPubSub};
+use lty_store::pubsub::{LogSettings, MemoryPubSub, RedisPubSub};
 use lty_store::{Database, DatabaseKind, PoolOptions};
 use redis::aio::ConnectionManager;
 
@@ -335,14 +335,19 @@ impl Backend for TestPubSub {
 /// Runs `test` on a fresh in-process pub/sub, and on Redis under a fresh
 /// channel prefix when `TEST_REDIS_URL` is set.
 pub async fn each_pubsub(test: impl AsyncFn(&TestPubSub)) {
+    each_pubsub_with_log(LogSettings::default(), test).await;
+}
+
+/// [`each_pubsub`] with replay logs of `log`.
+pub async fn each_pubsub_with_log(log: LogSettings, test: impl AsyncFn(&TestPubSub)) {
     let mut pubsubs = vec![TestPubSub {
         name: "memory",
-        pubsub: Arc::new(MemoryPubSub::new()),
+        pubsub: Arc::new(MemoryPubSub::with_log(log)),
         redis: None,
     }];
     if let Some(url) = env_url("TEST_REDIS_URL") {
         let (settings, cache, keys) = RedisKeys::connect(&url).await;
-        let pubsub = RedisPubSub::connect(&settings, &cache)
+        let pubsub = RedisPubSub::connect_with_log(&settings, &cache, log)
             .await
             .expect("Redis subscriber connects");
         pubsubs.push(TestPubSub {

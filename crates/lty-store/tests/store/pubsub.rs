@@ -1,11 +1,15 @@
 //! Group messaging on each pub/sub backend: fan-out within a group, group
-//! isolation, membership, the overflow rule, and delivery across instances.
+//! isolation, membership, the overflow rule, delivery across instances, and
+//! the replay log (ids, replay after a cursor, gaps, expiry).
 //! Every receive is bounded by a timeout, so a lost message fails the test.
 
-use bytes::Bytes;
-use lty_core::ports::PubSub;
+use std::time::Duration;
 
-use crate::helpers::{each_pubsub, recv, with_two_redis_instances};
+use bytes::Bytes;
+use lty_core::ports::{LogId, PubSub, Replay};
+use lty_store::pubsub::LogSettings;
+
+use crate::helpers::{each_pubsub, each_pubsub_with_log, recv, with_two_redis_instances};
 
 fn msg(text: &str) -> Bytes {
     Bytes::from(format!("{{\"type\":\"push\",\"text\":\"{text}\"}}"))
@@ -143,6 +147,171 @@ async fn a_message_published_on_one_instance_reaches_members_on_every_instance()
         assert_eq!(delivery.local, 1);
         assert_eq!(recv(&mut both_on_a).await, Some(msg("from B")));
         assert_eq!(recv(&mut both_on_b).await, Some(msg("from B")));
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn members_get_each_message_with_its_log_id_and_ids_only_grow() {
+    each_pubsub(async |t| {
+        let ps = &t.pubsub;
+        let mut member = ps.subscribe("device_1", 64);
+        let mut ids = Vec::new();
+        for i in 0..10 {
+            let delivery = ps.publish("device_1", msg(&i.to_string())).await.unwrap();
+            ids.push(delivery.id.expect("a logged publish has an id"));
+        }
+        assert!(ids.windows(2).all(|w| w[0] < w[1]), "{ids:?}");
+        for (i, id) in ids.iter().enumerate() {
+            let got = tokio::time::timeout(Duration::from_secs(5), member.recv_message())
+                .await
+                .unwrap()
+                .unwrap();
+            assert_eq!(got.id, Some(*id));
+            assert_eq!(got.payload, msg(&i.to_string()));
+        }
+        // Control messages have no id and are not logged.
+        let control = ps
+            .publish_control("device_1", Bytes::from_static(b"\xffkick-all"))
+            .await
+            .unwrap();
+        assert_eq!(control.id, None);
+        let got = member.recv_message().await.unwrap();
+        assert_eq!(got.id, None);
+        assert_eq!(
+            ps.replay("device_1", ids[9]).await.unwrap(),
+            Replay::After(vec![])
+        );
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn replay_returns_what_was_published_after_a_cursor_in_order() {
+    each_pubsub(async |t| {
+        let ps = &t.pubsub;
+        let mut ids = Vec::new();
+        for i in 0..5 {
+            ids.push(
+                ps.publish("device_1", msg(&i.to_string()))
+                    .await
+                    .unwrap()
+                    .id
+                    .unwrap(),
+            );
+        }
+        ps.publish("device_2", msg("other family")).await.unwrap();
+        let expected = (2..5).map(|i| (ids[i], msg(&i.to_string()))).collect();
+        assert_eq!(
+            ps.replay("device_1", ids[1]).await.unwrap(),
+            Replay::After(expected)
+        );
+        assert_eq!(
+            ps.replay("device_1", ids[4]).await.unwrap(),
+            Replay::After(vec![])
+        );
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_cursor_that_is_not_in_the_log_is_a_gap() {
+    let log = LogSettings {
+        max_len: 3,
+        window: Duration::from_secs(60),
+    };
+    each_pubsub_with_log(log, async |t| {
+        let ps = &t.pubsub;
+        // Never logged: a family without messages, or a made-up cursor.
+        let made_up = LogId { ms: 5, seq: 0 };
+        assert_eq!(ps.replay("device_1", made_up).await.unwrap(), Replay::Gap);
+        // Trimmed: Redis trims whole stream nodes (100 entries), so
+        // publish well past them.
+        let first = ps
+            .publish("device_1", msg("first"))
+            .await
+            .unwrap()
+            .id
+            .unwrap();
+        for i in 0..300 {
+            ps.publish("device_1", msg(&i.to_string())).await.unwrap();
+        }
+        assert_eq!(ps.replay("device_1", first).await.unwrap(), Replay::Gap);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn the_head_of_an_empty_log_is_a_cursor_that_resumes_without_a_gap() {
+    each_pubsub(async |t| {
+        let ps = &t.pubsub;
+        let head = ps.head("device_1").await.unwrap();
+        assert_eq!(ps.head("device_1").await.unwrap(), head, "no new marker");
+        assert_eq!(
+            ps.replay("device_1", head).await.unwrap(),
+            Replay::After(vec![])
+        );
+        let id = ps
+            .publish("device_1", msg("after head"))
+            .await
+            .unwrap()
+            .id
+            .unwrap();
+        assert!(id > head);
+        assert_eq!(
+            ps.replay("device_1", head).await.unwrap(),
+            Replay::After(vec![(id, msg("after head"))])
+        );
+        assert_eq!(ps.head("device_1").await.unwrap(), id);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_log_expires_a_window_after_its_last_message() {
+    let log = LogSettings {
+        max_len: 16,
+        window: Duration::from_millis(300),
+    };
+    each_pubsub_with_log(log, async |t| {
+        let ps = &t.pubsub;
+        let id = ps
+            .publish("device_1", msg("soon gone"))
+            .await
+            .unwrap()
+            .id
+            .unwrap();
+        assert_eq!(
+            ps.replay("device_1", id).await.unwrap(),
+            Replay::After(vec![])
+        );
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        while ps.replay("device_1", id).await.unwrap() != Replay::Gap {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the log never expired"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await;
+}
+
+#[tokio::test]
+#[ignore = "needs TEST_REDIS_URL (PostgreSQL + Redis leg)"]
+async fn an_instance_replays_what_another_instance_published() {
+    with_two_redis_instances(async |r| {
+        let head = r.b.head("device_44").await.unwrap();
+        let id =
+            r.a.publish("device_44", msg("from A"))
+                .await
+                .unwrap()
+                .id
+                .unwrap();
+        assert_eq!(
+            r.b.replay("device_44", head).await.unwrap(),
+            Replay::After(vec![(id, msg("from A"))])
+        );
     })
     .await;
 }
