@@ -16,7 +16,7 @@ use super::page::{self, OrFail, PageResult};
 use super::session::{Op, url_encode};
 use crate::extract::{Json, Path as ApiPath, Query as ApiQuery};
 use crate::http::admin::{self, PageQuery};
-use crate::http::cards::{self as api, BatchIn, BatchOut, DisableIn, UsageOut};
+use crate::http::cards::{self as api, BatchIn, BatchOut, CardUsageOut, DisableIn};
 use crate::state::AppState;
 
 pub fn router() -> Router<AppState> {
@@ -38,7 +38,7 @@ pub struct ListQuery {
     done: Option<String>,
 }
 
-fn usage_cells(u: &UsageOut) -> Markup {
+fn usage_cells(u: &CardUsageOut) -> Markup {
     html! { td { (u.scans) } td { (u.unique_users) } td { (u.redeemed) } }
 }
 
@@ -81,7 +81,7 @@ async fn list(State(state): State<AppState>, op: Op, Query(q): Query<ListQuery>)
     let mut rows = Vec::new();
     for b in batches.into_iter().take(PAGE_SIZE as usize) {
         let usage = state.db.card_usage(None, Some(b.id)).await.or_fail(&op)?;
-        rows.push((b, UsageOut::from(usage)));
+        rows.push((b, CardUsageOut::from(usage)));
     }
     let plans = admin::plans::list_plans(
         State(state.clone()),

@@ -20,7 +20,7 @@ use serde::Deserialize;
 use super::page::{self, OrFail, PageResult};
 use super::session::{Op, url_encode};
 use crate::extract::{Path as ApiPath, Query as ApiQuery};
-use crate::http::admin::devices::{DeviceSearchQuery, PushTestIn};
+use crate::http::admin::devices::{DeviceKind, DeviceSearchQuery, PushTestIn};
 use crate::http::admin::{self, OptionalJson};
 use crate::state::AppState;
 
@@ -40,6 +40,7 @@ const LIVE_MAX: usize = 100;
 pub struct ListQuery {
     mac: Option<String>,
     online: Option<String>,
+    kind: Option<String>,
     page: Option<u64>,
     done: Option<String>,
 }
@@ -50,6 +51,7 @@ async fn list(State(state): State<AppState>, op: Op, Query(q): Query<ListQuery>)
     op.allow(&state, Method::GET, "/api/v1/admin/devices/", None)
         .await?;
     let online_only = q.online.as_deref() == Some("1");
+    let xiaozhi_only = q.kind.as_deref() == Some("xiaozhi");
     let found = admin::devices::search(
         State(state),
         op.ctx(),
@@ -58,6 +60,7 @@ async fn list(State(state): State<AppState>, op: Op, Query(q): Query<ListQuery>)
             page_size: Some(50),
             mac: q.mac.clone(),
             user_id: None,
+            kind: xiaozhi_only.then_some(DeviceKind::Xiaozhi),
         }),
     )
     .await
@@ -71,13 +74,24 @@ async fn list(State(state): State<AppState>, op: Op, Query(q): Query<ListQuery>)
     let macs: Vec<&str> = devices.iter().map(|d| d.mac_address.as_str()).collect();
     let base = format!(
         "/console/devices?{}",
-        page::query(&[("mac", q.mac.clone()), ("online", q.online.clone())])
+        page::query(&[
+            ("mac", q.mac.clone()),
+            ("online", q.online.clone()),
+            ("kind", q.kind.clone()),
+        ])
     );
     let done = q.done.as_deref().filter(|k| *k == "devices.done");
     let body = html! {
         (page::flash(&shell, done))
         form.filters method="get" action="/console/devices" {
             div { label for="mac" { (t("devices.mac")) } input #mac name="mac" type="search" value=(q.mac.clone().unwrap_or_default()); }
+            div {
+                label for="kind" { (t("devices.kind")) }
+                select #kind name="kind" {
+                    option value="" selected[!xiaozhi_only] { (t("devices.kind_all")) }
+                    option value="xiaozhi" selected[xiaozhi_only] { (t("devices.kind_xiaozhi")) }
+                }
+            }
             div.check { input #online name="online" type="checkbox" value="1" checked[online_only]; label for="online" { (t("devices.online_only")) } }
             div { button type="submit" { (t("common.filter")) } }
         }
@@ -87,7 +101,7 @@ async fn list(State(state): State<AppState>, op: Op, Query(q): Query<ListQuery>)
             p.hint { (t("devices.live")) }
             div.table { table #devices data-live={"/console/devices/events?macs=" (url_encode(&macs.join(",")))} {
                 thead { tr {
-                    th { (t("user.mac")) } th { (t("devices.user")) } th { (t("users.state")) }
+                    th { (t("user.mac")) } th { (t("devices.user")) } th { (t("devices.board")) } th { (t("users.state")) }
                     th { (t("user.last_seen")) } th { (t("common.actions")) }
                 } }
                 tbody {
@@ -98,6 +112,13 @@ async fn list(State(state): State<AppState>, op: Op, Query(q): Query<ListQuery>)
                                 @if let Some(b) = &d.binding {
                                     a href={"/console/users/" (b.user_id)} { (b.user_id) }
                                 } @else { (t("devices.unbound")) }
+                            }
+                            td {
+                                @if let Some(x) = &d.xiaozhi {
+                                    (x.board_name.as_deref().or(x.board_type.as_deref()).unwrap_or("-"))
+                                    " / "
+                                    (x.firmware_version.as_deref().unwrap_or("-"))
+                                } @else { "-" }
                             }
                             td { span.badge.online.{ (if d.online { "ok" } else { "off" }) } data-on=(t("common.online")) data-off=(t("common.offline")) {
                                 (if d.online { t("common.online") } else { t("common.offline") })
