@@ -265,10 +265,32 @@ async fn an_operator_finds_a_family_by_mac_grants_a_plan_and_makes_cards() {
     b.keys(ENTER).await;
     b.wait_text("main .pager", "共 1").await;
 
+    // The device list follows the online state without a reload.
+    app.state.cache.delete(&last_seen_key(&mac)).await.unwrap();
     b.click("header nav a[href='/console/devices']").await;
-    b.find(&format!("#devices tr[data-mac='{MAC}'] .badge.ok"))
+    b.find(&format!("#devices tr[data-mac='{MAC}'] .badge.off"))
         .await;
     b.check_page("devices").await;
+    b.eval("window.__sameDocument = true;", json!([])).await;
+    app.state
+        .cache
+        .set(&last_seen_key(&mac), &now, Some(Duration::from_secs(300)))
+        .await
+        .unwrap();
+    b.find(&format!("#devices tr[data-mac='{MAC}'] .badge.ok"))
+        .await;
+    assert_eq!(
+        b.eval("return window.__sameDocument === true;", json!([]))
+            .await,
+        true,
+        "updated in place, not reloaded"
+    );
+    b.click(&format!(
+        "form[action='/console/devices/{MAC}/push-test'] button"
+    ))
+    .await;
+    b.wait_text("main .flash.ok", "设备操作已完成").await;
+    assert_eq!(audit_actions(&app, "device").await, ["device.push_test"]);
 
     // Logging out ends the admin session itself.
     b.click("header form[action='/console/logout'] button")
