@@ -97,6 +97,25 @@ async fn an_operator_finds_a_family_by_mac_grants_a_plan_and_makes_cards() {
             .await
             .unwrap();
     }
+    let badge = app
+        .state
+        .db
+        .create_achievement(lty_store::achievements::NewAchievement {
+            code: "story_lover".into(),
+            name: "小小故事家".into(),
+            description: String::new(),
+            icon: None,
+            event_kind: "card_scanned".into(),
+            threshold: 3,
+            rule: lty_core::achievement::AchievementRule::Total,
+        })
+        .await
+        .unwrap();
+    app.state
+        .db
+        .unlock_achievement(uid, badge.id, chrono::Utc::now())
+        .await
+        .unwrap();
     operator(&app, "xiaoli", AdminRole::Operator).await;
 
     let b = Browser::start().await;
@@ -131,6 +150,7 @@ async fn an_operator_finds_a_family_by_mac_grants_a_plan_and_makes_cards() {
     assert!(b.url().await.ends_with(&format!("/console/users/{uid}")));
     let row = b.text(&format!("tr[data-mac='{MAC}']")).await;
     assert!(row.contains("在线"), "the device shows online: {row}");
+    b.wait_text("#achievements", "小小故事家").await;
     b.check_page("user").await;
     // The same page on a phone: nothing wider than the screen.
     b.resize(390, 844).await;
@@ -192,6 +212,7 @@ async fn an_operator_finds_a_family_by_mac_grants_a_plan_and_makes_cards() {
     b.click("#create-batch button[type=submit]").await;
     b.wait_text("main .flash.ok", "卡片已生成").await;
     b.wait_text("#count", "100").await;
+    b.wait_text("main dl.facts", "Premium (premium)").await;
     b.check_page("card-batch").await;
     let href = b
         .eval(
