@@ -256,6 +256,10 @@ async fn view(
         .or_fail(&op)?
         .0;
     let b: &BatchOut = &d.batch;
+    let plan = match b.plan_id {
+        Some(id) => state.db.plan(id).await.or_fail(&op)?,
+        None => None,
+    };
     let done = q
         .done
         .as_deref()
@@ -267,7 +271,7 @@ async fn view(
                 dt { (t("common.id")) } dd { (b.id) }
                 dt { (t("cards.kind")) } dd { (kind_text(&op, b.kind)) }
                 dt { (t("cards.count")) } dd #count { (b.count) }
-                @if let Some(plan) = b.plan_id { dt { (t("cards.plan")) } dd { (plan) } }
+                @if let Some(plan) = &plan { dt { (t("cards.plan")) } dd { (plan.name) " (" (plan.code) ")" } }
                 @if let Some(days) = b.days { dt { (t("cards.days")) } dd { (days) } }
                 @if let Some(c) = &b.content_ref { dt { (t("cards.content_ref")) } dd { (c) } }
                 dt { (t("cards.notes")) } dd { (b.notes.as_deref().unwrap_or("—")) }

@@ -106,6 +106,7 @@ const MESSAGES: &[(&str, &str, &str)] = &[
     ("user.chat_today", "今日对话条数", "Chat messages today"),
     ("user.conversations", "对话总数", "Conversations"),
     ("user.voice_running", "进行中的语音会话", "Voice sessions running"),
+    ("user.achievements", "已获得的成就", "Achievements unlocked"),
     ("user.cards", "最近刷卡", "Recent card scans"),
     ("user.disable", "停用账号", "Disable account"),
     ("user.enable", "启用账号", "Enable account"),

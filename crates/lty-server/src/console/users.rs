@@ -174,6 +174,20 @@ async fn view(
     .await
     .or_fail(&op)?
     .0;
+    // Unlocked achievements with their names: plain reads, covered by the
+    // `user.view` entry the handler wrote.
+    let unlocks = state.db.unlocks_of_user(id).await.or_fail(&op)?;
+    let defs = state.db.achievements().await.or_fail(&op)?;
+    let unlocked: Vec<_> = unlocks
+        .iter()
+        .map(|u| {
+            let name = defs
+                .iter()
+                .find(|a| a.id == u.achievement_id)
+                .map_or_else(|| u.achievement_id.to_string(), |a| a.name.clone());
+            (name, u.unlocked_at)
+        })
+        .collect();
     let done = q.done.as_deref().filter(|k| DONE.contains(k));
     let u = &d.user;
     let sub = &d.subscription;
@@ -271,6 +285,16 @@ async fn view(
                     button type="submit" #reset-quota { (t("user.reset_quota")) }
                 }
                 a.button #conversations href={"/console/users/" (u.id) "/conversations"} { (t("conv.open")) }
+            }
+        }
+        section.card {
+            h2 { (t("user.achievements")) }
+            @if unlocked.is_empty() {
+                (page::empty(&shell, None))
+            } @else {
+                ul #achievements {
+                    @for (name, at) in &unlocked { li { (name) " · " (page::time(at)) } }
+                }
             }
         }
         section.card {

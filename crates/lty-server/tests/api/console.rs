@@ -97,6 +97,25 @@ async fn an_operator_finds_a_family_by_mac_grants_a_plan_and_makes_cards() {
             .await
             .unwrap();
     }
+    let badge = app
+        .state
+        .db
+        .create_achievement(lty_store::achievements::NewAchievement {
+            code: "story_lover".into(),
+            name: "小小故事家".into(),
+            description: String::new(),
+            icon: None,
+            event_kind: "card_scanned".into(),
+            threshold: 3,
+            rule: lty_core::achievement::AchievementRule::Total,
+        })
+        .await
+        .unwrap();
+    app.state
+        .db
+        .unlock_achievement(uid, badge.id, chrono::Utc::now())
+        .await
+        .unwrap();
     operator(&app, "xiaoli", AdminRole::Operator).await;
 
     let b = Browser::start().await;
@@ -131,6 +150,7 @@ async fn an_operator_finds_a_family_by_mac_grants_a_plan_and_makes_cards() {
     assert!(b.url().await.ends_with(&format!("/console/users/{uid}")));
     let row = b.text(&format!("tr[data-mac='{MAC}']")).await;
     assert!(row.contains("在线"), "the device shows online: {row}");
+    b.wait_text("#achievements", "小小故事家").await;
     b.check_page("user").await;
     // The same page on a phone: nothing wider than the screen.
     b.resize(390, 844).await;
@@ -192,6 +212,7 @@ async fn an_operator_finds_a_family_by_mac_grants_a_plan_and_makes_cards() {
     b.click("#create-batch button[type=submit]").await;
     b.wait_text("main .flash.ok", "卡片已生成").await;
     b.wait_text("#count", "100").await;
+    b.wait_text("main dl.facts", "Premium (premium)").await;
     b.check_page("card-batch").await;
     let href = b
         .eval(
@@ -265,10 +286,32 @@ async fn an_operator_finds_a_family_by_mac_grants_a_plan_and_makes_cards() {
     b.keys(ENTER).await;
     b.wait_text("main .pager", "共 1").await;
 
+    // The device list follows the online state without a reload.
+    app.state.cache.delete(&last_seen_key(&mac)).await.unwrap();
     b.click("header nav a[href='/console/devices']").await;
-    b.find(&format!("#devices tr[data-mac='{MAC}'] .badge.ok"))
+    b.find(&format!("#devices tr[data-mac='{MAC}'] .badge.off"))
         .await;
     b.check_page("devices").await;
+    b.eval("window.__sameDocument = true;", json!([])).await;
+    app.state
+        .cache
+        .set(&last_seen_key(&mac), &now, Some(Duration::from_secs(300)))
+        .await
+        .unwrap();
+    b.find(&format!("#devices tr[data-mac='{MAC}'] .badge.ok"))
+        .await;
+    assert_eq!(
+        b.eval("return window.__sameDocument === true;", json!([]))
+            .await,
+        true,
+        "updated in place, not reloaded"
+    );
+    b.click(&format!(
+        "form[action='/console/devices/{MAC}/push-test'] button"
+    ))
+    .await;
+    b.wait_text("main .flash.ok", "设备操作已完成").await;
+    assert_eq!(audit_actions(&app, "device").await, ["device.push_test"]);
 
     // Logging out ends the admin session itself.
     b.click("header form[action='/console/logout'] button")

@@ -353,10 +353,10 @@ impl Browser {
                 json!([]),
             )
             .await;
-        assert!(
-            width[0].as_i64().unwrap() <= width[1].as_i64().unwrap(),
-            "{name}: the page overflows horizontally ({width})"
-        );
+        if width[0].as_i64().unwrap() > width[1].as_i64().unwrap() {
+            let wide = self.eval(TOO_WIDE, json!([])).await;
+            panic!("{name}: the page overflows horizontally ({width}): {wide}");
+        }
         let errors = self
             .eval(
                 "return window.__ltyErrors || ['collector missing'];",
@@ -368,6 +368,17 @@ impl Browser {
         assert_eq!(unlabelled, json!([]), "{name}: inputs without a label");
     }
 }
+
+/// The innermost elements reaching past the window's right edge.
+const TOO_WIDE: &str = r#"
+var out = [];
+document.querySelectorAll('body *').forEach(function (el) {
+  if (el.getBoundingClientRect().right > window.innerWidth && el.children.length === 0) {
+    out.push(el.outerHTML.slice(0, 200));
+  }
+});
+return out.slice(0, 5);
+"#;
 
 /// Visible inputs, selects and textareas without a `<label for>` or
 /// `aria-label`.
