@@ -58,6 +58,8 @@ pub struct AppState {
     pub metrics: PrometheusHandle,
     /// Cancelled when the server starts shutting down.
     pub shutdown: CancellationToken,
+    /// Open device sockets per family and per IP on this instance.
+    pub sockets: Arc<crate::server::connections::SocketCaps>,
 }
 
 impl std::fmt::Debug for AppState {
@@ -123,7 +125,16 @@ impl AppState {
             };
 
         let blobs = blob_store(&config)?;
-        let tokens = CacheTokenStore::new(cache.clone(), TOKEN_TTL);
+        // Embedded mode keeps tokens in the database so a restart logs
+        // nobody out; with Redis they live there, as in the legacy system.
+        let tokens: Arc<dyn lty_core::token::TokenStore> = match cache_backend {
+            CacheBackend::Redis => Arc::new(CacheTokenStore::new(cache.clone(), TOKEN_TTL)),
+            CacheBackend::Memory => Arc::new(lty_store::tokens::DbTokenStore::new(
+                db.clone(),
+                cache.clone(),
+                TOKEN_TTL,
+            )),
+        };
         let volcengine = crate::app::voice_chat::openapi_client(&config)?;
         let sms = Arc::new(crate::app::sms::SmsCodes::build(&config, cache.clone())?);
         let wechat = crate::app::wechat::client(&config)?;
@@ -138,7 +149,7 @@ impl AppState {
             db,
             cache,
             cache_backend,
-            tokens: Arc::new(tokens),
+            tokens,
             pubsub,
             hub,
             blobs,
@@ -152,6 +163,7 @@ impl AppState {
             wechat_mini,
             metrics,
             shutdown: CancellationToken::new(),
+            sockets: Arc::default(),
         })
     }
 }

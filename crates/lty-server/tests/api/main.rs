@@ -24,6 +24,7 @@ mod devices;
 mod docs;
 mod errors;
 mod fakes;
+mod hardening;
 mod health;
 mod helpers;
 mod image;

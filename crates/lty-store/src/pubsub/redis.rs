@@ -26,6 +26,8 @@ pub struct RedisPubSub {
     conn: ConnectionManager,
     channel_prefix: String,
     subscribed: watch::Receiver<bool>,
+    /// How long a publish waits for the subscriber to come back.
+    resubscribe_wait: Duration,
 }
 
 impl std::fmt::Debug for RedisPubSub {
@@ -61,6 +63,7 @@ impl RedisPubSub {
             conn: cache.connection(),
             channel_prefix,
             subscribed: ready_rx,
+            resubscribe_wait: settings.timeout,
         })
     }
 
@@ -68,6 +71,13 @@ impl RedisPubSub {
     pub fn hub(&self) -> &Arc<Hub> {
         &self.hub
     }
+}
+
+/// Counts a publish refused because no subscription could receive it, and
+/// the error it answers (503).
+fn unavailable(reason: &'static str) -> lty_core::Error {
+    metrics::counter!("lty_pubsub_unavailable_total", "reason" => reason).increment(1);
+    crate::cache_redis_err("the pub/sub subscription is down; the message was not delivered")
 }
 
 async fn subscriber_loop(
@@ -121,21 +131,45 @@ async fn subscriber_loop(
 
 #[async_trait]
 impl PubSub for RedisPubSub {
+    /// Never acknowledges a message no instance received: while this
+    /// instance's subscriber is down, or when Redis reports no receiver at
+    /// all (not even this instance, so its subscription has just dropped),
+    /// it waits up to `redis.timeout` for the subscription to come back and
+    /// publishes again, then fails (`lty_pubsub_unavailable_total`).
     async fn publish(&self, group: &str, message: Bytes) -> Result<Delivery> {
-        let mut conn = self.conn.clone();
+        let deadline = tokio::time::Instant::now() + self.resubscribe_wait;
+        let mut subscribed = self.subscribed.clone();
         let mut channel = String::with_capacity(self.channel_prefix.len() + group.len());
         channel.push_str(&self.channel_prefix);
         channel.push_str(group);
-        let receivers: usize = redis::cmd("PUBLISH")
-            .arg(channel)
-            .arg(message.as_ref())
-            .query_async(&mut conn)
-            .await
-            .map_err(crate::cache_redis_err)?;
-        Ok(Delivery {
-            local: self.hub.members(group),
-            instances: Some(receivers),
-        })
+        loop {
+            let wait = subscribed.wait_for(|up| *up);
+            if !matches!(tokio::time::timeout_at(deadline, wait).await, Ok(Ok(_))) {
+                return Err(unavailable("subscriber_down"));
+            }
+            subscribed.mark_unchanged();
+            let mut conn = self.conn.clone();
+            let receivers: usize = redis::cmd("PUBLISH")
+                .arg(&channel)
+                .arg(message.as_ref())
+                .query_async(&mut conn)
+                .await
+                .map_err(crate::cache_redis_err)?;
+            if receivers > 0 {
+                return Ok(Delivery {
+                    local: self.hub.members(group),
+                    instances: Some(receivers),
+                });
+            }
+            // Nobody received it, so nothing is duplicated by publishing
+            // again once the subscriber has noticed and reconnected.
+            if tokio::time::timeout_at(deadline, subscribed.changed())
+                .await
+                .is_err()
+            {
+                return Err(unavailable("no_receiver"));
+            }
+        }
     }
 
     fn subscribe(&self, group: &str, capacity: usize) -> Subscription {
