@@ -376,8 +376,7 @@ async fn device_sockets_past_the_per_family_cap_are_refused_with_429() {
     app.wait_for_sockets(user, 2).await;
     let err = try_ws(&app, &token)
         .await
-        .err()
-        .expect("a third socket is refused");
+        .expect_err("a third socket is refused");
     assert_eq!(err, (429, "too_many_connections".to_owned()));
     assert!(app.metric("lty_ws_refused_total", &[("cap", "user")]).await > refused);
     // A closed socket frees its place.
@@ -400,7 +399,7 @@ async fn device_sockets_past_the_per_ip_cap_are_refused_even_from_loopback() {
     }
     let _a = try_ws(&app, &tokens[0]).await.unwrap();
     let _b = try_ws(&app, &tokens[1]).await.unwrap();
-    let err = try_ws(&app, &tokens[2]).await.err().expect("refused");
+    let err = try_ws(&app, &tokens[2]).await.expect_err("refused");
     assert_eq!(err, (429, "too_many_connections".to_owned()));
 }
 
