@@ -1079,4 +1079,21 @@ async fn audit_entries_carry_the_outcome_the_created_id_and_what_changed() {
     made.sort();
     assert_eq!(named, made);
     assert!(entries.iter().all(|e| e["outcome"] == "ok"));
+
+    // Account changes too.
+    let uid = app.user_with_device("audited", "02:00:00:00:18:a1").await;
+    let res = admin_send(
+        &app,
+        Method::POST,
+        &root,
+        &format!("/api/v1/admin/users/{uid}/disable/"),
+        &serde_json::json!({ "reason": "abuse" }),
+    )
+    .await;
+    assert_eq!(res.status(), 200);
+    let disabled = &audit_entries(&app, &root, "user.disable").await[0];
+    assert_eq!(disabled["outcome"], "ok");
+    assert_eq!(disabled["target_id"], uid.to_string());
+    assert_eq!(disabled["details"]["before"]["is_active"], true);
+    assert_eq!(disabled["details"]["after"]["is_active"], false);
 }
