@@ -208,6 +208,9 @@ async fn main() -> anyhow::Result<()> {
     };
     config.llm.base_url = format!("http://{fake_addr}/v1");
     config.llm.api_key = Some(Secret::new(KEY));
+    // Every worker connects from loopback: per-IP limits would count them
+    // as one client.
+    config.limits.exempt_loopback = true;
     // Production mode when both URLs are given.
     if let (Ok(db), Ok(redis)) = (
         std::env::var("TTFT_DATABASE_URL"),

@@ -36,6 +36,13 @@ pub enum Command {
     },
     /// Apply pending database migrations and exit.
     Migrate,
+    /// Write a consistent copy of the embedded SQLite database while lty
+    /// runs (docs/deploy.md, "Backups"). PostgreSQL: use pg_dump.
+    Backup {
+        /// The copy to write; must not exist yet.
+        #[arg(long, value_name = "FILE")]
+        out: PathBuf,
+    },
     /// Configuration tools.
     Config {
         #[command(subcommand)]
@@ -109,6 +116,7 @@ async fn run(command: Option<Command>, mut config: Config) -> anyhow::Result<()>
             }
             let addr = config.bind_addr()?;
             telemetry::init_logging(&config);
+            telemetry::install_panic_hook();
             let state = AppState::build(config).await?;
             crate::app::admin::log_first_admin_hint(&state).await;
             let listener = tokio::net::TcpListener::bind(addr)
@@ -122,6 +130,17 @@ async fn run(command: Option<Command>, mut config: Config) -> anyhow::Result<()>
             for name in db.applied_migrations().await? {
                 println!("applied {name}");
             }
+            Ok(())
+        }
+        Command::Backup { out } => {
+            let db = connect_database(&config).await?;
+            db.backup_sqlite(&out).await?;
+            let size = std::fs::metadata(&out).map(|m| m.len()).unwrap_or(0);
+            println!("backup written to {} ({size} bytes)", out.display());
+            println!(
+                "restore: stop lty, copy it to {} and delete lty.db-wal and lty.db-shm beside it, then start lty",
+                config.data_dir.join("lty.db").display()
+            );
             Ok(())
         }
         Command::Config {

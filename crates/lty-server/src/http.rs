@@ -44,7 +44,7 @@ const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
 /// Every documented route, with its OpenAPI description.
 pub fn api_router() -> (Router<AppState>, OpenApi) {
-    let (router, mut api) = OpenApiRouter::with_openapi(docs::base_openapi())
+    OpenApiRouter::with_openapi(docs::base_openapi())
         .merge(health::router())
         .merge(devices::router())
         .merge(users::router())
@@ -62,9 +62,7 @@ pub fn api_router() -> (Router<AppState>, OpenApi) {
         .merge(card_qr::router())
         .merge(achievements::router())
         .merge(xiaozhi::router())
-        .split_for_parts();
-    docs::add_shared_responses(&mut api);
-    (router, api)
+        .split_for_parts()
 }
 
 /// The complete OpenAPI document, as served at `/openapi.json`.
@@ -76,50 +74,56 @@ pub fn openapi() -> OpenApi {
 pub fn router(state: AppState) -> Router {
     let body_limit = state.config.http.body_limit;
     let (api, openapi) = api_router();
-    api.route_layer(axum::middleware::from_fn(track_metrics))
-        .merge(docs::router(openapi))
-        .merge(media::router())
-        .merge(crate::ws::router())
-        .merge(crate::xiaozhi::router())
-        .merge(crate::console::router())
-        .fallback(|| async { ApiError::route_not_found() })
-        .method_not_allowed_fallback(|| async { ApiError::method_not_allowed() })
-        .layer(
-            ServiceBuilder::new()
-                .layer(SetRequestIdLayer::new(X_REQUEST_ID, RandomRequestId))
-                .layer(
-                    TraceLayer::new_for_http()
-                        .make_span_with(|req: &Request<_>| {
-                            let id = req
-                                .extensions()
-                                .get::<RequestId>()
-                                .and_then(|id| id.header_value().to_str().ok())
-                                .unwrap_or("-");
-                            tracing::info_span!(
-                                "request",
-                                method = %req.method(),
-                                path = %req.uri().path(),
-                                request_id = %id,
-                                // Recorded once known: the matched route
-                                // (telemetry::track_metrics) and the
-                                // authenticated account (auth.rs).
-                                route = tracing::field::Empty,
-                                user_id = tracing::field::Empty,
-                                admin_id = tracing::field::Empty,
-                            )
-                        })
-                        .on_request(())
-                        .on_response(DefaultOnResponse::new().level(Level::DEBUG)),
-                )
-                .layer(PropagateRequestIdLayer::new(X_REQUEST_ID))
-                .layer(CatchPanicLayer::custom(panic_response)),
-        )
-        .layer(DefaultBodyLimit::max(body_limit))
-        .with_state(state)
+    api.route_layer(axum::middleware::from_fn_with_state(
+        state.clone(),
+        admin::audit::record_outcomes,
+    ))
+    .route_layer(axum::middleware::from_fn(track_metrics))
+    .merge(docs::router(openapi))
+    .merge(media::router())
+    .merge(crate::ws::router())
+    .merge(crate::xiaozhi::router())
+    .merge(crate::console::router())
+    .fallback(|| async { ApiError::route_not_found() })
+    .method_not_allowed_fallback(|| async { ApiError::method_not_allowed() })
+    .layer(
+        ServiceBuilder::new()
+            .layer(SetRequestIdLayer::new(X_REQUEST_ID, RandomRequestId))
+            .layer(
+                TraceLayer::new_for_http()
+                    .make_span_with(|req: &Request<_>| {
+                        let id = req
+                            .extensions()
+                            .get::<RequestId>()
+                            .and_then(|id| id.header_value().to_str().ok())
+                            .unwrap_or("-");
+                        tracing::info_span!(
+                            "request",
+                            method = %req.method(),
+                            // Never a credential (docs/security.md).
+                            path = %crate::telemetry::redact_path(req.uri().path()),
+                            request_id = %id,
+                            // Recorded once known: the matched route
+                            // (telemetry::track_metrics) and the
+                            // authenticated account (auth.rs).
+                            route = tracing::field::Empty,
+                            user_id = tracing::field::Empty,
+                            admin_id = tracing::field::Empty,
+                        )
+                    })
+                    .on_request(())
+                    .on_response(DefaultOnResponse::new().level(Level::DEBUG)),
+            )
+            .layer(PropagateRequestIdLayer::new(X_REQUEST_ID))
+            .layer(CatchPanicLayer::custom(panic_response)),
+    )
+    .layer(DefaultBodyLimit::max(body_limit))
+    .with_state(state)
 }
 
 fn panic_response(_: Box<dyn std::any::Any + Send + 'static>) -> Response {
-    tracing::error!("handler panicked");
+    // The panic hook (telemetry::install_panic_hook) has logged it, rate
+    // limited; a line per panic here would undo that.
     let mut res = ApiError::internal().into_response();
     *res.status_mut() = StatusCode::INTERNAL_SERVER_ERROR;
     res

@@ -61,7 +61,9 @@ pub struct AppState {
     pub shutdown: CancellationToken,
     /// The WebSocket sessions (device and xiaozhi channels), which outlive
     /// their HTTP connection: shutdown waits for them to send their close.
-    pub sockets: TaskTracker,
+    pub socket_tasks: TaskTracker,
+    /// Open device sockets per family and per IP on this instance.
+    pub sockets: Arc<crate::server::connections::SocketCaps>,
 }
 
 impl std::fmt::Debug for AppState {
@@ -131,7 +133,16 @@ impl AppState {
             };
 
         let blobs = blob_store(&config)?;
-        let tokens = CacheTokenStore::new(cache.clone(), TOKEN_TTL);
+        // Embedded mode keeps tokens in the database so a restart logs
+        // nobody out; with Redis they live there, as in the legacy system.
+        let tokens: Arc<dyn lty_core::token::TokenStore> = match cache_backend {
+            CacheBackend::Redis => Arc::new(CacheTokenStore::new(cache.clone(), TOKEN_TTL)),
+            CacheBackend::Memory => Arc::new(lty_store::tokens::DbTokenStore::new(
+                db.clone(),
+                cache.clone(),
+                TOKEN_TTL,
+            )),
+        };
         let volcengine = crate::app::voice_chat::openapi_client(&config)?;
         let sms = Arc::new(crate::app::sms::SmsCodes::build(&config, cache.clone())?);
         let wechat = crate::app::wechat::client(&config)?;
@@ -146,7 +157,7 @@ impl AppState {
             db,
             cache,
             cache_backend,
-            tokens: Arc::new(tokens),
+            tokens,
             pubsub,
             hub,
             blobs,
@@ -160,7 +171,8 @@ impl AppState {
             wechat_mini,
             metrics,
             shutdown: CancellationToken::new(),
-            sockets: TaskTracker::new(),
+            socket_tasks: TaskTracker::new(),
+            sockets: Arc::default(),
         })
     }
 }

@@ -161,6 +161,26 @@ pub async fn track_metrics(req: Request, next: Next) -> Response {
     res
 }
 
+/// Path prefixes whose next segment is a credential: a login token, a card
+/// code. Logs never carry credentials (docs/security.md), so request spans
+/// record the path through [`redact_path`].
+const SECRET_SEGMENT_AFTER: &[&str] = &["/ws/device/token/", "/api/card/", "/api/v1/admin/cards/"];
+
+/// `path` with the credential segment after any [`SECRET_SEGMENT_AFTER`]
+/// prefix replaced by `***`.
+pub fn redact_path(path: &str) -> std::borrow::Cow<'_, str> {
+    for prefix in SECRET_SEGMENT_AFTER {
+        if let Some(rest) = path.strip_prefix(prefix) {
+            let end = rest.find('/').unwrap_or(rest.len());
+            if end == 0 {
+                break;
+            }
+            return format!("{prefix}***{}", &rest[end..]).into();
+        }
+    }
+    path.into()
+}
+
 /// Request ids: 16 random bytes in hex, unless the client sent one.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct RandomRequestId;
@@ -181,4 +201,108 @@ fn hex_encode(bytes: &[u8]) -> String {
         let _ = write!(s, "{b:02x}");
         s
     })
+}
+
+/// Replaces the default panic report (message plus, with
+/// `RUST_BACKTRACE`, a multi-kilobyte backtrace on stderr) by one ERROR
+/// line through the log, at most one a second with the count of those
+/// left out, and counts every panic in `lty_panics_total`. A panic in a
+/// handler is still answered with an opaque 500 by the HTTP layer, so one
+/// client repeating a panicking request cannot flood the log.
+pub fn install_panic_hook() {
+    static LIMITER: PanicLogLimiter = PanicLogLimiter::new();
+    std::panic::set_hook(Box::new(|info| {
+        metrics::counter!("lty_panics_total").increment(1);
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        let Some(suppressed) = LIMITER.admit(now) else {
+            return;
+        };
+        let message = info.payload_as_str().unwrap_or("(no message)");
+        let location = info
+            .location()
+            .map(|l| format!("{}:{}", l.file(), l.line()))
+            .unwrap_or_default();
+        tracing::error!(panic = %message, %location, suppressed, "panic caught");
+    }));
+}
+
+/// At most one admitted event per second; counts the others.
+#[derive(Debug)]
+pub struct PanicLogLimiter {
+    last_second: std::sync::atomic::AtomicU64,
+    suppressed: std::sync::atomic::AtomicU64,
+}
+
+impl PanicLogLimiter {
+    /// A limiter that admits the first event.
+    pub const fn new() -> Self {
+        Self {
+            last_second: std::sync::atomic::AtomicU64::new(0),
+            suppressed: std::sync::atomic::AtomicU64::new(0),
+        }
+    }
+
+    /// `Some(n)` if an event at Unix second `now` may be logged, `n` being
+    /// the events left out since the last one logged; `None` otherwise.
+    pub fn admit(&self, now: u64) -> Option<u64> {
+        use std::sync::atomic::Ordering::Relaxed;
+        let last = self.last_second.load(Relaxed);
+        if now > last
+            && self
+                .last_second
+                .compare_exchange(last, now, Relaxed, Relaxed)
+                .is_ok()
+        {
+            return Some(self.suppressed.swap(0, Relaxed));
+        }
+        self.suppressed.fetch_add(1, Relaxed);
+        None
+    }
+}
+
+impl Default for PanicLogLimiter {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{PanicLogLimiter, redact_path};
+
+    #[test]
+    fn credentials_in_paths_are_redacted_and_other_paths_kept() {
+        assert_eq!(
+            redact_path("/ws/device/token/abc123/"),
+            "/ws/device/token/***/"
+        );
+        assert_eq!(
+            redact_path("/ws/device/token/abc123"),
+            "/ws/device/token/***"
+        );
+        assert_eq!(
+            redact_path("/api/card/LTY-7F3K/qr.png"),
+            "/api/card/***/qr.png"
+        );
+        assert_eq!(
+            redact_path("/api/v1/admin/cards/LTY-7F3K/disable/"),
+            "/api/v1/admin/cards/***/disable/"
+        );
+        assert_eq!(redact_path("/api/user/profile/"), "/api/user/profile/");
+        assert_eq!(redact_path("/ws/device/token/"), "/ws/device/token/");
+    }
+
+    #[test]
+    fn panics_are_logged_at_most_once_a_second_with_a_count_of_the_rest() {
+        let limiter = PanicLogLimiter::new();
+        assert_eq!(limiter.admit(100), Some(0));
+        for _ in 0..500 {
+            assert_eq!(limiter.admit(100), None);
+        }
+        assert_eq!(limiter.admit(101), Some(500));
+        assert_eq!(limiter.admit(101), None);
+        assert_eq!(limiter.admit(105), Some(1));
+    }
 }

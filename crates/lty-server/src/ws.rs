@@ -12,6 +12,7 @@ pub mod session;
 use axum::Router;
 use axum::extract::ws::WebSocketUpgrade;
 use axum::extract::{FromRequestParts, State};
+use axum::http::StatusCode;
 use axum::http::request::Parts;
 use axum::response::Response;
 use axum::routing::get;
@@ -20,7 +21,8 @@ use serde::Deserialize;
 
 use crate::auth::{bearer_token, resolve_user};
 use crate::error::ApiError;
-use crate::extract::{Path, Query};
+use crate::extract::{ClientIp, Path, Query};
+use crate::server::connections::CapExceeded;
 use crate::state::AppState;
 
 /// WebSocket routes (not in OpenAPI, which cannot describe them; see
@@ -61,26 +63,30 @@ fn parse_mac(query: &WsQuery) -> Result<Option<MacAddress>, ApiError> {
 
 async fn connect_with_header(
     State(state): State<AppState>,
+    ip: ClientIp,
     Query(query): Query<WsQuery>,
     parts: HeaderToken,
     upgrade: WebSocketUpgrade,
 ) -> Result<Response, ApiError> {
-    accept(state, &parts.0, &query, upgrade).await
+    accept(state, ip, &parts.0, &query, upgrade).await
 }
 
 async fn connect_with_path_token(
     State(state): State<AppState>,
+    ip: ClientIp,
     Path(token): Path<String>,
     Query(query): Query<WsQuery>,
     upgrade: WebSocketUpgrade,
 ) -> Result<Response, ApiError> {
-    accept(state, &token, &query, upgrade).await
+    accept(state, ip, &token, &query, upgrade).await
 }
 
 /// Authenticates before upgrading: a bad token gets a 401 JSON answer and
-/// no socket.
+/// no socket; past the per-family or per-IP socket cap, 429
+/// `too_many_connections`.
 async fn accept(
     state: AppState,
+    ip: ClientIp,
     token: &str,
     query: &WsQuery,
     upgrade: WebSocketUpgrade,
@@ -89,10 +95,32 @@ async fn accept(
     let since = parse_since(query)?;
     let user = resolve_user(&state, token).await?;
     let ws = &state.config.ws;
+    let counted_ip = !(state.config.limits.exempt_loopback && ip.0.is_loopback());
+    let slot = state
+        .sockets
+        .take(
+            user.id,
+            counted_ip.then_some(ip.0),
+            ws.max_sockets_per_user,
+            ws.max_sockets_per_ip,
+        )
+        .map_err(|cap| {
+            let (label, message) = match cap {
+                CapExceeded::User => ("user", "too many open sockets for this family"),
+                CapExceeded::Ip => ("ip", "too many open sockets from this address"),
+            };
+            metrics::counter!("lty_ws_refused_total", "cap" => label).increment(1);
+            ApiError::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "too_many_connections",
+                message,
+            )
+        })?;
     // tungstenite allocates its read buffer up front and zero-fills all of
     // it on every read: keep it small so an idle socket costs a few KB;
     // larger frames still work (the buffer grows for them).
     let max = ws.max_frame_bytes;
+    let fingerprint = protocol::token_fingerprint(token);
     Ok(upgrade
         .read_buffer_size(1024)
         .write_buffer_size(0)
@@ -100,9 +128,13 @@ async fn accept(
         .max_frame_size(max.saturating_mul(2))
         .max_message_size(max.saturating_mul(2))
         .on_upgrade(move |socket| {
-            // Tracked so that a draining server waits for the close frame.
-            let sockets = state.sockets.clone();
-            sockets.track_future(session::run(socket, state, user.id, mac, since))
+            // Tracked so that a draining server waits for the close frame;
+            // the socket keeps its places under the caps until it closes.
+            let tasks = state.socket_tasks.clone();
+            tasks.track_future(async move {
+                let _slot = slot;
+                session::run(socket, state, user.id, mac, since, fingerprint).await;
+            })
         }))
 }
 

@@ -97,7 +97,7 @@ async fn connect(
         .max_frame_size(64 * 1024)
         .max_message_size(64 * 1024)
         .on_upgrade(move |socket| {
-            let sockets = state.sockets.clone();
+            let sockets = state.socket_tasks.clone();
             sockets.track_future(session::run(socket, state, device))
         }))
 }

@@ -73,7 +73,7 @@ pub struct UserSearch {
 }
 
 /// A persona with its catalog state.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct AdminPersona {
     pub id: i64,
     pub slug: String,

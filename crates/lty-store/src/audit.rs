@@ -1,9 +1,12 @@
-//! The admin audit log on the database: insert and query, nothing else.
-//! Rows are never updated or deleted by lty.
+//! The admin audit log on the database. Entries are inserted `pending`
+//! before the action; when it ends, its outcome (with status and code),
+//! a created target's id and the state after a change are added once.
+//! Nothing else is updated, and nothing is ever deleted by lty.
 
 use chrono::{DateTime, Utc};
 use lty_core::chat::Page;
 use lty_core::{BackendError, Error, Result};
+use sea_orm::sea_query::Expr;
 use sea_orm::{
     ActiveModelTrait, ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter, QueryOrder,
 };
@@ -44,6 +47,8 @@ pub struct AuditEntry {
     pub ip: Option<String>,
     pub request_id: Option<String>,
     pub created_at: DateTime<Utc>,
+    /// `pending`, `ok`, `refused` or `failed`; `None` for old entries.
+    pub outcome: Option<String>,
 }
 
 impl From<log::Model> for AuditEntry {
@@ -60,6 +65,7 @@ impl From<log::Model> for AuditEntry {
             ip: m.ip,
             request_id: m.request_id,
             created_at: m.created_at,
+            outcome: m.outcome,
         }
     }
 }
@@ -92,12 +98,68 @@ impl Database {
             ip: Set(entry.ip),
             request_id: Set(entry.request_id),
             created_at: Set(Utc::now()),
+            outcome: Set(Some("pending".to_owned())),
             ..Default::default()
         }
         .insert(self.conn())
         .await
         .map_err(db_err)?;
         Ok(m.id)
+    }
+
+    /// Adds the keys of the JSON object `extra` to the details of entry
+    /// `id` (what only the action's end knows: the state after a change).
+    pub async fn annotate_audit(&self, id: i64, extra: Value) -> Result<()> {
+        let Some(row) = log::Entity::find_by_id(id)
+            .one(self.conn())
+            .await
+            .map_err(db_err)?
+        else {
+            return Ok(());
+        };
+        let mut details: Value = serde_json::from_str(&row.details)
+            .unwrap_or_else(|_| Value::Object(Default::default()));
+        if let (Value::Object(d), Value::Object(e)) = (&mut details, extra) {
+            d.extend(e);
+        }
+        log::Entity::update_many()
+            .col_expr(log::Column::Details, Expr::value(details.to_string()))
+            .filter(log::Column::Id.eq(id))
+            .exec(self.conn())
+            .await
+            .map_err(db_err)?;
+        Ok(())
+    }
+
+    /// Sets the outcome of pending entry `id`, once: `ok`, `refused` or
+    /// `failed`, with `result` (status, error code) added to its details and
+    /// `target_id` filled in when the entry had none (what a create made).
+    pub async fn finish_audit(
+        &self,
+        id: i64,
+        outcome: &str,
+        target_id: Option<String>,
+        result: Value,
+    ) -> Result<()> {
+        self.annotate_audit(id, serde_json::json!({ "result": result }))
+            .await?;
+        log::Entity::update_many()
+            .col_expr(log::Column::Outcome, Expr::value(outcome))
+            .filter(log::Column::Id.eq(id))
+            .filter(log::Column::Outcome.eq("pending"))
+            .exec(self.conn())
+            .await
+            .map_err(db_err)?;
+        if let Some(target) = target_id {
+            log::Entity::update_many()
+                .col_expr(log::Column::TargetId, Expr::value(target))
+                .filter(log::Column::Id.eq(id))
+                .filter(log::Column::TargetId.is_null())
+                .exec(self.conn())
+                .await
+                .map_err(db_err)?;
+        }
+        Ok(())
     }
 
     /// A page of audit entries matching `filter`, newest first (by id).

@@ -128,6 +128,36 @@ impl Database {
         self.conn.ping().await.map_err(db_err)
     }
 
+    /// Writes a consistent copy of a SQLite database to `out` while it is
+    /// in use (`VACUUM INTO`: one read transaction, so concurrent writers
+    /// neither block nor tear the copy). `out` must not exist. PostgreSQL
+    /// is backed up with `pg_dump` instead: an error here.
+    pub async fn backup_sqlite(&self, out: &std::path::Path) -> Result<()> {
+        use sea_orm::ConnectionTrait;
+        if self.kind != DatabaseKind::Sqlite {
+            return Err(Error::Backend(BackendError::new(
+                "database",
+                "lty backup copies the embedded SQLite database; back PostgreSQL up with pg_dump",
+            )));
+        }
+        if out.exists() {
+            return Err(Error::Backend(BackendError::new(
+                "database",
+                format!("{} exists; choose a new file", out.display()),
+            )));
+        }
+        let path = out.to_str().ok_or_else(|| {
+            Error::Backend(BackendError::new(
+                "database",
+                "the backup path is not UTF-8",
+            ))
+        })?;
+        // A string literal: single quotes doubled.
+        let sql = format!("VACUUM INTO '{}'", path.replace('\'', "''"));
+        self.conn.execute_unprepared(&sql).await.map_err(db_err)?;
+        Ok(())
+    }
+
     /// The engine behind this pool.
     pub fn kind(&self) -> DatabaseKind {
         self.kind

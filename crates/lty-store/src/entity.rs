@@ -13,6 +13,7 @@ pub mod card_scan;
 pub mod device_credential;
 pub mod event_day;
 pub mod firmware_release;
+pub mod login_token;
 pub mod plan;
 pub mod social_account;
 pub mod user;

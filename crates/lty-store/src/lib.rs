@@ -21,6 +21,7 @@ pub mod provision;
 pub mod pubsub;
 pub mod seed;
 pub mod subscriptions;
+pub mod tokens;
 mod voice_chat;
 mod xiaozhi;
 

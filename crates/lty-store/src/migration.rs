@@ -15,6 +15,8 @@ mod m20261202_000001_admin_audit;
 mod m20261203_000001_event_days;
 mod m20261206_000001_voice_chat_conversation;
 mod m20261207_000001_xiaozhi;
+mod m20261208_000001_login_tokens;
+mod m20261208_000002_audit_outcome;
 
 /// All of lty's migrations.
 #[derive(Debug)]
@@ -36,6 +38,8 @@ impl MigratorTrait for Migrator {
             Box::new(m20261203_000001_event_days::Migration),
             Box::new(m20261206_000001_voice_chat_conversation::Migration),
             Box::new(m20261207_000001_xiaozhi::Migration),
+            Box::new(m20261208_000001_login_tokens::Migration),
+            Box::new(m20261208_000002_audit_outcome::Migration),
         ]
     }
 }

@@ -63,3 +63,19 @@ pub async fn restore_disabled_markers(state: &AppState) -> Result<usize> {
     }
     Ok(ids.len())
 }
+
+/// Logs out `token` of `user_id`: the token stops working, and the device
+/// sockets it opened are closed (4002) on every instance, through a control
+/// message on the family's group that names the token by its fingerprint.
+pub async fn logout(state: &AppState, user_id: i64, token: &str) -> Result<()> {
+    state.tokens.revoke(TokenKind::User, token).await?;
+    let fingerprint = crate::ws::protocol::token_fingerprint(token);
+    state
+        .pubsub
+        .publish(
+            &crate::ws::protocol::device_group(user_id),
+            crate::ws::protocol::kick_token_message(&fingerprint),
+        )
+        .await?;
+    Ok(())
+}

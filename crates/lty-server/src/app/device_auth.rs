@@ -109,7 +109,10 @@ pub async fn verify_with_secret(
 ) -> Result<()> {
     let Some(secret) = secret else {
         return match state.config.device_auth {
-            DeviceAuthMode::Legacy => Ok(()),
+            DeviceAuthMode::Legacy => {
+                count_unsigned(false);
+                Ok(())
+            }
             DeviceAuthMode::Signed => Err(refuse(
                 "device_not_provisioned",
                 "this server accepts signed device requests only, and this device has no secret",
@@ -123,6 +126,10 @@ pub async fn verify_with_secret(
             nonce,
             signature,
         } => (mac, timestamp, nonce, signature),
+        DeviceHeaders::Missing if in_unsigned_grace(state) => {
+            count_unsigned(true);
+            return Ok(());
+        }
         DeviceHeaders::Missing => {
             return Err(refuse(
                 "device_signature_required",
@@ -183,6 +190,42 @@ pub async fn verify_with_secret(
     Ok(())
 }
 
+/// Gives the bound device `mac` a new secret, replacing any previous one
+/// at once, on behalf of `user_id` (its owner, checked by the caller).
+/// Returns the credential and whether it replaced one. The secret is never
+/// logged.
+pub async fn provision_secret(
+    state: &AppState,
+    user_id: i64,
+    mac: &MacAddress,
+) -> Result<(lty_core::credential::DeviceCredential, bool)> {
+    let replaced = state.db.secret_for(mac).await?.is_some();
+    let secret = lty_core::credential::generate_device_secret();
+    let cred = state.db.set_secret(mac, &secret, user_id).await?;
+    tracing::info!(%mac, replaced, "device secret provisioned");
+    Ok((cred, replaced))
+}
+
+/// Whether the fleet migration's grace period is running: devices that
+/// hold a secret may still send unsigned requests until
+/// `auth.unsigned_grace_until` (docs/device-auth.md, "Migrating a fleet").
+fn in_unsigned_grace(state: &AppState) -> bool {
+    state
+        .config
+        .auth
+        .unsigned_grace_until
+        .is_some_and(|until| chrono::Utc::now() < until)
+}
+
+/// Counts a MAC-authenticated request let through without a signature, by
+/// whether the device holds a secret: what is left to migrate before
+/// `device_auth = signed`.
+fn count_unsigned(provisioned: bool) {
+    let provisioned = if provisioned { "true" } else { "false" };
+    metrics::counter!("lty_device_unsigned_requests_total", "provisioned" => provisioned)
+        .increment(1);
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -238,6 +281,25 @@ pub struct DeviceRouteLimits {
     pub per_mac: crate::config::RateLimit,
 }
 
+/// The checks of [`authenticate_device`] up to the signature, without
+/// requiring a binding: the per-IP limit, the MAC, the per-MAC limit, then
+/// the device's facts and its signature. For routes that answer about an
+/// unbound MAC too (`binding-status`).
+pub async fn check_device(
+    state: &AppState,
+    ip: &ClientIp,
+    signed: &DeviceSignature,
+    mac: Option<&str>,
+    limits: DeviceRouteLimits,
+) -> Result<(MacAddress, lty_core::credential::DeviceAuthFacts)> {
+    crate::app::ratelimit::check_ip(state, limits.ip_rule, ip, limits.per_ip).await?;
+    let mac = MacAddress::parse(mac.unwrap_or(""))?;
+    crate::app::ratelimit::check(state, limits.mac_rule, &mac.to_string(), limits.per_mac).await?;
+    let facts = state.db.auth_facts(&mac).await?;
+    verify_with_secret(state, signed, &mac, facts.secret.as_deref()).await?;
+    Ok((mac, facts))
+}
+
 /// Authenticates a legacy device request naming `mac` (as sent, unparsed)
 /// and carrying `signed`: the per-IP limit (before parsing, so malformed
 /// MACs count too), the MAC, the per-MAC limit (so guessing MACs is
@@ -253,11 +315,7 @@ pub async fn authenticate_device(
     mac: Option<&str>,
     limits: DeviceRouteLimits,
 ) -> Result<DeviceBinding> {
-    crate::app::ratelimit::check_ip(state, limits.ip_rule, ip, limits.per_ip).await?;
-    let mac = MacAddress::parse(mac.unwrap_or(""))?;
-    crate::app::ratelimit::check(state, limits.mac_rule, &mac.to_string(), limits.per_mac).await?;
-    let facts = state.db.auth_facts(&mac).await?;
-    verify_with_secret(state, signed, &mac, facts.secret.as_deref()).await?;
+    let (_, facts) = check_device(state, ip, signed, mac, limits).await?;
     let binding = facts.binding.ok_or(Error::NotFound {
         what: "device binding",
         code: "device_not_bound",

@@ -111,6 +111,17 @@ pub struct HttpConfig {
     /// Seconds a draining server (SIGTERM) gives in-flight requests and
     /// WebSocket closes before it exits.
     pub shutdown_grace_secs: u64,
+    /// Seconds a connection gets to send a complete request head, counted
+    /// from when the server waits for one: on a new connection and on an
+    /// idle keep-alive connection alike, so this is also the idle timeout.
+    pub header_read_timeout_secs: u64,
+    /// Open connections (WebSockets included) past which new ones get only
+    /// `/healthz`, `/readyz` and `/metrics`; 0 derives it from the
+    /// open-file limit.
+    pub max_connections: usize,
+    /// Connections past `max_connections` kept for those three routes;
+    /// beyond them a new connection is closed at once.
+    pub reserved_connections: usize,
 }
 
 impl Default for HttpConfig {
@@ -118,6 +129,9 @@ impl Default for HttpConfig {
         Self {
             body_limit: 1024 * 1024,
             shutdown_grace_secs: 20,
+            header_read_timeout_secs: 20,
+            max_connections: 0,
+            reserved_connections: 32,
         }
     }
 }
@@ -155,6 +169,12 @@ pub struct WsConfig {
     pub replay_len: usize,
     /// Seconds after a family's last message that its replay log is kept.
     pub replay_window_secs: u64,
+    /// Open device sockets per family on one instance; past it a new
+    /// socket is refused with 429 `too_many_connections`. 0: no cap.
+    pub max_sockets_per_user: usize,
+    /// Open device sockets per client IP on one instance (loopback
+    /// exempt only with `limits.exempt_loopback`). 0: no cap.
+    pub max_sockets_per_ip: usize,
 }
 
 impl Default for WsConfig {
@@ -165,6 +185,8 @@ impl Default for WsConfig {
             max_frame_bytes: 64 * 1024,
             replay_len: 128,
             replay_window_secs: 900,
+            max_sockets_per_user: 50,
+            max_sockets_per_ip: 1000,
         }
     }
 }
@@ -184,6 +206,10 @@ pub struct AuthConfig {
     /// Largest accepted difference, in seconds, between a device's
     /// `X-Device-Timestamp` and the server clock.
     pub device_signature_skew_secs: u64,
+    /// Until this time (RFC 3339), devices that hold a secret may still
+    /// send unsigned requests: the grace period of a fleet migration
+    /// (docs/device-auth.md). Unset: no grace.
+    pub unsigned_grace_until: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 impl Default for AuthConfig {
@@ -194,6 +220,7 @@ impl Default for AuthConfig {
             admin_max_failures: 5,
             admin_lockout_secs: 900,
             device_signature_skew_secs: 300,
+            unsigned_grace_until: None,
         }
     }
 }
@@ -222,9 +249,9 @@ impl RateLimit {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default)]
 pub struct LimitsConfig {
-    /// Per-IP limits do not apply to loopback clients (127.0.0.0/8, ::1):
-    /// local tools and benchmarks. Turn off when lty sits behind a proxy on
-    /// the same host without `trusted_proxies`.
+    /// Per-IP limits do not apply to loopback clients (127.0.0.0/8, ::1).
+    /// Off by default: behind a proxy on the same host every client is
+    /// loopback. Turn on only for load tests run from the same machine.
     pub exempt_loopback: bool,
     /// Proxies whose `X-Forwarded-For` is believed: IP addresses or CIDR
     /// blocks, comma-separated in `LTY_LIMITS__TRUSTED_PROXIES`.
@@ -237,6 +264,10 @@ pub struct LimitsConfig {
     pub rtc_token_per_mac: RateLimit,
     /// `POST /api/device/rtc-token/get_by_mac/` per client IP.
     pub rtc_token_per_ip: RateLimit,
+    /// `GET /api/device/binding-status/` without a token, per client IP.
+    pub binding_status_per_ip: RateLimit,
+    /// `GET /api/device/binding-status/` without a token, per MAC.
+    pub binding_status_per_mac: RateLimit,
     /// SMS codes sent to one phone, short window.
     pub sms_send_per_phone: RateLimit,
     /// SMS codes sent to one phone, daily.
@@ -261,15 +292,34 @@ pub struct LimitsConfig {
     pub xiaozhi_ota_per_device: RateLimit,
 }
 
+impl LimitsConfig {
+    /// How the client address of per-IP limits is found, for the start-up
+    /// log line.
+    pub fn client_ip_mode(&self) -> &'static str {
+        match (self.trusted_proxies.is_empty(), self.exempt_loopback) {
+            (true, false) => "peer address; per-IP limits apply to every client",
+            (true, true) => "peer address; loopback clients exempt from per-IP limits",
+            (false, false) => {
+                "X-Forwarded-For from trusted proxies; per-IP limits apply to every client"
+            }
+            (false, true) => {
+                "X-Forwarded-For from trusted proxies; loopback clients exempt from per-IP limits"
+            }
+        }
+    }
+}
+
 impl Default for LimitsConfig {
     fn default() -> Self {
         Self {
-            exempt_loopback: true,
+            exempt_loopback: false,
             trusted_proxies: Default::default(),
             mac_login_per_mac: RateLimit::new(120, 60),
             mac_login_per_ip: RateLimit::new(600, 60),
             rtc_token_per_mac: RateLimit::new(120, 60),
             rtc_token_per_ip: RateLimit::new(600, 60),
+            binding_status_per_ip: RateLimit::new(60, 60),
+            binding_status_per_mac: RateLimit::new(30, 60),
             sms_send_per_phone: RateLimit::new(1, 60),
             sms_send_per_phone_daily: RateLimit::new(10, 86_400),
             sms_send_per_ip: RateLimit::new(20, 3_600),

@@ -256,7 +256,7 @@ impl From<StoredMessage> for MessageOut {
 /// Paging parameters.
 #[derive(Debug, Deserialize, IntoParams)]
 pub struct PageQuery {
-    /// 1-based page number (default 1).
+    /// 1-based page number, 1 to 1000000 (default 1).
     pub page: Option<u64>,
     /// Items per page, 1–100 (default 20).
     pub page_size: Option<u64>,
@@ -266,7 +266,8 @@ impl PageQuery {
     fn resolve(&self) -> Result<(u64, u64), lty_core::Error> {
         let page = self.page.unwrap_or(1);
         let size = self.page_size.unwrap_or(20);
-        if page == 0 || page > 1_000_000 {
+        // Bounded so that `(page - 1) * page_size` cannot overflow.
+        if !(1..=crate::http::admin::MAX_PAGE).contains(&page) {
             return Err(lty_core::Error::validation("page", "must be 1 to 1000000"));
         }
         if !(1..=100).contains(&size) {
@@ -836,6 +837,7 @@ pub async fn list_conversations(
     params(("id" = i64, Path, description = "conversation id"), PageQuery),
     responses(
         (status = 200, body = ConversationDetail),
+        (status = 400, body = ErrorBody),
         (status = 401, body = ErrorBody),
         (status = 404, description = "no such conversation of the caller", body = ErrorBody),
     ))]

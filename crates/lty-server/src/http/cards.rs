@@ -434,6 +434,7 @@ pub async fn create_batch(
 pub struct PageQuery {
     /// At most 200 (default 50).
     pub limit: Option<u64>,
+    /// Batches to skip, 0 to 100000000 (default 0).
     pub offset: Option<u64>,
 }
 
@@ -447,15 +448,21 @@ pub struct BatchListOut {
 #[utoipa::path(get, path = "/api/v1/admin/card-batches/", tags = ["admin", "card"],
     security(("admin_bearer" = [])),
     params(PageQuery),
-    responses((status = 200, body = BatchListOut), (status = 401, body = ErrorBody)))]
+    responses((status = 200, body = BatchListOut),
+              (status = 400, description = "`validation_error`: `offset` out of range", body = ErrorBody),
+              (status = 401, body = ErrorBody)))]
 pub async fn list_batches(
     State(state): State<AppState>,
     _admin: AuthAdmin,
     Query(q): Query<PageQuery>,
 ) -> ApiResult<Json<BatchListOut>> {
+    let offset = q.offset.unwrap_or(0);
+    if offset > crate::http::admin::MAX_OFFSET {
+        return Err(lty_core::Error::validation("offset", "must be 0 to 100000000").into());
+    }
     let batches = state
         .db
-        .batches(q.limit.unwrap_or(50).clamp(1, 200), q.offset.unwrap_or(0))
+        .batches(q.limit.unwrap_or(50).clamp(1, 200), offset)
         .await?;
     Ok(Json(BatchListOut {
         batches: batches.into_iter().map(BatchOut::from).collect(),

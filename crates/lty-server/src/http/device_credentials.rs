@@ -7,7 +7,6 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
 use lty_core::MacAddress;
-use lty_core::credential::generate_device_secret;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
@@ -83,10 +82,8 @@ pub async fn create(
             "only the user this device is bound to may provision it",
         ));
     }
-    let replaced = state.db.secret_for(&mac).await?.is_some();
-    let secret = generate_device_secret();
-    let cred = state.db.set_secret(&mac, &secret, auth.user.id).await?;
-    tracing::info!(mac = %mac, replaced, "device secret provisioned");
+    let (cred, replaced) =
+        crate::app::device_auth::provision_secret(&state, auth.user.id, &mac).await?;
     let mut res = (
         StatusCode::CREATED,
         Json(CredentialOut {

@@ -11,10 +11,11 @@ use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
+use crate::app::device_auth::DeviceRouteLimits;
 use crate::app::devices;
 use crate::auth::{AuthUser, bearer_token, resolve_user};
 use crate::error::{ApiError, ApiResult, ErrorBody};
-use crate::extract::{Json, JsonOrForm, Path, Query};
+use crate::extract::{ClientIp, DeviceSignature, Json, JsonOrForm, Path, Query};
 use crate::state::AppState;
 
 /// Device routes.
@@ -41,6 +42,10 @@ pub struct DeviceOut {
     /// Seen within the last 5 minutes.
     pub online: bool,
     pub last_seen: Option<DateTime<Utc>>,
+    /// The device's new secret (docs/device-auth.md), only in the answer of
+    /// a bind with `provision_secret`; shown once.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub secret: Option<String>,
 }
 
 async fn device_out(state: &AppState, b: DeviceBinding) -> ApiResult<DeviceOut> {
@@ -52,6 +57,7 @@ async fn device_out(state: &AppState, b: DeviceBinding) -> ApiResult<DeviceOut> 
         bound_at: b.bound_at,
         online,
         last_seen,
+        secret: None,
     })
 }
 
@@ -63,6 +69,11 @@ pub struct BindIn {
     pub mac_address: Option<String>,
     /// A display name, at most 64 characters.
     pub name: Option<String>,
+    /// Also give the device a new secret (replacing any previous one), in
+    /// the answer's `secret`: the app hands it to the device, which signs
+    /// its requests from then on (docs/device-auth.md).
+    #[serde(default)]
+    pub provision_secret: bool,
 }
 
 /// Binds a device to the caller. Binding a MAC that another family holds
@@ -82,7 +93,7 @@ pub async fn bind(
     State(state): State<AppState>,
     auth: AuthUser,
     JsonOrForm(body): JsonOrForm<BindIn>,
-) -> ApiResult<(axum::http::StatusCode, Json<DeviceOut>)> {
+) -> ApiResult<axum::response::Response> {
     let mac = MacAddress::parse(body.mac_address.as_deref().unwrap_or(""))?;
     let (binding, created) = devices::bind(&state, auth.user.id, &mac, body.name).await?;
     let status = if created {
@@ -90,7 +101,20 @@ pub async fn bind(
     } else {
         axum::http::StatusCode::OK
     };
-    Ok((status, Json(device_out(&state, binding).await?)))
+    let mut out = device_out(&state, binding).await?;
+    if body.provision_secret {
+        let (cred, _) =
+            crate::app::device_auth::provision_secret(&state, auth.user.id, &mac).await?;
+        out.secret = Some(cred.secret);
+    }
+    let mut res = (status, Json(out)).into_response();
+    if body.provision_secret {
+        res.headers_mut().insert(
+            axum::http::header::CACHE_CONTROL,
+            axum::http::HeaderValue::from_static("no-store"),
+        );
+    }
+    Ok(res)
 }
 
 /// Unbind request.
@@ -173,28 +197,56 @@ pub struct BindingStatusOut {
     pub bound_at: Option<DateTime<Utc>>,
 }
 
-/// Whether a MAC is bound, and to whom only for its owner. A token is
-/// optional; an invalid one is refused.
+/// Whether a MAC is bound, and to whom only for its owner. With a user
+/// token: the full answer (binding details when the caller owns it); an
+/// invalid token is refused. Without one, the caller must be the device:
+/// the same checks as `mac-login` (per-IP and per-MAC rate limits, the
+/// signature when the device holds a secret, `device_not_provisioned` for
+/// an unsigned device in `signed` mode), and the answer says no more than
+/// `bound`.
 #[utoipa::path(get, path = "/api/device/binding-status/", tag = "device",
-    params(MacQuery),
+    params(MacQuery, DeviceSignature),
     responses((status = 200, body = BindingStatusOut), (status = 400, body = ErrorBody),
-              (status = 401, body = ErrorBody)))]
+              (status = 401, description = "an invalid token, or a device signature required, invalid or missing in `signed` mode", body = ErrorBody),
+              (status = 429, description = "`rate_limited` (requests without a token)", body = ErrorBody)))]
 pub async fn binding_status(
     State(state): State<AppState>,
+    ip: ClientIp,
+    signed: DeviceSignature,
     Query(query): Query<MacQuery>,
     parts: axum::http::request::Parts,
 ) -> ApiResult<Json<BindingStatusOut>> {
-    let mac = MacAddress::parse(query.mac_address.as_deref().unwrap_or(""))?;
-    let caller = if parts
+    if !parts
         .headers
         .contains_key(axum::http::header::AUTHORIZATION)
     {
-        Some(resolve_user(&state, bearer_token(&parts)?).await?.id)
-    } else {
-        None
-    };
+        let limits = &state.config.limits;
+        let (mac, facts) = crate::app::device_auth::check_device(
+            &state,
+            &ip,
+            &signed,
+            query.mac_address.as_deref(),
+            DeviceRouteLimits {
+                ip_rule: "binding_status_ip",
+                per_ip: limits.binding_status_per_ip,
+                mac_rule: "binding_status_mac",
+                per_mac: limits.binding_status_per_mac,
+            },
+        )
+        .await?;
+        return Ok(Json(BindingStatusOut {
+            mac_address: mac,
+            bound: facts.binding.is_some(),
+            bound_to_you: false,
+            user_id: None,
+            name: None,
+            bound_at: None,
+        }));
+    }
+    let mac = MacAddress::parse(query.mac_address.as_deref().unwrap_or(""))?;
+    let caller = resolve_user(&state, bearer_token(&parts)?).await?.id;
     let binding = state.db.latest_binding(&mac).await?;
-    let mine = binding.as_ref().filter(|b| Some(b.user_id) == caller);
+    let mine = binding.as_ref().filter(|b| b.user_id == caller);
     Ok(Json(BindingStatusOut {
         mac_address: mac,
         bound: binding.is_some(),

@@ -531,7 +531,8 @@ pub struct LogoutOut {
     pub logged_out: bool,
 }
 
-/// Deletes the caller's token.
+/// Deletes the caller's token and closes the device sockets it opened
+/// (close code 4002), on every instance.
 #[utoipa::path(post, path = "/api/user/logout/", tag = "user",
     security(("bearer" = [])),
     responses(
@@ -539,6 +540,6 @@ pub struct LogoutOut {
         (status = 401, body = ErrorBody),
     ))]
 pub async fn logout(State(state): State<AppState>, auth: AuthUser) -> ApiResult<Json<LogoutOut>> {
-    state.tokens.revoke(TokenKind::User, &auth.token).await?;
+    crate::app::auth::logout(&state, auth.user.id, &auth.token).await?;
     Ok(Json(LogoutOut { logged_out: true }))
 }

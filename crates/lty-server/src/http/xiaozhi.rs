@@ -324,6 +324,7 @@ pub async fn activate(
             bound_at: binding.bound_at,
             online,
             last_seen,
+            secret: None,
         }),
     ))
 }

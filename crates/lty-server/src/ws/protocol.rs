@@ -20,6 +20,8 @@ pub const CLOSE_ACCOUNT_DISABLED: u16 = 4001;
 pub const CLOSE_TOO_SLOW: u16 = 4008;
 /// No pong arrived for a server ping within one ping interval.
 pub const CLOSE_PING_TIMEOUT: u16 = 4010;
+/// The token that opened the socket was logged out; log in again.
+pub const CLOSE_LOGGED_OUT: u16 = 4002;
 
 /// The group of a family's sockets (legacy channel group name).
 pub fn device_group(user_id: i64) -> String {
@@ -63,6 +65,32 @@ pub fn kick_all_message() -> bytes::Bytes {
 /// Whether `msg` is the control message of [`kick_all_message`].
 pub fn is_kick_all(msg: &[u8]) -> bool {
     msg.strip_prefix(&[CONTROL]) == Some(KICK_ALL)
+}
+
+const KICK_TOKEN: &[u8] = b"kick-token:";
+
+/// What names a login token on the pub/sub channel without revealing it:
+/// the first 16 bytes of its SHA-256, in hex.
+pub fn token_fingerprint(token: &str) -> String {
+    use sha2::{Digest, Sha256};
+    hex::encode(&Sha256::digest(token.as_bytes())[..16])
+}
+
+/// The control message that closes the sockets opened with the token of
+/// `fingerprint` ([`token_fingerprint`]) in its family's group (the token
+/// was logged out).
+pub fn kick_token_message(fingerprint: &str) -> bytes::Bytes {
+    let mut msg = Vec::with_capacity(1 + KICK_TOKEN.len() + fingerprint.len());
+    msg.push(CONTROL);
+    msg.extend_from_slice(KICK_TOKEN);
+    msg.extend_from_slice(fingerprint.as_bytes());
+    msg.into()
+}
+
+/// The token fingerprint a kick-token control message names, if `msg` is
+/// one.
+pub fn parse_kick_token(msg: &[u8]) -> Option<&[u8]> {
+    msg.strip_prefix(&[CONTROL])?.strip_prefix(KICK_TOKEN)
 }
 
 /// The cache key holding a device's last-seen unix time (legacy format).

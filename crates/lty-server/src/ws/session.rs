@@ -13,9 +13,10 @@ use lty_core::ports::{LogId, Replay};
 use tracing::Instrument;
 
 use super::protocol::{
-    CLOSE_ACCOUNT_DISABLED, CLOSE_INVALID_PAYLOAD, CLOSE_PING_TIMEOUT, CLOSE_SERVICE_RESTART,
-    CLOSE_TOO_BIG, CLOSE_TOO_SLOW, CLOSE_UNBOUND, CONTROL, ErrorFrame, LAST_SEEN_TTL_SECS, Since,
-    cursor_frame, device_group, envelope, is_kick_all, last_seen_key, parse_kick,
+    CLOSE_ACCOUNT_DISABLED, CLOSE_INVALID_PAYLOAD, CLOSE_LOGGED_OUT, CLOSE_PING_TIMEOUT,
+    CLOSE_SERVICE_RESTART, CLOSE_TOO_BIG, CLOSE_TOO_SLOW, CLOSE_UNBOUND, CONTROL, ErrorFrame,
+    LAST_SEEN_TTL_SECS, Since, cursor_frame, device_group, envelope, is_kick_all, last_seen_key,
+    parse_kick, parse_kick_token,
 };
 use crate::state::AppState;
 
@@ -68,16 +69,34 @@ async fn close(socket: &mut WebSocket, code: u16, reason: &'static str) {
         .await;
 }
 
-/// Runs the socket until it closes.
+/// Whether a read error is tungstenite refusing a frame or message larger
+/// than the limits set at the upgrade (its `Error::Capacity`, "Space limit
+/// exceeded"). axum does not expose tungstenite's error type, so this reads
+/// the message; a test sends such a frame and expects 1009.
+fn is_too_big(err: &axum::Error) -> bool {
+    let mut source: Option<&dyn std::error::Error> = Some(err);
+    while let Some(e) = source {
+        if e.to_string().contains("Space limit exceeded") {
+            return true;
+        }
+        source = e.source();
+    }
+    false
+}
+
+/// Runs the socket until it closes. `token` is the fingerprint of the
+/// token that opened it ([`super::protocol::token_fingerprint`]): a
+/// logout of that token closes it.
 pub async fn run(
     socket: WebSocket,
     state: AppState,
     user_id: i64,
     mac: Option<MacAddress>,
     since: Option<Since>,
+    token: String,
 ) {
     let span = tracing::debug_span!("ws", user_id, mac = ?mac.map(|m| m.to_string()));
-    session(socket, state, user_id, mac, since)
+    session(socket, state, user_id, mac, since, token)
         .instrument(span)
         .await;
 }
@@ -154,6 +173,7 @@ async fn session(
     user_id: i64,
     mac: Option<MacAddress>,
     since: Option<Since>,
+    token: String,
 ) {
     let _gauge = OpenGauge::open();
     let ws = state.config.ws.clone();
@@ -206,9 +226,14 @@ async fn session(
             incoming = socket.recv() => match incoming {
                 None | Some(Ok(Message::Close(_))) => break,
                 Some(Err(err)) => {
-                    // tungstenite reports invalid UTF-8 and protocol errors here.
+                    // tungstenite reports invalid UTF-8, protocol errors and
+                    // frames past its size limit here.
                     tracing::debug!(%err, "device socket error");
-                    close(&mut socket, CLOSE_INVALID_PAYLOAD, "invalid frame").await;
+                    if is_too_big(&err) {
+                        close(&mut socket, CLOSE_TOO_BIG, "message too big").await;
+                    } else {
+                        close(&mut socket, CLOSE_INVALID_PAYLOAD, "invalid frame").await;
+                    }
                     break;
                 }
                 Some(Ok(Message::Text(text))) => {
@@ -260,6 +285,10 @@ async fn session(
                     }
                     if mac.is_some() && parse_kick(&payload) == mac {
                         close(&mut socket, CLOSE_UNBOUND, "device binding changed").await;
+                        break;
+                    }
+                    if parse_kick_token(&payload) == Some(token.as_bytes()) {
+                        close(&mut socket, CLOSE_LOGGED_OUT, "logged out").await;
                         break;
                     }
                 }

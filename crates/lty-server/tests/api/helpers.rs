@@ -373,6 +373,11 @@ impl CuttableProxy {
             c.abort();
         }
     }
+
+    /// Accepts new connections again after [`CuttableProxy::cut`].
+    pub fn restore(&self) {
+        self.cut.store(false, Ordering::SeqCst);
+    }
 }
 
 /// `host:port` of a URL, resolved.

@@ -26,6 +26,7 @@ mod docs;
 mod drain;
 mod errors;
 mod fakes;
+mod hardening;
 mod health;
 mod helpers;
 mod image;

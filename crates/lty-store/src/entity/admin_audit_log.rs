@@ -1,5 +1,6 @@
-//! `admin_audit_log`: who did what through the admin API, when, and from
-//! where. Insert-only.
+//! `admin_audit_log`: who did what through the admin API, when, from where
+//! and with what outcome. Insert-only, but for the outcome: written ahead
+//! as `pending`, then set once when the request ends.
 
 use sea_orm::entity::prelude::*;
 
@@ -21,6 +22,9 @@ pub struct Model {
     pub ip: Option<String>,
     pub request_id: Option<String>,
     pub created_at: DateTimeUtc,
+    /// `pending`, then `ok`, `refused` (4xx) or `failed` (5xx); `NULL` for
+    /// entries older than the column.
+    pub outcome: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

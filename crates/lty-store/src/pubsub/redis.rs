@@ -56,6 +56,8 @@ pub struct RedisPubSub {
     publish_script: Script,
     head_script: Script,
     subscribed: watch::Receiver<bool>,
+    /// How long a publish waits for the subscriber to come back.
+    resubscribe_wait: Duration,
 }
 
 impl std::fmt::Debug for RedisPubSub {
@@ -104,6 +106,7 @@ impl RedisPubSub {
             publish_script: Script::new(PUBLISH_SCRIPT),
             head_script: Script::new(HEAD_SCRIPT),
             subscribed: ready_rx,
+            resubscribe_wait: settings.timeout,
         })
     }
 
@@ -152,6 +155,13 @@ fn parse_published(payload: &[u8]) -> GroupMessage {
 fn parse_id(id: &str) -> Result<LogId> {
     id.parse()
         .map_err(|()| crate::cache_redis_err(format!("bad stream id {id:?}")))
+}
+
+/// Counts a publish refused because no subscription could receive it, and
+/// the error it answers (503).
+fn unavailable(reason: &'static str) -> lty_core::Error {
+    metrics::counter!("lty_pubsub_unavailable_total", "reason" => reason).increment(1);
+    crate::cache_redis_err("the pub/sub subscription is down; the message was not delivered")
 }
 
 async fn subscriber_loop(
@@ -204,9 +214,21 @@ async fn subscriber_loop(
 
 #[async_trait]
 impl PubSub for RedisPubSub {
+    /// Never acknowledges a message no instance received: while this
+    /// instance's subscriber is down, or when Redis reports no receiver at
+    /// all (not even this instance, so its subscription has just dropped),
+    /// it waits up to `redis.timeout` for the subscription to come back and
+    /// publishes again, then fails (`lty_pubsub_unavailable_total`).
     async fn publish(&self, group: &str, message: Bytes) -> Result<Delivery> {
+        let deadline = tokio::time::Instant::now() + self.resubscribe_wait;
+        let mut subscribed = self.subscribed.clone();
+        let up = subscribed.wait_for(|up| *up);
+        if !matches!(tokio::time::timeout_at(deadline, up).await, Ok(Ok(_))) {
+            return Err(unavailable("subscriber_down"));
+        }
+        subscribed.mark_unchanged();
         let mut conn = self.conn.clone();
-        let (id, receivers): (String, usize) = self
+        let (id, mut receivers): (String, usize) = self
             .publish_script
             .key(self.stream(group))
             .arg(self.log.max_len.max(1))
@@ -216,6 +238,35 @@ impl PubSub for RedisPubSub {
             .invoke_async(&mut conn)
             .await
             .map_err(crate::cache_redis_err)?;
+        // Nobody received it (not even this instance, so its subscription
+        // has just dropped): it is in the replay log already; publish the
+        // same framed message again once the subscriber is back, so no
+        // copy is duplicated and none is acknowledged unreceived.
+        if receivers == 0 {
+            let mut framed = Vec::with_capacity(id.len() + message.len() + 2);
+            framed.push(LOGGED);
+            framed.extend_from_slice(id.as_bytes());
+            framed.push(b' ');
+            framed.extend_from_slice(&message);
+            let channel = self.channel(group);
+            while receivers == 0 {
+                if tokio::time::timeout_at(deadline, subscribed.changed())
+                    .await
+                    .is_err()
+                {
+                    return Err(unavailable("no_receiver"));
+                }
+                if !*subscribed.borrow_and_update() {
+                    continue;
+                }
+                receivers = redis::cmd("PUBLISH")
+                    .arg(&channel)
+                    .arg(framed.as_slice())
+                    .query_async(&mut conn)
+                    .await
+                    .map_err(crate::cache_redis_err)?;
+            }
+        }
         Ok(Delivery {
             local: self.hub.members(group),
             instances: Some(receivers),

@@ -34,6 +34,138 @@ pub struct AuditActor {
     pub ip: String,
     /// The request's `X-Request-Id`.
     pub request_id: Option<String>,
+    /// Where the request's entries are noted for [`record_outcomes`].
+    slot: Option<AuditSlot>,
+}
+
+/// The ids of the audit entries a request wrote, so that its outcome can
+/// be added to them when it ends ([`record_outcomes`]).
+#[derive(Debug, Clone, Default)]
+pub struct AuditSlot(std::sync::Arc<std::sync::Mutex<Vec<i64>>>);
+
+impl AuditSlot {
+    fn push(&self, id: i64) {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).push(id);
+    }
+
+    fn take(&self) -> Vec<i64> {
+        std::mem::take(&mut *self.0.lock().unwrap_or_else(|e| e.into_inner()))
+    }
+
+    fn last(&self) -> Option<i64> {
+        self.0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .last()
+            .copied()
+    }
+}
+
+/// Largest created-resource body read back for its id.
+const CREATED_BODY_LIMIT: usize = 256 * 1024;
+
+/// Completes the audit entries of an admin request once it has been
+/// answered: `ok` (2xx), `refused` (4xx) or `failed` (5xx) with the status
+/// and error code, and, for a `201`, the created resource's `id` as the
+/// target when the entry had none. Entries are written ahead of the action
+/// (so nothing happens unaudited); a request refused before its entry was
+/// written (no valid token, a wrong role, a malformed body on a route that
+/// audits in its handler) leaves none. See docs/admin.md.
+pub async fn record_outcomes(
+    State(state): State<AppState>,
+    mut req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    if !req.uri().path().starts_with("/api/v1/admin/") {
+        return next.run(req).await;
+    }
+    let slot = AuditSlot::default();
+    req.extensions_mut().insert(slot.clone());
+    let res = next.run(req).await;
+    let ids = slot.take();
+    if ids.is_empty() {
+        return res;
+    }
+    let status = res.status();
+    let outcome = if status.is_success() {
+        "ok"
+    } else if status.is_client_error() {
+        "refused"
+    } else {
+        "failed"
+    };
+    // Only a create's answer and error answers are read: both are small.
+    let (res, body) = if status == axum::http::StatusCode::CREATED || !status.is_success() {
+        read_json_body(res).await
+    } else {
+        (res, None)
+    };
+    let code = body
+        .as_ref()
+        .filter(|_| !status.is_success())
+        .and_then(|b| b.get("code").cloned());
+    let created = body
+        .as_ref()
+        .filter(|_| status == axum::http::StatusCode::CREATED)
+        .and_then(created_id);
+    let result = serde_json::json!({ "status": status.as_u16(), "code": code });
+    for id in ids {
+        if let Err(err) = state
+            .db
+            .finish_audit(id, outcome, created.clone(), result.clone())
+            .await
+        {
+            tracing::error!(%err, id, "cannot record the outcome of an admin action");
+        }
+    }
+    res
+}
+
+/// The id a create answered with: `id`, or the `id` of its one object field
+/// (`{"batch": {"id": ...}}`).
+fn created_id(body: &Value) -> Option<String> {
+    let id = body.get("id").or_else(|| {
+        body.as_object()?
+            .values()
+            .find_map(|v| v.as_object()?.get("id"))
+    })?;
+    match id {
+        Value::Number(n) => Some(n.to_string()),
+        Value::String(s) => Some(s.clone()),
+        _ => None,
+    }
+}
+
+/// The JSON body of a small JSON response, with the response rebuilt
+/// around the bytes read.
+async fn read_json_body(
+    res: axum::response::Response,
+) -> (axum::response::Response, Option<Value>) {
+    use http_body_util::BodyExt;
+    let is_json = res
+        .headers()
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|ct| ct.starts_with("application/json"));
+    if !is_json {
+        return (res, None);
+    }
+    let (parts, body) = res.into_parts();
+    let limited = http_body_util::Limited::new(body, CREATED_BODY_LIMIT);
+    match limited.collect().await {
+        Ok(collected) => {
+            let bytes = collected.to_bytes();
+            let value = serde_json::from_slice(&bytes).ok();
+            (
+                axum::response::Response::from_parts(parts, axum::body::Body::from(bytes)),
+                value,
+            )
+        }
+        Err(_) => (
+            axum::response::Response::from_parts(parts, axum::body::Body::empty()),
+            None,
+        ),
+    }
 }
 
 impl AuditActor {
@@ -54,6 +186,19 @@ impl AuditActor {
             admin_username: admin.username.clone(),
             ip: ip.0.to_string(),
             request_id,
+            slot: parts.extensions.get::<AuditSlot>().cloned(),
+        }
+    }
+
+    /// Adds `extra` (a JSON object) to the details of the last entry this
+    /// request wrote: what is known only once the action is done, such as
+    /// the state after a change. Best effort: the action has happened.
+    pub async fn annotate_last(&self, state: &AppState, extra: Value) {
+        let Some(id) = self.slot.as_ref().and_then(AuditSlot::last) else {
+            return;
+        };
+        if let Err(err) = state.db.annotate_audit(id, extra).await {
+            tracing::error!(%err, id, "cannot complete an admin audit entry");
         }
     }
 
@@ -82,6 +227,9 @@ impl AuditActor {
             .inspect_err(
                 |e| tracing::error!(error = %e, action, "cannot write the admin audit log"),
             )?;
+        if let Some(slot) = &self.slot {
+            slot.push(id);
+        }
         Ok(id)
     }
 }
@@ -116,9 +264,14 @@ pub struct AuditEntryOut {
     /// `{action}.failed` records a write that failed after it was
     /// audited.
     pub action: String,
+    /// `pending` while the request runs, then `ok`, `refused` (answered
+    /// 4xx: nothing was changed) or `failed` (5xx); `details.result` holds
+    /// the status and error code. `null` for entries older than outcomes.
+    pub outcome: Option<String>,
     pub target_type: Option<String>,
     pub target_id: Option<String>,
-    /// The action's parameters.
+    /// The action's parameters; for changes `before` and `after` (secrets
+    /// excluded); `result` once the request has ended.
     #[schema(value_type = Object)]
     pub details: Value,
     /// Client IP.
@@ -135,6 +288,7 @@ impl From<AuditEntry> for AuditEntryOut {
             admin_id: e.admin_id,
             admin_username: e.admin_username,
             action: e.action,
+            outcome: e.outcome,
             target_type: e.target_type,
             target_id: e.target_id,
             details: e.details,

@@ -20,8 +20,8 @@ pub(super) trait Catalog {
     const KIND: &'static str;
     /// The `404` code of an unknown id.
     const NOT_FOUND: &'static str;
-    /// A row, active or not.
-    type Row;
+    /// A row, active or not; serialized into audit entries (no secrets).
+    type Row: serde::Serialize;
     /// Field changes; `None` leaves a field as it is.
     type Patch;
 
@@ -94,12 +94,20 @@ async fn write<C: Catalog>(
     patch: C::Patch,
 ) -> ApiResult<C::Row> {
     let action = format!("{}.{verb}", C::KIND);
-    ctx.audited(state, &action, C::KIND, id, details, async {
-        C::update(&state.db, id, patch)
-            .await?
-            .ok_or_else(not_found::<C>)
-    })
-    .await
+    // The row before and after, beside the change asked for.
+    let before = get::<C>(state, id).await?;
+    let details = json!({ "changes": details, "before": before });
+    let after = ctx
+        .audited(state, &action, C::KIND, id, details, async {
+            C::update(&state.db, id, patch)
+                .await?
+                .ok_or_else(not_found::<C>)
+        })
+        .await?;
+    ctx.actor
+        .annotate_last(state, json!({ "after": &after }))
+        .await;
+    Ok(after)
 }
 
 /// Trims `v` and checks it is `min..=max` characters, printable unless

@@ -50,11 +50,18 @@ pub fn router() -> OpenApiRouter<AppState> {
 /// Largest `page_size` of admin listings.
 pub const MAX_PAGE_SIZE: u64 = 100;
 
+/// Largest `page` number of any listing: offsets computed from it stay far
+/// from overflow.
+pub const MAX_PAGE: u64 = 1_000_000;
+
+/// Largest `offset` of `?limit=&offset=` listings, for the same reason.
+pub const MAX_OFFSET: u64 = 100_000_000;
+
 /// `?page=&page_size=` of admin listings.
 #[derive(Debug, Clone, Copy, Default, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct PageQuery {
-    /// 1-based page number (default 1).
+    /// 1-based page number, 1 to 1000000 (default 1).
     pub page: Option<u64>,
     /// Items per page, 1–100 (default 20).
     pub page_size: Option<u64>,
@@ -65,7 +72,7 @@ impl PageQuery {
     pub fn resolve(self) -> Result<(u64, u64), lty_core::Error> {
         let page = self.page.unwrap_or(1);
         let size = self.page_size.unwrap_or(20);
-        if page == 0 || page > 1_000_000 {
+        if !(1..=MAX_PAGE).contains(&page) {
             return Err(lty_core::Error::validation("page", "must be 1 to 1000000"));
         }
         if !(1..=MAX_PAGE_SIZE).contains(&size) {

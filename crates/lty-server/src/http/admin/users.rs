@@ -385,13 +385,17 @@ async fn set_account_state(
     active: bool,
 ) -> ApiResult<Json<AccountStateOut>> {
     let reason = reason(body)?;
-    state.db.user(id).await?.ok_or_else(user_not_found)?;
+    let user = state.db.user(id).await?.ok_or_else(user_not_found)?;
     let action = if active {
         "user.enable"
     } else {
         "user.disable"
     };
-    let details = json!({ "reason": reason });
+    let details = json!({
+        "reason": reason,
+        "before": { "is_active": user.is_active },
+        "after": { "is_active": active },
+    });
     ctx.audited(state, action, "user", id, details, async {
         state
             .db
