@@ -114,6 +114,8 @@ async fn start_server(data: &std::path::Path, users: u64) -> (Server, &'static s
         .expect("lty serve");
     let pid = child.id();
     let addr = SocketAddrV4::new(Ipv4Addr::LOCALHOST, port);
+    // Owned from here on: killed on drop, a failed start included.
+    let server = Server { child, addr, pid };
     let http = reqwest::Client::new();
     for _ in 0..200 {
         if http
@@ -122,7 +124,7 @@ async fn start_server(data: &std::path::Path, users: u64) -> (Server, &'static s
             .await
             .is_ok_and(|r| r.status().is_success())
         {
-            return (Server { child, addr, pid }, mode);
+            return (server, mode);
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
