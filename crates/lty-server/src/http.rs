@@ -44,7 +44,7 @@ const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
 /// Every documented route, with its OpenAPI description.
 pub fn api_router() -> (Router<AppState>, OpenApi) {
-    OpenApiRouter::with_openapi(docs::base_openapi())
+    let (router, mut api) = OpenApiRouter::with_openapi(docs::base_openapi())
         .merge(health::router())
         .merge(devices::router())
         .merge(users::router())
@@ -62,7 +62,9 @@ pub fn api_router() -> (Router<AppState>, OpenApi) {
         .merge(card_qr::router())
         .merge(achievements::router())
         .merge(xiaozhi::router())
-        .split_for_parts()
+        .split_for_parts();
+    docs::add_shared_responses(&mut api);
+    (router, api)
 }
 
 /// The complete OpenAPI document, as served at `/openapi.json`.

@@ -70,9 +70,10 @@ pub async fn restore_disabled_markers(state: &AppState) -> Result<usize> {
 pub async fn logout(state: &AppState, user_id: i64, token: &str) -> Result<()> {
     state.tokens.revoke(TokenKind::User, token).await?;
     let fingerprint = crate::ws::protocol::token_fingerprint(token);
+    // A control message: not kept in the family's replay log.
     state
         .pubsub
-        .publish(
+        .publish_control(
             &crate::ws::protocol::device_group(user_id),
             crate::ws::protocol::kick_token_message(&fingerprint),
         )
