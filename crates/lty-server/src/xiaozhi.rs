@@ -91,8 +91,10 @@ async fn connect(
         version,
         conversation_id,
     };
+    // As for device sockets (ws.rs): a small read buffer keeps an idle
+    // channel cheap; a larger frame grows it.
     Ok(upgrade
-        .read_buffer_size(4096)
+        .read_buffer_size(1024)
         .write_buffer_size(0)
         .max_frame_size(64 * 1024)
         .max_message_size(64 * 1024)

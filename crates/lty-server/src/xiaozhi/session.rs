@@ -243,7 +243,8 @@ async fn serve(socket: WebSocket, state: AppState, device: Device) {
         session_id: hex::encode(raw),
         out,
         generation,
-        decoder: OpusDecoder::new(UPLINK_RATE).ok(),
+        // Made at the first uplink audio: an idle channel never pays for it.
+        decoder: None,
         listening: None,
         responding: None,
         hello_done: false,
@@ -490,6 +491,9 @@ impl Session {
             metrics::counter!("lty_xiaozhi_bad_frames_total").increment(1);
             return;
         };
+        if self.decoder.is_none() {
+            self.decoder = OpusDecoder::new(UPLINK_RATE).ok();
+        }
         let Some(decoder) = self.decoder.as_mut() else {
             return;
         };
