@@ -31,19 +31,63 @@ where
     type Rejection = ApiError;
 
     async fn from_request(req: axum::extract::Request, state: &S) -> Result<Self, ApiError> {
-        let axum::Json(raw) =
-            axum::Json::<Box<serde_json::value::RawValue>>::from_request(req, state).await?;
-        if !raw.get().starts_with('{') {
+        if !json_content_type(req.headers()) {
+            return Err(ApiError::new(
+                axum::http::StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported_media_type",
+                "expected a body with Content-Type: application/json",
+            ));
+        }
+        let bytes = body_bytes(req, state).await?;
+        // An empty body is left to the parser (`malformed_json`).
+        if first_byte(&bytes).is_some_and(|b| b != b'{') {
             return Err(lty_core::Error::validation("body", "must be a JSON object").into());
         }
-        serde_json::from_str(raw.get()).map(Self).map_err(|e| {
-            ApiError::new(
-                axum::http::StatusCode::BAD_REQUEST,
-                "invalid_body",
-                format!("Failed to deserialize the JSON body into the target type: {e}"),
-            )
-        })
+        let axum::Json(value) = axum::Json::<T>::from_bytes(&bytes)?;
+        Ok(Self(value))
     }
+}
+
+/// Whether the request says its body is JSON: `application/json` or
+/// `application/*+json`, parameters aside.
+fn json_content_type(headers: &HeaderMap) -> bool {
+    let Some(value) = headers
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+    else {
+        return false;
+    };
+    let essence = value.split(';').next().unwrap_or_default().trim();
+    let Some((kind, sub)) = essence.split_once('/') else {
+        return false;
+    };
+    kind.eq_ignore_ascii_case("application")
+        && (sub.eq_ignore_ascii_case("json")
+            || sub.len() > 5 && sub[sub.len() - 5..].eq_ignore_ascii_case("+json"))
+}
+
+/// The request body within the body limit (`413 payload_too_large` past it).
+pub(crate) async fn body_bytes<S: Send + Sync>(
+    req: axum::extract::Request,
+    state: &S,
+) -> Result<bytes::Bytes, ApiError> {
+    use axum::http::StatusCode;
+    bytes::Bytes::from_request(req, state).await.map_err(|e| {
+        if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "payload_too_large",
+                "the request body is larger than this server accepts",
+            )
+        } else {
+            ApiError::new(StatusCode::BAD_REQUEST, "invalid_body", e.body_text())
+        }
+    })
+}
+
+/// The first byte of `body` that is not white space.
+pub(crate) fn first_byte(body: &[u8]) -> Option<u8> {
+    body.iter().copied().find(|b| !b.is_ascii_whitespace())
 }
 
 impl<T: Serialize> IntoResponse for Json<T> {

@@ -218,19 +218,8 @@ where
 
     async fn from_request(req: axum::extract::Request, state: &S) -> Result<Self, ApiError> {
         use axum::http::StatusCode;
-        let bytes = bytes::Bytes::from_request(req, state).await.map_err(|e| {
-            if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
-                ApiError::new(
-                    StatusCode::PAYLOAD_TOO_LARGE,
-                    "payload_too_large",
-                    "the request body is larger than this server accepts",
-                )
-            } else {
-                ApiError::new(StatusCode::BAD_REQUEST, "invalid_body", e.body_text())
-            }
-        })?;
-        let start = bytes.iter().position(|b| !b.is_ascii_whitespace());
-        match start.map(|i| bytes[i]) {
+        let bytes = crate::extract::body_bytes(req, state).await?;
+        match crate::extract::first_byte(&bytes) {
             None => return Ok(Self(None)),
             Some(b'{' | b'n') => {}
             Some(_) => {
