@@ -65,7 +65,7 @@ async fn device_out(state: &AppState, b: DeviceBinding) -> ApiResult<DeviceOut> 
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct BindIn {
     /// The device's MAC address.
-    #[schema(value_type = String, required = true, pattern = "^(?:[0-9A-Fa-f]{12}|[0-9A-Fa-f]{2}(?::[0-9A-Fa-f]{2}){5}|[0-9A-Fa-f]{2}(?:-[0-9A-Fa-f]{2}){5})$", example = "02:00:00:00:00:05")]
+    #[schema(value_type = String, required = true, example = "02:00:00:00:00:05")]
     pub mac_address: Option<String>,
     /// A display name, at most 64 characters.
     pub name: Option<String>,
@@ -120,7 +120,7 @@ pub async fn bind(
 /// Unbind request.
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct UnbindIn {
-    #[schema(value_type = String, required = true, pattern = "^(?:[0-9A-Fa-f]{12}|[0-9A-Fa-f]{2}(?::[0-9A-Fa-f]{2}){5}|[0-9A-Fa-f]{2}(?:-[0-9A-Fa-f]{2}){5})$", example = "02:00:00:00:00:05")]
+    #[schema(value_type = String, required = true, example = "02:00:00:00:00:05")]
     pub mac_address: Option<String>,
 }
 

@@ -112,7 +112,8 @@ pub fn router(openapi: utoipa::openapi::OpenApi) -> Router<AppState> {
 /// body (another content type), `401` and `403` where it needs a token (a
 /// missing or expired one; a disabled account or a role without the
 /// right). An operation that documents one of these itself keeps its own
-/// description.
+/// description. Parameters and `mac_address` body fields get the limits of
+/// the shared parsers ([`MAC_PATTERN`] and the rest).
 pub fn add_shared_responses(api: &mut utoipa::openapi::OpenApi) {
     use utoipa::openapi::path::Operation;
 
@@ -170,6 +171,21 @@ pub fn add_shared_responses(api: &mut utoipa::openapi::OpenApi) {
         }
     }
 
+    // Every `mac_address` of a body is parsed by `MacAddress::parse`.
+    for schema in api
+        .components
+        .iter_mut()
+        .flat_map(|c| c.schemas.values_mut())
+    {
+        let utoipa::openapi::RefOr::T(utoipa::openapi::Schema::Object(object)) = schema else {
+            continue;
+        };
+        if let Some(utoipa::openapi::RefOr::T(utoipa::openapi::Schema::Object(mac))) =
+            object.properties.get_mut("mac_address")
+        {
+            mac.pattern.get_or_insert_with(|| MAC_PATTERN.to_owned());
+        }
+    }
     for item in api.paths.paths.values_mut() {
         for parameter in item.parameters.iter_mut().flatten() {
             constrain(parameter);
