@@ -6,7 +6,8 @@
 #
 #   scripts/schemathesis.sh [LTY_BINARY] [-- extra schemathesis options]
 #
-# Needs Schemathesis in $LTY_TEST_VENV (scripts/ci-deps.sh installs it).
+# Schemathesis is installed from PyPI into $LTY_TEST_VENV (default
+# ~/.cache/lty-venv) when it is not there yet.
 # The report goes to $SCHEMATHESIS_REPORT (default target/schemathesis.txt).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -16,7 +17,10 @@ shift || true
 [ "${1:-}" = "--" ] && shift
 venv="${LTY_TEST_VENV:-$HOME/.cache/lty-venv}"
 st="$venv/bin/schemathesis"
-[ -x "$st" ] || { echo "schemathesis: not installed in $venv (run scripts/ci-deps.sh)" >&2; exit 1; }
+if [ ! -x "$st" ]; then
+  [ -x "$venv/bin/pip" ] || python3 -m venv "$venv"
+  "$venv/bin/pip" install --quiet --disable-pip-version-check 'schemathesis==4.*'
+fi
 [ -x "$bin" ] || { echo "schemathesis: no lty binary at $bin (cargo build first)" >&2; exit 1; }
 
 work="$(mktemp -d)"
