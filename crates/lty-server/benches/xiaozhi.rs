@@ -186,7 +186,18 @@ fn start_server(data: &std::path::Path, fakes: &str, devices: u32) -> Server {
         .status()
         .expect("lty seed");
     assert!(status.success(), "lty seed failed");
-    let child = Command::new(bin)
+    // `XZ_WRAP` runs the server under a profiler, e.g. `heaptrack -o FILE`.
+    let wrap = std::env::var("XZ_WRAP").unwrap_or_default();
+    let mut wrap = wrap.split_whitespace();
+    let mut command = match wrap.next() {
+        Some(tool) => {
+            let mut c = Command::new(tool);
+            c.args(wrap).arg(bin);
+            c
+        }
+        None => Command::new(bin),
+    };
+    let child = command
         .args(["serve", "--bind", &format!("127.0.0.1:{port}")])
         .envs(envs.iter().map(|(k, v)| (*k, v.as_str())))
         .stdout(Stdio::null())
