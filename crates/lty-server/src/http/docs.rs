@@ -441,7 +441,13 @@ const BODY_PATTERNS: &[(&str, &str, &str)] = &[
     ("WechatCodeIn", "code", WECHAT_CODE_PATTERN),
     ("ProfilePatchIn", "avatar_url", AVATAR_URL_PATTERN),
     ("BatchIn", "expires_at", DATE_TIME_PATTERN),
+    ("AdminLoginIn", "username", NOT_BLANK_PATTERN),
 ];
+
+/// Text with something besides white space in it (unanchored: found
+/// anywhere).
+const NOT_BLANK_PATTERN: &str =
+    r"[^\t\n\x0B\x0C\r \x85\xA0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000]";
 
 /// An RFC 3339 date and time in its plain form (`2026-05-01T08:00:00Z`,
 /// `...T08:00:00.5+08:00`). The days of a month are stated up to 28:
