@@ -6,7 +6,8 @@
 #
 #   scripts/schemathesis.sh [LTY_BINARY] [-- extra schemathesis options]
 #
-# Examples per operation: $SCHEMATHESIS_MAX_EXAMPLES (default 5).
+# Examples per operation: $SCHEMATHESIS_MAX_EXAMPLES (default 5); concurrent
+# workers: $SCHEMATHESIS_WORKERS (default 2).
 # The exceptions lty accepts are named, with their reasons, in
 # scripts/schemathesis_hooks.py (and scripts/schemathesis.toml): a 503 must
 # be `provider_not_configured` (counted and printed), and a few operations
@@ -92,7 +93,7 @@ export LTY_ST_503_REPORT="$work/accepted-503.json"
 echo "schemathesis: $mode, $base, report in $report"
 status=0
 (cd "$work" && "$st" --config-file "$work/schemathesis.toml" run "$base/openapi.json" \
-  --checks all --workers 2 --max-examples "${SCHEMATHESIS_MAX_EXAMPLES:-5}" \
+  --checks all --workers "${SCHEMATHESIS_WORKERS:-2}" --max-examples "${SCHEMATHESIS_MAX_EXAMPLES:-5}" \
   --exclude-path-regex 'logout' "$@") >"$report" 2>&1 || status=$?
 sed -n '/= SUMMARY =/,$p' "$report"
 if [ -s "$LTY_ST_503_REPORT" ]; then
