@@ -172,7 +172,8 @@ pub fn add_shared_responses(api: &mut utoipa::openapi::OpenApi) {
     }
 
     // Every `mac_address` of a body is parsed by `MacAddress::parse`; the
-    // text fields of [`BODY_TEXT`] by their handlers' checks.
+    // fields of [`BODY_TEXT`] and [`BODY_PATTERNS`], a voice-chat command
+    // and a plan's personas are checked by their handlers as stated here.
     for (name, schema) in api.components.iter_mut().flat_map(|c| c.schemas.iter_mut()) {
         let utoipa::openapi::RefOr::T(utoipa::openapi::Schema::Object(object)) = schema else {
             continue;
@@ -200,7 +201,7 @@ pub fn add_shared_responses(api: &mut utoipa::openapi::OpenApi) {
         }
         if let Some(utoipa::openapi::RefOr::T(utoipa::openapi::Schema::Array(list))) =
             object.properties.get_mut("personas")
-            && name.starts_with("Plan")
+            && matches!(name.as_str(), "PlanIn" | "PlanPatchIn")
         {
             // `check_personas`: at most 50 slugs of 1 to 32 characters.
             list.max_items = Some(50);
