@@ -36,3 +36,10 @@ if ! "$venv/bin/python" -c 'import openai' >/dev/null 2>&1; then
   "$venv/bin/pip" install --quiet --disable-pip-version-check 'openai==2.*' || \
     "$venv/bin/pip" install --quiet --disable-pip-version-check openai
 fi
+# Schemathesis fuzzes the API description (scripts/schemathesis.sh, which
+# pins the same version).
+schemathesis_version=4.32.5
+if [ "$("$venv/bin/schemathesis" --version 2>/dev/null || true)" != "schemathesis, version $schemathesis_version" ]; then
+  [ -x "$venv/bin/pip" ] || python3 -m venv "$venv"
+  "$venv/bin/pip" install --quiet --disable-pip-version-check "schemathesis==$schemathesis_version"
+fi

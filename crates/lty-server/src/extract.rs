@@ -43,9 +43,49 @@ where
         if first_byte(&bytes).is_some_and(|b| b != b'{') {
             return Err(lty_core::Error::validation("body", "must be a JSON object").into());
         }
-        let axum::Json(value) = axum::Json::<T>::from_bytes(&bytes)?;
-        Ok(Self(value))
+        match axum::Json::<T>::from_bytes(&bytes) {
+            Ok(axum::Json(value)) => Ok(Self(value)),
+            Err(rejection) => integral_floats_as_integers(&bytes)
+                .map(Self)
+                .ok_or_else(|| rejection.into()),
+        }
     }
+}
+
+/// `bytes` read into `T` with every number written with a zero fraction
+/// (`3.0`, `1e3`) taken as the integer it is, as JSON Schema counts it:
+/// the second try after `T` refused the body as written. `None` when the
+/// body has no such number or is still refused.
+pub(crate) fn integral_floats_as_integers<T: serde::de::DeserializeOwned>(
+    bytes: &[u8],
+) -> Option<T> {
+    fn fix(v: &mut serde_json::Value) -> bool {
+        match v {
+            serde_json::Value::Number(n) if n.is_f64() => {
+                let Some(f) = n.as_f64().filter(|f| f.fract() == 0.0) else {
+                    return false;
+                };
+                // Within ±2^63 the conversion is exact (`f` is an integer).
+                let int = if (-9.2e18..9.2e18).contains(&f) {
+                    serde_json::Number::from(f as i64)
+                } else if (0.0..1.8e19).contains(&f) {
+                    serde_json::Number::from(f as u64)
+                } else {
+                    return false;
+                };
+                *n = int;
+                true
+            }
+            serde_json::Value::Array(items) => items.iter_mut().fold(false, |c, v| fix(v) | c),
+            serde_json::Value::Object(map) => map.values_mut().fold(false, |c, v| fix(v) | c),
+            _ => false,
+        }
+    }
+    let mut value: serde_json::Value = serde_json::from_slice(bytes).ok()?;
+    if !fix(&mut value) {
+        return None;
+    }
+    T::deserialize(value).ok()
 }
 
 /// Whether the request says its body is JSON: `application/json` or

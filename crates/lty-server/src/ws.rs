@@ -22,7 +22,7 @@ use serde::Deserialize;
 use crate::auth::{bearer_token, resolve_user};
 use crate::error::ApiError;
 use crate::extract::{ClientIp, Path, Query};
-use crate::server::connections::CapExceeded;
+use crate::server::connections::{CapExceeded, SocketSlot};
 use crate::state::AppState;
 
 /// WebSocket routes (not in OpenAPI, which cannot describe them; see
@@ -94,28 +94,8 @@ async fn accept(
     let mac = parse_mac(query)?;
     let since = parse_since(query)?;
     let user = resolve_user(&state, token).await?;
+    let slot = take_socket_slot(&state, Some(user.id), ip)?;
     let ws = &state.config.ws;
-    let counted_ip = !(state.config.limits.exempt_loopback && ip.0.is_loopback());
-    let slot = state
-        .sockets
-        .take(
-            user.id,
-            counted_ip.then_some(ip.0),
-            ws.max_sockets_per_user,
-            ws.max_sockets_per_ip,
-        )
-        .map_err(|cap| {
-            let (label, message) = match cap {
-                CapExceeded::User => ("user", "too many open sockets for this family"),
-                CapExceeded::Ip => ("ip", "too many open sockets from this address"),
-            };
-            metrics::counter!("lty_ws_refused_total", "cap" => label).increment(1);
-            ApiError::new(
-                StatusCode::TOO_MANY_REQUESTS,
-                "too_many_connections",
-                message,
-            )
-        })?;
     // tungstenite allocates its read buffer up front and zero-fills all of
     // it on every read: keep it small so an idle socket costs a few KB;
     // larger frames still work (the buffer grows for them).
@@ -136,6 +116,40 @@ async fn accept(
                 session::run(socket, state, user.id, mac, since, fingerprint).await;
             })
         }))
+}
+
+/// Takes a place under the per-family and per-IP socket caps for a socket
+/// of family `user_id` (`None`: a device bound to no family) from `ip`, or
+/// answers 429 `too_many_connections` naming the full cap (counted in
+/// `lty_ws_refused_total`). Device sockets and xiaozhi channels share the
+/// caps; loopback is counted unless `limits.exempt_loopback`.
+pub fn take_socket_slot(
+    state: &AppState,
+    user_id: Option<i64>,
+    ip: ClientIp,
+) -> Result<SocketSlot, ApiError> {
+    let ws = &state.config.ws;
+    let counted_ip = !(state.config.limits.exempt_loopback && ip.0.is_loopback());
+    state
+        .sockets
+        .take(
+            user_id,
+            counted_ip.then_some(ip.0),
+            ws.max_sockets_per_user,
+            ws.max_sockets_per_ip,
+        )
+        .map_err(|cap| {
+            let (label, message) = match cap {
+                CapExceeded::User => ("user", "too many open sockets for this family"),
+                CapExceeded::Ip => ("ip", "too many open sockets from this address"),
+            };
+            metrics::counter!("lty_ws_refused_total", "cap" => label).increment(1);
+            ApiError::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "too_many_connections",
+                message,
+            )
+        })
 }
 
 /// Closes every device socket of `user_id`'s family, on every instance

@@ -22,6 +22,7 @@ use lty_core::MacAddress;
 
 use crate::app::xiaozhi::authenticate_channel;
 use crate::error::ApiError;
+use crate::extract::ClientIp;
 use crate::state::AppState;
 use framing::ProtocolVersion;
 
@@ -52,9 +53,12 @@ fn token(headers: &HeaderMap) -> Option<&str> {
 }
 
 /// Authenticates before upgrading: a bad token or device gets a 401 JSON
-/// answer and no socket (the device shows "cannot connect" and goes idle).
+/// answer and no socket (the device shows "cannot connect" and goes idle);
+/// past the per-family or per-IP socket cap, which device sockets share,
+/// 429 `too_many_connections`.
 async fn connect(
     State(state): State<AppState>,
+    ip: ClientIp,
     headers: HeaderMap,
     upgrade: WebSocketUpgrade,
 ) -> Result<Response, ApiError> {
@@ -75,6 +79,8 @@ async fn connect(
     let device = authenticate_channel(&state, &mac, token).await?;
     let now = Utc::now();
     let binding = state.db.latest_binding(&mac).await?;
+    let user_id = binding.map(|b| b.user_id);
+    let slot = crate::ws::take_socket_slot(&state, user_id, ip)?;
     let window = chrono::Duration::seconds(
         i64::try_from(state.config.xiaozhi.context_window_secs).unwrap_or(i64::MAX / 2),
     );
@@ -87,7 +93,7 @@ async fn connect(
         .await?;
     let device = session::Device {
         mac,
-        user_id: binding.map(|b| b.user_id),
+        user_id,
         version,
         conversation_id,
     };
@@ -99,7 +105,11 @@ async fn connect(
         .max_frame_size(64 * 1024)
         .max_message_size(64 * 1024)
         .on_upgrade(move |socket| {
+            // The channel keeps its places under the caps until it closes.
             let sockets = state.socket_tasks.clone();
-            sockets.track_future(session::run(socket, state, device))
+            sockets.track_future(async move {
+                let _slot = slot;
+                session::run(socket, state, device).await;
+            })
         }))
 }

@@ -169,11 +169,13 @@ pub struct WsConfig {
     pub replay_len: usize,
     /// Seconds after a family's last message that its replay log is kept.
     pub replay_window_secs: u64,
-    /// Open device sockets per family on one instance; past it a new
-    /// socket is refused with 429 `too_many_connections`. 0: no cap.
+    /// Open device sockets and xiaozhi channels (together) per family on
+    /// one instance; past it a new socket is refused with 429
+    /// `too_many_connections`. 0: no cap.
     pub max_sockets_per_user: usize,
-    /// Open device sockets per client IP on one instance (loopback
-    /// exempt only with `limits.exempt_loopback`). 0: no cap.
+    /// Open device sockets and xiaozhi channels per client IP on one
+    /// instance (loopback exempt only with `limits.exempt_loopback`). 0:
+    /// no cap.
     pub max_sockets_per_ip: usize,
 }
 

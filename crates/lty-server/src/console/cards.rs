@@ -327,7 +327,7 @@ async fn disable_batch(
     .await?;
     api::disable_batch(
         State(state),
-        op.auth(),
+        op.ctx(),
         ApiPath(id),
         Json(DisableIn {
             disabled: form.disabled(),
@@ -423,7 +423,7 @@ async fn disable_card(
     .await?;
     api::disable_card(
         State(state),
-        op.auth(),
+        op.ctx(),
         ApiPath(code.clone()),
         Json(DisableIn {
             disabled: form.disabled(),

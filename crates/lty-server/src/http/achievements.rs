@@ -18,6 +18,7 @@ use utoipa_axum::routes;
 use crate::auth::{AuthAdmin, AuthUserId};
 use crate::error::{ApiResult, ErrorBody};
 use crate::extract::Json;
+use crate::http::admin::text;
 use crate::state::AppState;
 
 /// Achievement routes.
@@ -139,6 +140,7 @@ pub struct AchievementIn {
     #[schema(example = "card_scanned")]
     pub event_kind: String,
     /// At least 1.
+    #[schema(minimum = 1)]
     pub threshold: i64,
     /// `total` (default) or `streak`; `streak` needs `event_kind`
     /// `active_day`.
@@ -196,10 +198,14 @@ pub async fn create(
         Error::validation("code", "must be 1 to 32 lower-case letters, digits or _")
     })?;
     validate_event_kind(&body.event_kind)?;
-    let name = body.name.trim().to_owned();
-    if name.is_empty() || name.chars().count() > 64 {
-        return Err(Error::validation("name", "must be 1 to 64 characters").into());
-    }
+    // The same text rules as a change of the definition.
+    let name = text("name", &body.name, 1, 64, false)?;
+    let description = text("description", &body.description, 0, 500, true)?;
+    let icon = match body.icon.map(|v| v.trim().to_owned()) {
+        None => None,
+        Some(v) if v.is_empty() => None,
+        Some(v) => Some(text("icon", &v, 1, 1024, false)?),
+    };
     if body.threshold < 1 {
         return Err(Error::validation("threshold", "must be at least 1").into());
     }
@@ -212,8 +218,8 @@ pub async fn create(
         .create_achievement(NewAchievement {
             code: body.code,
             name,
-            description: body.description,
-            icon: body.icon,
+            description,
+            icon,
             event_kind: body.event_kind,
             threshold: body.threshold,
             rule,

@@ -21,6 +21,7 @@ use utoipa_axum::routes;
 use crate::auth::{AuthAdmin, AuthUserId};
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::extract::{Json, Path, Query};
+use crate::http::admin::AdminCtx;
 use crate::http::subscriptions::{SubscriptionOut, subscription_of};
 use crate::state::AppState;
 use crate::ws::protocol::device_group;
@@ -316,7 +317,7 @@ pub async fn history(
 /// A batch to generate.
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct BatchIn {
-    #[schema(value_type = String, example = "content")]
+    #[schema(value_type = String, example = "content", pattern = "^(?:content|membership)$")]
     pub kind: CardKind,
     /// 1 to 100 000 cards.
     #[schema(minimum = 1, maximum = 100000)]
@@ -432,10 +433,21 @@ pub async fn create_batch(
 /// `?limit=&offset=`.
 #[derive(Debug, Deserialize, IntoParams)]
 pub struct PageQuery {
-    /// At most 200 (default 50).
+    /// Batches per answer, 1 to 200 (default 50).
+    #[param(minimum = 1, maximum = 200)]
     pub limit: Option<u64>,
     /// Batches to skip, 0 to 100000000 (default 0).
+    #[param(minimum = 0, maximum = 100_000_000)]
     pub offset: Option<u64>,
+}
+
+/// `limit` when it is `1..=max`, else `400 validation_error`.
+fn limit_in(limit: Option<u64>, default: u64, max: u64) -> ApiResult<u64> {
+    match limit {
+        None => Ok(default),
+        Some(n) if (1..=max).contains(&n) => Ok(n),
+        Some(_) => Err(lty_core::Error::validation("limit", format!("must be 1 to {max}")).into()),
+    }
 }
 
 /// Batches, newest first.
@@ -449,21 +461,19 @@ pub struct BatchListOut {
     security(("admin_bearer" = [])),
     params(PageQuery),
     responses((status = 200, body = BatchListOut),
-              (status = 400, description = "`validation_error`: `offset` out of range", body = ErrorBody),
+              (status = 400, description = "`validation_error`: `limit` or `offset` out of range", body = ErrorBody),
               (status = 401, body = ErrorBody)))]
 pub async fn list_batches(
     State(state): State<AppState>,
     _admin: AuthAdmin,
     Query(q): Query<PageQuery>,
 ) -> ApiResult<Json<BatchListOut>> {
+    let limit = limit_in(q.limit, 50, 200)?;
     let offset = q.offset.unwrap_or(0);
     if offset > crate::http::admin::MAX_OFFSET {
         return Err(lty_core::Error::validation("offset", "must be 0 to 100000000").into());
     }
-    let batches = state
-        .db
-        .batches(q.limit.unwrap_or(50).clamp(1, 200), offset)
-        .await?;
+    let batches = state.db.batches(limit, offset).await?;
     Ok(Json(BatchListOut {
         batches: batches.into_iter().map(BatchOut::from).collect(),
     }))
@@ -508,7 +518,8 @@ fn yes() -> bool {
     true
 }
 
-/// Disables (or re-enables) every card of a batch (operator).
+/// Disables (or re-enables) every card of a batch (operator). Audited as
+/// `card_batch.disable` with the state before and after.
 #[utoipa::path(post, path = "/api/v1/admin/card-batches/{id}/disable/", tags = ["admin", "card"],
     security(("admin_bearer" = [])),
     params(("id" = i64, Path, description = "batch id")),
@@ -517,19 +528,30 @@ fn yes() -> bool {
               (status = 404, description = "`batch_not_found`", body = ErrorBody)))]
 pub async fn disable_batch(
     State(state): State<AppState>,
-    admin: AuthAdmin,
+    ctx: AdminCtx,
     Path(id): Path<i64>,
     Json(body): Json<DisableIn>,
 ) -> ApiResult<Json<BatchOut>> {
-    if !state.db.set_batch_disabled(id, body.disabled).await? {
-        return Err(batch_not_found());
-    }
-    tracing::info!(
-        batch_id = id,
-        disabled = body.disabled,
-        admin_id = admin.admin.id,
-        "card batch state changed"
-    );
+    let before = state.db.batch(id).await?.ok_or_else(batch_not_found)?;
+    let details = json!({
+        "before": { "disabled": before.disabled },
+        "after": { "disabled": body.disabled },
+    });
+    ctx.audited(
+        &state,
+        "card_batch.disable",
+        "card_batch",
+        id,
+        details,
+        async {
+            if state.db.set_batch_disabled(id, body.disabled).await? {
+                Ok(())
+            } else {
+                Err(batch_not_found())
+            }
+        },
+    )
+    .await?;
     let batch = state.db.batch(id).await?.ok_or_else(batch_not_found)?;
     Ok(Json(batch.into()))
 }
@@ -566,7 +588,8 @@ use crate::app::card_export::display_code;
 pub struct CardsQuery {
     /// Cards with ids above this (the last id of the previous page).
     pub after: Option<i64>,
-    /// At most 5000 (default 100).
+    /// Cards per answer, 1 to 5000 (default 100).
+    #[param(minimum = 1, maximum = 5000)]
     pub limit: Option<u64>,
 }
 
@@ -590,8 +613,8 @@ pub async fn list_cards(
     Path(id): Path<i64>,
     Query(q): Query<CardsQuery>,
 ) -> ApiResult<Json<CardListOut>> {
+    let limit = limit_in(q.limit, 100, PAGE)?;
     state.db.batch(id).await?.ok_or_else(batch_not_found)?;
-    let limit = q.limit.unwrap_or(100).clamp(1, PAGE);
     let cards = state
         .db
         .cards_of_batch(id, q.after.unwrap_or(0), limit)
@@ -698,7 +721,9 @@ pub async fn get_card(
     }))
 }
 
-/// Disables (or re-enables) one card (operator).
+/// Disables (or re-enables) one card (operator). Audited as
+/// `card.disable` with the card's id (never its code) as the target and
+/// the state before and after.
 #[utoipa::path(post, path = "/api/v1/admin/cards/{code}/disable/", tags = ["admin", "card"],
     security(("admin_bearer" = [])),
     params(("code" = String, Path, description = "card code")),
@@ -708,7 +733,7 @@ pub async fn get_card(
               (status = 404, description = "`card_not_found`", body = ErrorBody)))]
 pub async fn disable_card(
     State(state): State<AppState>,
-    admin: AuthAdmin,
+    ctx: AdminCtx,
     Path(code): Path<String>,
     Json(body): Json<DisableIn>,
 ) -> ApiResult<Json<CardOut>> {
@@ -718,13 +743,19 @@ pub async fn disable_card(
         .card_by_code(&code)
         .await?
         .ok_or_else(card_not_found)?;
-    state.db.set_card_disabled(card.id, body.disabled).await?;
-    tracing::info!(
-        card_id = card.id,
-        disabled = body.disabled,
-        admin_id = admin.admin.id,
-        "card state changed"
-    );
+    let details = json!({
+        "batch_id": card.batch_id,
+        "before": { "disabled": card.disabled },
+        "after": { "disabled": body.disabled },
+    });
+    ctx.audited(&state, "card.disable", "card", card.id, details, async {
+        if state.db.set_card_disabled(card.id, body.disabled).await? {
+            Ok(())
+        } else {
+            Err(card_not_found())
+        }
+    })
+    .await?;
     Ok(Json(CardOut {
         disabled: body.disabled,
         ..card.into()

@@ -221,10 +221,10 @@ pub async fn create_plan(
         )
         .into());
     }
-    let name = body.name.trim().to_owned();
-    if name.is_empty() || name.chars().count() > 64 {
-        return Err(lty_core::Error::validation("name", "must be 1 to 64 characters").into());
-    }
+    // The same rules as a change of the plan.
+    let name = crate::http::admin::text("name", &body.name, 1, 64, false)?;
+    crate::http::admin::plans::check_personas(&body.personas)?;
+    crate::http::admin::plans::check_currency(&body.currency)?;
     if body.price_cents < 0 {
         return Err(lty_core::Error::validation("price_cents", "must not be negative").into());
     }

@@ -120,6 +120,7 @@ pub struct VoiceChatUpdateIn {
     /// For `speak`/`prompt`/`ask`: 1 now, 2 after the current turn, 3 only
     /// if idle.
     #[serde(default)]
+    #[schema(minimum = 1, maximum = 3)]
     pub interrupt_mode: Option<u8>,
 }
 

@@ -74,6 +74,9 @@ async fn check(state: &AppState, headers: &HeaderMap, body: &Bytes) -> ApiResult
         serde_json::from_slice(body)
             .map_err(|e| lty_core::Error::validation("body", format!("is not JSON: {e}")))?
     };
+    if !(body.is_object() || body.is_null()) {
+        return Err(lty_core::Error::validation("body", "must be a JSON object").into());
+    }
     let req = OtaRequest {
         mac,
         client_id: header_text(headers, "client-id").map(str::to_owned),
@@ -106,7 +109,7 @@ async fn check(state: &AppState, headers: &HeaderMap, body: &Bytes) -> ApiResult
         ("Activation-Version" = Option<String>, Header, description = "`1` or `2`"),
         ("Serial-Number" = Option<String>, Header, description = "activation version 2"),
     ),
-    request_body(content = Object, description = "the firmware's system information"),
+    request_body(content = Option<Object>, description = "the firmware's system information (a JSON object), or none"),
     responses(
         (status = 200, description = "the OTA answer", body = Object),
         (status = 400, body = ErrorBody),
@@ -125,7 +128,13 @@ pub async fn ota_check(
 /// The OTA check at the URL without the trailing slash (devices use the
 /// URL exactly as configured; no redirect is followed).
 #[utoipa::path(post, path = "/xiaozhi/ota", tag = "xiaozhi",
-    request_body(content = Object, description = "the firmware's system information"),
+    params(
+        ("Device-Id" = String, Header, description = "the device's MAC, e.g. aa:bb:cc:dd:ee:ff"),
+        ("Client-Id" = Option<String>, Header, description = "the device's UUID"),
+        ("Activation-Version" = Option<String>, Header, description = "`1` or `2`"),
+        ("Serial-Number" = Option<String>, Header, description = "activation version 2"),
+    ),
+    request_body(content = Option<Object>, description = "the firmware's system information (a JSON object), or none"),
     responses(
         (status = 200, description = "the OTA answer", body = Object),
         (status = 400, body = ErrorBody),
@@ -181,11 +190,13 @@ async fn poll(state: &AppState, headers: &HeaderMap, body: &Bytes) -> ApiResult<
         state.config.limits.xiaozhi_ota_per_device,
     )
     .await?;
+    // Version 1 sends no body (or `{}`); `null` is taken as none too.
     let parsed: ActivatePollIn = if body.iter().all(u8::is_ascii_whitespace) {
         ActivatePollIn::default()
     } else {
-        serde_json::from_slice(body)
+        serde_json::from_slice::<Option<ActivatePollIn>>(body)
             .map_err(|e| lty_core::Error::validation("body", format!("is not valid: {e}")))?
+            .unwrap_or_default()
     };
     let version = match header_text(headers, "activation-version") {
         Some("2") => 2,
@@ -216,7 +227,7 @@ async fn poll(state: &AppState, headers: &HeaderMap, body: &Bytes) -> ApiResult<
 /// expired challenge or a wrong HMAC (activation version 2).
 #[utoipa::path(post, path = "/xiaozhi/ota/activate", tag = "xiaozhi",
     params(("Device-Id" = String, Header, description = "the device's MAC")),
-    request_body(content = ActivatePollIn, description = "`{}` (version 1) or the version-2 body"),
+    request_body(content = Option<ActivatePollIn>, description = "none or `{}` (version 1), or the version-2 body"),
     responses(
         (status = 200, description = "activated", body = Object),
         (status = 202, description = "not bound yet: poll again", body = Object),
@@ -234,7 +245,8 @@ pub async fn activate_poll(
 
 /// The activation poll with a trailing slash.
 #[utoipa::path(post, path = "/xiaozhi/ota/activate/", tag = "xiaozhi",
-    request_body(content = ActivatePollIn),
+    params(("Device-Id" = String, Header, description = "the device's MAC")),
+    request_body(content = Option<ActivatePollIn>, description = "none or `{}` (version 1), or the version-2 body"),
     responses(
         (status = 200, body = Object),
         (status = 202, body = Object),

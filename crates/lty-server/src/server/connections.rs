@@ -197,7 +197,8 @@ pub fn is_health_route(path: &str) -> bool {
     matches!(path, "/healthz" | "/readyz" | "/metrics")
 }
 
-/// Open device sockets per family and per client IP on this instance.
+/// Open sockets per family and per client IP on this instance: device
+/// sockets and xiaozhi channels together.
 #[derive(Debug, Default)]
 pub struct SocketCaps {
     per_user: Counts<i64>,
@@ -215,13 +216,15 @@ pub enum CapExceeded {
 #[derive(Debug)]
 pub struct SocketSlot {
     caps: Arc<SocketCaps>,
-    user_id: i64,
+    user_id: Option<i64>,
     ip: Option<IpAddr>,
 }
 
 impl Drop for SocketSlot {
     fn drop(&mut self) {
-        self.caps.per_user.release(&self.user_id);
+        if let Some(user_id) = &self.user_id {
+            self.caps.per_user.release(user_id);
+        }
         if let Some(ip) = &self.ip {
             self.caps.per_ip.release(ip);
         }
@@ -229,22 +232,27 @@ impl Drop for SocketSlot {
 }
 
 impl SocketCaps {
-    /// Takes a place for a socket of `user_id` from `ip` (`None`: not
+    /// Takes a place for a socket of family `user_id` (`None`: a device
+    /// bound to no family, not counted per family) from `ip` (`None`: not
     /// counted per IP), or says which cap is full. A cap of 0 is no cap.
     pub fn take(
         self: &Arc<Self>,
-        user_id: i64,
+        user_id: Option<i64>,
         ip: Option<IpAddr>,
         max_per_user: usize,
         max_per_ip: usize,
     ) -> Result<SocketSlot, CapExceeded> {
-        if !self.per_user.take(user_id, max_per_user) {
+        if let Some(user_id) = user_id
+            && !self.per_user.take(user_id, max_per_user)
+        {
             return Err(CapExceeded::User);
         }
         if let Some(ip) = ip
             && !self.per_ip.take(ip, max_per_ip)
         {
-            self.per_user.release(&user_id);
+            if let Some(user_id) = &user_id {
+                self.per_user.release(user_id);
+            }
             return Err(CapExceeded::Ip);
         }
         Ok(SocketSlot {
@@ -322,14 +330,26 @@ mod tests {
     fn socket_caps_count_per_user_and_per_ip_and_free_on_drop() {
         let caps = Arc::new(SocketCaps::default());
         let ip: IpAddr = "203.0.113.7".parse().unwrap();
-        let a = caps.take(1, Some(ip), 2, 3).unwrap();
-        let _b = caps.take(1, Some(ip), 2, 3).unwrap();
-        assert_eq!(caps.take(1, Some(ip), 2, 3).unwrap_err(), CapExceeded::User);
-        let _c = caps.take(2, Some(ip), 2, 3).unwrap();
-        assert_eq!(caps.take(3, Some(ip), 2, 3).unwrap_err(), CapExceeded::Ip);
+        let a = caps.take(Some(1), Some(ip), 2, 3).unwrap();
+        let _b = caps.take(Some(1), Some(ip), 2, 3).unwrap();
+        assert_eq!(
+            caps.take(Some(1), Some(ip), 2, 3).unwrap_err(),
+            CapExceeded::User
+        );
+        let _c = caps.take(Some(2), Some(ip), 2, 3).unwrap();
+        assert_eq!(
+            caps.take(Some(3), Some(ip), 2, 3).unwrap_err(),
+            CapExceeded::Ip
+        );
         // A refused per-IP place gives back its per-user place.
         drop(a);
-        assert!(caps.take(3, None, 2, 3).is_ok());
-        assert!(caps.take(1, Some(ip), 2, 3).is_ok());
+        assert!(caps.take(Some(3), None, 2, 3).is_ok());
+        assert!(caps.take(Some(1), Some(ip), 2, 3).is_ok());
+        // A socket of no family counts per IP only.
+        assert_eq!(
+            caps.take(None, Some(ip), 2, 3).unwrap_err(),
+            CapExceeded::Ip
+        );
+        assert!(caps.take(None, None, 2, 3).is_ok());
     }
 }

@@ -380,12 +380,31 @@ async fn an_audit_failure_fails_the_write() {
     let app = spawn_app().await;
     let uid = app.user_with_device("family", MAC).await;
     let ops = admin_token(&app, AdminRole::Operator).await;
+    let batch = post_json(
+        &app,
+        "/api/v1/admin/card-batches/",
+        &ops,
+        &json!({ "kind": "content", "count": 1, "content_ref": "story:1" }),
+    )
+    .await["id"]
+        .as_i64()
+        .unwrap();
     app.state
         .db
         .conn()
         .execute_unprepared("DROP TABLE admin_audit_log")
         .await
         .unwrap();
+    let res = call(
+        &app,
+        "POST",
+        &format!("/api/v1/admin/card-batches/{batch}/disable/"),
+        Some(&ops),
+        Some(&json!({})),
+    )
+    .await;
+    assert!(res.status().is_server_error(), "{}", res.status());
+    assert!(!app.state.db.batch(batch).await.unwrap().unwrap().disabled);
     let res = call(
         &app,
         "POST",
@@ -410,10 +429,10 @@ async fn an_audit_failure_fails_the_write() {
     // Routes of other modules audited by the policy are refused as well.
     let res = call(
         &app,
-        "POST",
-        "/api/v1/admin/card-batches/1/disable/",
+        "GET",
+        "/api/v1/admin/card-batches/1/cards/",
         Some(&ops),
-        Some(&json!({})),
+        None,
     )
     .await;
     assert!(res.status().is_server_error());

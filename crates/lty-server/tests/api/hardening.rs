@@ -57,6 +57,39 @@ async fn page_and_offset_numbers_that_would_overflow_are_refused_with_a_400() {
 }
 
 #[tokio::test]
+async fn a_card_list_limit_out_of_range_is_refused_not_clamped() {
+    let app = spawn_app().await;
+    let admin = admin_token(&app, AdminRole::Operator).await;
+    let res = app
+        .client
+        .post(app.url("/api/v1/admin/card-batches/"))
+        .bearer_auth(&admin)
+        .json(&serde_json::json!({ "kind": "content", "count": 1, "content_ref": "story:1" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 201);
+    let batch = res.json::<serde_json::Value>().await.unwrap()["id"].clone();
+    for path in [
+        "/api/v1/admin/card-batches/?limit=0".to_owned(),
+        "/api/v1/admin/card-batches/?limit=201".to_owned(),
+        format!("/api/v1/admin/card-batches/{batch}/cards/?limit=0"),
+        format!("/api/v1/admin/card-batches/{batch}/cards/?limit=5001"),
+    ] {
+        let res = get_as(&app, &admin, &path).await;
+        let body = assert_error(res, 400, "validation_error").await;
+        assert_eq!(body["details"]["field"], "limit", "{path}");
+    }
+    for path in [
+        "/api/v1/admin/card-batches/?limit=1".to_owned(),
+        "/api/v1/admin/card-batches/?limit=200".to_owned(),
+        format!("/api/v1/admin/card-batches/{batch}/cards/?limit=5000"),
+    ] {
+        assert_eq!(get_as(&app, &admin, &path).await.status(), 200, "{path}");
+    }
+}
+
+#[tokio::test]
 async fn a_frame_far_past_the_limit_closes_the_socket_with_1009_as_documented() {
     use futures_util::SinkExt;
     use tokio_tungstenite::tungstenite::Message;
@@ -1096,4 +1129,336 @@ async fn audit_entries_carry_the_outcome_the_created_id_and_what_changed() {
     assert_eq!(disabled["target_id"], uid.to_string());
     assert_eq!(disabled["details"]["before"]["is_active"], true);
     assert_eq!(disabled["details"]["after"]["is_active"], false);
+}
+
+#[tokio::test]
+async fn xiaozhi_channels_share_the_per_family_socket_cap_with_device_sockets() {
+    use crate::xiaozhi_sim::SimDevice;
+    let app = crate::xiaozhi::xiaozhi_app(|c| c.ws.max_sockets_per_user = 2).await;
+    let speaker = SimDevice::new();
+    app.user_with_device("xz_many", &speaker.mac).await;
+    let ota = speaker.ota(&app, "/xiaozhi/ota/").await;
+    let url = &ota.websocket_url;
+    // The family's app socket and one channel fill the cap.
+    let token = app.mac_login(&speaker.mac).await;
+    let _app_socket = try_ws(&app, &token).await.unwrap();
+    let mut first = speaker.connect(url, &ota.token, 1).await.unwrap();
+    first.hello(false).await;
+    let refused = app.metric("lty_ws_refused_total", &[("cap", "user")]).await;
+    assert_eq!(speaker.connect(url, &ota.token, 1).await.err(), Some(429));
+    assert!(app.metric("lty_ws_refused_total", &[("cap", "user")]).await > refused);
+    assert_eq!(
+        try_ws(&app, &token).await.err(),
+        Some((429, "too_many_connections".to_owned()))
+    );
+    // A closed channel frees its place.
+    first.drop_tcp();
+    crate::helpers::wait_until("a place is free again", async || {
+        match speaker.connect(url, &ota.token, 1).await {
+            Ok(mut ch) => {
+                ch.hello(false).await;
+                true
+            }
+            Err(status) => {
+                assert_eq!(status, 429);
+                false
+            }
+        }
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn xiaozhi_channels_past_the_per_ip_cap_are_refused_bound_or_not() {
+    use crate::xiaozhi_sim::SimDevice;
+    let app = crate::xiaozhi::xiaozhi_app(|c| c.ws.max_sockets_per_ip = 2).await;
+    // Devices no family has yet count per address too.
+    let devices = [SimDevice::new(), SimDevice::new(), SimDevice::new()];
+    app.user_with_device("xz_ip", &devices[0].mac).await;
+    let mut otas = Vec::new();
+    for d in &devices {
+        otas.push(d.ota(&app, "/xiaozhi/ota/").await);
+    }
+    let mut open = Vec::new();
+    for (d, ota) in devices.iter().zip(&otas).take(2) {
+        let mut ch = d.connect(&ota.websocket_url, &ota.token, 1).await.unwrap();
+        ch.hello(false).await;
+        open.push(ch);
+    }
+    let refused = app.metric("lty_ws_refused_total", &[("cap", "ip")]).await;
+    assert_eq!(
+        devices[2]
+            .connect(&otas[2].websocket_url, &otas[2].token, 1)
+            .await
+            .err(),
+        Some(429)
+    );
+    assert!(app.metric("lty_ws_refused_total", &[("cap", "ip")]).await > refused);
+}
+
+#[tokio::test]
+async fn unbinding_disabling_cards_and_firmware_changes_are_audited_before_and_after() {
+    use reqwest::Method;
+    use serde_json::json;
+    let app = spawn_app().await;
+    let root = admin_token(&app, AdminRole::Superadmin).await;
+
+    // A device unbind names the family it left.
+    let mac = "02:00:00:00:18:b1";
+    let uid = app.user_with_device("unbound", mac).await;
+    let path = format!("/api/v1/admin/devices/{mac}/unbind/");
+    let res = admin_send(&app, Method::POST, &root, &path, &json!({})).await;
+    assert_eq!(res.status(), 200);
+    let unbind = &audit_entries(&app, &root, "device.unbind").await[0];
+    assert_eq!(unbind["outcome"], "ok");
+    assert_eq!(unbind["target_id"], mac);
+    assert_eq!(unbind["details"]["before"]["bound"], true);
+    assert_eq!(unbind["details"]["before"]["user_id"], uid);
+    assert_eq!(unbind["details"]["after"]["bound"], false);
+
+    // A batch and one of its cards disabled; the card is named by its id,
+    // never by its code.
+    let res = admin_send(
+        &app,
+        Method::POST,
+        &root,
+        "/api/v1/admin/card-batches/",
+        &json!({ "kind": "content", "count": 2, "content_ref": "story:7" }),
+    )
+    .await;
+    assert_eq!(res.status(), 201);
+    let batch = res.json::<serde_json::Value>().await.unwrap()["id"]
+        .as_i64()
+        .unwrap();
+    let path = format!("/api/v1/admin/card-batches/{batch}/disable/");
+    let res = admin_send(&app, Method::POST, &root, &path, &json!({})).await;
+    assert_eq!(res.status(), 200);
+    let entries = audit_entries(&app, &root, "card_batch.disable").await;
+    assert_eq!(entries.len(), 1, "{entries:?}");
+    let disabled = &entries[0];
+    assert_eq!(disabled["outcome"], "ok");
+    assert_eq!(disabled["target_type"], "card_batch");
+    assert_eq!(disabled["target_id"], batch.to_string());
+    assert_eq!(disabled["details"]["before"]["disabled"], false);
+    assert_eq!(disabled["details"]["after"]["disabled"], true);
+
+    let cards: serde_json::Value = get_as(
+        &app,
+        &root,
+        &format!("/api/v1/admin/card-batches/{batch}/cards/"),
+    )
+    .await
+    .json()
+    .await
+    .unwrap();
+    let card = &cards["cards"][0];
+    let code = card["code"].as_str().unwrap();
+    let path = format!("/api/v1/admin/cards/{code}/disable/");
+    let res = admin_send(&app, Method::POST, &root, &path, &json!({})).await;
+    assert_eq!(res.status(), 200);
+    let entries = audit_entries(&app, &root, "card.disable").await;
+    assert_eq!(entries.len(), 1, "{entries:?}");
+    let disabled = &entries[0];
+    assert_eq!(disabled["outcome"], "ok");
+    assert_eq!(disabled["target_id"], card["id"].to_string());
+    assert_eq!(disabled["details"]["batch_id"], batch);
+    assert_eq!(disabled["details"]["before"]["disabled"], false);
+    assert_eq!(disabled["details"]["after"]["disabled"], true);
+    let compact = code.replace('-', "");
+    let text = disabled.to_string();
+    assert!(!text.contains(code) && !text.contains(&compact), "{text}");
+
+    // A firmware release made, then retired.
+    let mut image = vec![0x5a_u8; 4096];
+    image[0] = 0xE9;
+    let form = reqwest::multipart::Form::new()
+        .text("board", "audit-board")
+        .text("version", "1.2.3")
+        .part(
+            "file",
+            reqwest::multipart::Part::bytes(image).file_name("xiaozhi.bin"),
+        );
+    let res = app
+        .client
+        .post(app.url("/api/v1/admin/firmware/"))
+        .bearer_auth(&root)
+        .multipart(form)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 201);
+    let release: serde_json::Value = res.json().await.unwrap();
+    let created = &audit_entries(&app, &root, "firmware.create").await[0];
+    assert_eq!(created["outcome"], "ok");
+    assert_eq!(created["target_id"], release["id"].to_string());
+    assert_eq!(created["details"]["after"]["version"], "1.2.3");
+    assert_eq!(created["details"]["after"]["sha256"], release["sha256"]);
+    assert_eq!(created["details"]["after"]["is_active"], true);
+
+    let path = format!("/api/v1/admin/firmware/{}/", release["id"]);
+    let res = admin_send(
+        &app,
+        Method::PATCH,
+        &root,
+        &path,
+        &json!({ "is_active": false }),
+    )
+    .await;
+    assert_eq!(res.status(), 200);
+    let retired = &audit_entries(&app, &root, "firmware.update").await[0];
+    assert_eq!(retired["outcome"], "ok");
+    assert_eq!(retired["target_id"], release["id"].to_string());
+    assert_eq!(retired["details"]["before"]["is_active"], true);
+    assert_eq!(retired["details"]["after"]["is_active"], false);
+    assert_eq!(retired["details"]["after"]["version"], "1.2.3");
+}
+
+/// What the API description states about a field is what the server
+/// checks: found by fuzzing the description (scripts/schemathesis.sh).
+#[tokio::test]
+async fn numbers_written_with_a_zero_fraction_are_read_as_the_integers_they_are() {
+    use reqwest::Method;
+    use serde_json::json;
+    let app = spawn_app().await;
+    let root = admin_token(&app, AdminRole::Superadmin).await;
+    let plan = |minutes: serde_json::Value| {
+        json!({
+            "code": format!("p{}", crate::helpers::random_hex(4)), "name": "Plan",
+            "daily_ai_messages": 10, "daily_voice_minutes": minutes, "price_cents": 1e3
+        })
+    };
+    let path = "/api/v1/admin/plans/";
+    let res = admin_send(&app, Method::POST, &root, path, &plan(json!(30.0))).await;
+    assert_eq!(res.status(), 201);
+    let made: serde_json::Value = res.json().await.unwrap();
+    assert_eq!(made["daily_voice_minutes"], 30);
+    assert_eq!(made["price_cents"], 1000);
+    // A fraction is still refused, and so is a negative count.
+    for bad in [json!(30.5), json!(-1.0)] {
+        let res = admin_send(&app, Method::POST, &root, path, &plan(bad)).await;
+        assert_error(res, 400, "invalid_body").await;
+    }
+}
+
+#[tokio::test]
+async fn creating_a_plan_or_an_achievement_checks_fields_as_changing_one_does() {
+    use reqwest::Method;
+    use serde_json::json;
+    let app = spawn_app().await;
+    let root = admin_token(&app, AdminRole::Superadmin).await;
+    let plan = |extra: serde_json::Value| {
+        let mut body = json!({
+            "code": format!("p{}", crate::helpers::random_hex(4)), "name": "Plan",
+            "daily_ai_messages": 10, "daily_voice_minutes": 5, "price_cents": 100
+        });
+        body.as_object_mut()
+            .unwrap()
+            .extend(extra.as_object().unwrap().clone());
+        body
+    };
+    let path = "/api/v1/admin/plans/";
+    for (extra, field) in [
+        (json!({ "currency": "usd" }), "currency"),
+        (json!({ "name": "Gold\u{7}" }), "name"),
+        (json!({ "personas": ["x".repeat(33)] }), "personas"),
+    ] {
+        let res = admin_send(&app, Method::POST, &root, path, &plan(extra)).await;
+        let body = assert_error(res, 400, "validation_error").await;
+        assert_eq!(body["details"]["field"], field);
+    }
+    // 32 characters are a slug of 32, however many bytes they take.
+    let res = admin_send(
+        &app,
+        Method::POST,
+        &root,
+        path,
+        &plan(json!({ "personas": ["熊".repeat(32)] })),
+    )
+    .await;
+    assert_eq!(res.status(), 201);
+
+    let achievement = |name: &str, icon: &str| {
+        json!({
+            "code": format!("a{}", crate::helpers::random_hex(4)), "name": name,
+            "icon": icon, "event_kind": "card_scanned", "threshold": 1
+        })
+    };
+    let path = "/api/v1/admin/achievements/";
+    let res = admin_send(
+        &app,
+        Method::POST,
+        &root,
+        path,
+        &achievement("Bell\u{7}", ""),
+    )
+    .await;
+    let body = assert_error(res, 400, "validation_error").await;
+    assert_eq!(body["details"]["field"], "name");
+    let res = admin_send(
+        &app,
+        Method::POST,
+        &root,
+        path,
+        &achievement("  Reader ", " "),
+    )
+    .await;
+    assert_eq!(res.status(), 201);
+    let made: serde_json::Value = res.json().await.unwrap();
+    assert_eq!(made["name"], "Reader");
+    assert!(made["icon"].is_null(), "{made}");
+}
+
+#[tokio::test]
+async fn deactivating_the_default_persona_is_a_conflict_not_a_bad_request() {
+    use reqwest::Method;
+    let app = spawn_app().await;
+    let root = admin_token(&app, AdminRole::Superadmin).await;
+    let list: serde_json::Value = get_as(&app, &root, "/api/v1/admin/personas/")
+        .await
+        .json()
+        .await
+        .unwrap();
+    let default = list["personas"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["is_default"] == true)
+        .expect("a default persona");
+    let path = format!("/api/v1/admin/personas/{}/", default["id"]);
+    let res = admin_send(&app, Method::DELETE, &root, &path, &serde_json::json!({})).await;
+    assert_error(res, 409, "persona_is_default").await;
+    let res = admin_send(
+        &app,
+        Method::PATCH,
+        &root,
+        &path,
+        &serde_json::json!({ "is_active": false }),
+    )
+    .await;
+    assert_error(res, 409, "persona_is_default").await;
+}
+
+#[tokio::test]
+async fn xiaozhi_ota_bodies_are_an_object_or_none() {
+    let app = crate::xiaozhi::xiaozhi_app(|_| {}).await;
+    let post = |path: &'static str, body: &'static str| {
+        app.client
+            .post(app.url(path))
+            .header("Device-Id", "02:00:00:00:18:c1")
+            .header("Content-Type", "application/json")
+            .body(body)
+            .send()
+    };
+    assert_eq!(post("/xiaozhi/ota/", "").await.unwrap().status(), 200);
+    assert_eq!(post("/xiaozhi/ota/", "null").await.unwrap().status(), 200);
+    for body in ["[1]", "7", "\"x\""] {
+        let res = post("/xiaozhi/ota/", body).await.unwrap();
+        let err = assert_error(res, 400, "validation_error").await;
+        assert_eq!(err["details"]["field"], "body", "{body}");
+    }
+    // Activation polls: no body, `null` or `{}` for version 1.
+    for body in ["", "null", "{}"] {
+        let res = post("/xiaozhi/ota/activate", body).await.unwrap();
+        assert_eq!(res.status(), 202, "{body}");
+    }
 }

@@ -112,7 +112,7 @@ async fn write<C: Catalog>(
 
 /// Trims `v` and checks it is `min..=max` characters, printable unless
 /// `multiline` (which allows newlines and tabs).
-pub(super) fn text(
+pub(crate) fn text(
     field: &'static str,
     v: &str,
     min: usize,

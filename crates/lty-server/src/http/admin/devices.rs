@@ -288,7 +288,8 @@ async fn current_binding(state: &AppState, mac: &MacAddress) -> ApiResult<Device
 }
 
 /// Ends the device's binding and closes its sockets on every instance
-/// (close code 4003). Audited as `device.unbind`.
+/// (close code 4003). Audited as `device.unbind` with the binding before
+/// and after.
 #[utoipa::path(post, path = "/api/v1/admin/devices/{mac}/unbind/", tag = "admin", operation_id = "admin_device_unbind",
     security(("admin_bearer" = [])),
     params(("mac" = String, Path, description = "MAC address")),
@@ -306,7 +307,17 @@ pub async fn unbind(
 ) -> ApiResult<Json<AdminUnbindOut>> {
     let mac = parse_mac(&mac)?;
     let binding = current_binding(&state, &mac).await?;
-    let details = json!({ "binding_id": binding.id, "user_id": binding.user_id });
+    let details = json!({
+        "binding_id": binding.id,
+        "user_id": binding.user_id,
+        "before": {
+            "bound": true,
+            "user_id": binding.user_id,
+            "name": binding.name,
+            "bound_at": binding.bound_at,
+        },
+        "after": { "bound": false },
+    });
     ctx.audited(&state, "device.unbind", "device", mac, details, async {
         crate::app::devices::unbind(&state, binding.user_id, &mac).await?;
         Ok(())

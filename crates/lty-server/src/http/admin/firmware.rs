@@ -70,6 +70,19 @@ impl FirmwareOut {
     }
 }
 
+/// A release as its audit entries record it.
+fn audited(r: &FirmwareRelease) -> serde_json::Value {
+    json!({
+        "id": r.id,
+        "board": r.board,
+        "version": r.version,
+        "size": r.size,
+        "sha256": r.sha256,
+        "notes": r.notes,
+        "is_active": r.is_active,
+    })
+}
+
 /// Where the upload's fields go when the image is the raw body.
 #[derive(Debug, Default, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
@@ -86,7 +99,7 @@ pub struct FirmwareUploadQuery {
 /// as the `file` part of a multipart form with `board`, `version` and
 /// optional `notes` fields, or as the raw body with those in the query.
 /// The newest active release of a board is offered to its devices at their
-/// next boot. Audited as `firmware.create`.
+/// next boot. Audited as `firmware.create` with the release made.
 #[utoipa::path(post, path = "/api/v1/admin/firmware/", tags = ["admin", "xiaozhi"],
     security(("admin_bearer" = [])),
     params(FirmwareUploadQuery),
@@ -133,15 +146,13 @@ pub async fn upload(
         image,
     };
     let release = ctx
-        .audited(
-            &state,
-            "firmware.create",
-            "firmware",
-            "new",
-            details,
-            async { Ok(firmware::upload(&state, ctx.admin.id, up).await?) },
-        )
+        .audited_create(&state, "firmware.create", "firmware", details, async {
+            Ok(firmware::upload(&state, ctx.admin.id, up).await?)
+        })
         .await?;
+    ctx.actor
+        .annotate_last(&state, json!({ "after": audited(&release) }))
+        .await;
     Ok((StatusCode::CREATED, Json(FirmwareOut::new(&state, release))))
 }
 
@@ -206,7 +217,8 @@ pub struct FirmwareStateIn {
     pub is_active: bool,
 }
 
-/// Retires a release or offers it again. Audited as `firmware.update`.
+/// Retires a release or offers it again. Audited as `firmware.update` with
+/// the release before and after.
 #[utoipa::path(patch, path = "/api/v1/admin/firmware/{id}/", tags = ["admin", "xiaozhi"],
     security(("admin_bearer" = [])),
     params(("id" = i64, Path, description = "release id")),
@@ -224,16 +236,24 @@ pub async fn set_active(
     Path(id): Path<i64>,
     Json(body): Json<FirmwareStateIn>,
 ) -> ApiResult<Json<FirmwareOut>> {
-    let details = json!({ "is_active": body.is_active });
+    let missing = || not_found("firmware release", "firmware_not_found");
+    let before = state.db.firmware_release(id).await?.ok_or_else(missing)?;
+    let details = json!({
+        "changes": { "is_active": body.is_active },
+        "before": audited(&before),
+    });
     let release = ctx
         .audited(&state, "firmware.update", "firmware", id, details, async {
             state
                 .db
                 .set_firmware_active(id, body.is_active)
                 .await?
-                .ok_or_else(|| not_found("firmware release", "firmware_not_found"))
+                .ok_or_else(missing)
         })
         .await?;
+    ctx.actor
+        .annotate_last(&state, json!({ "after": audited(&release) }))
+        .await;
     Ok(Json(FirmwareOut::new(&state, release)))
 }
 

@@ -31,6 +31,7 @@ use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
 
 pub use audit::AuditActor;
+pub(crate) use catalog::text;
 
 /// The admin API routes.
 pub fn router() -> OpenApiRouter<AppState> {
@@ -171,8 +172,42 @@ impl AdminCtx {
     where
         F: std::future::Future<Output = ApiResult<T>>,
     {
-        let target_id = target_id.to_string();
-        self.audit(state, action, target_type, &target_id, details)
+        let target_id = Some(target_id.to_string());
+        self.audited_on(state, action, target_type, target_id, details, write)
+            .await
+    }
+
+    /// [`Self::audited`] for a create: the entry names no target until the
+    /// request answers `201`, when the created id is filled in.
+    pub async fn audited_create<T, F>(
+        &self,
+        state: &AppState,
+        action: &str,
+        target_type: &str,
+        details: Value,
+        write: F,
+    ) -> ApiResult<T>
+    where
+        F: std::future::Future<Output = ApiResult<T>>,
+    {
+        self.audited_on(state, action, target_type, None, details, write)
+            .await
+    }
+
+    async fn audited_on<T, F>(
+        &self,
+        state: &AppState,
+        action: &str,
+        target_type: &str,
+        target_id: Option<String>,
+        details: Value,
+        write: F,
+    ) -> ApiResult<T>
+    where
+        F: std::future::Future<Output = ApiResult<T>>,
+    {
+        self.actor
+            .record(state, action, Some(target_type), target_id.clone(), details)
             .await?;
         match write.await {
             Ok(v) => Ok(v),
@@ -183,7 +218,8 @@ impl AdminCtx {
                     "status": err.status().as_u16(),
                 });
                 if let Err(e) = self
-                    .audit(state, &failed, target_type, &target_id, details)
+                    .actor
+                    .record(state, &failed, Some(target_type), target_id, details)
                     .await
                 {
                     tracing::error!(
@@ -229,6 +265,7 @@ where
             }
         }
         serde_json::from_slice::<Option<T>>(&bytes)
+            .or_else(|e| crate::extract::integral_floats_as_integers(&bytes).ok_or(e))
             .map(Self)
             .map_err(|e| {
                 if e.is_syntax() || e.is_eof() {

@@ -14,7 +14,7 @@ use utoipa_axum::routes;
 
 use super::catalog::{self, Catalog, text};
 use super::{AdminCtx, PageInfo, PageQuery};
-use crate::error::{ApiResult, ErrorBody};
+use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::extract::{Json, Path, Query};
 use crate::state::AppState;
 
@@ -59,14 +59,20 @@ impl Catalog for Personas {
 
     fn check_deactivate(row: &AdminPersona) -> ApiResult<()> {
         if row.is_default {
-            return Err(lty_core::Error::validation(
-                "id",
-                "the default persona cannot be deactivated",
-            )
-            .into());
+            return Err(default_stays_active());
         }
         Ok(())
     }
+}
+
+/// `409 persona_is_default`: the request is well formed, the persona's
+/// state refuses it.
+fn default_stays_active() -> ApiError {
+    lty_core::Error::Conflict {
+        code: "persona_is_default",
+        message: "the default persona cannot be deactivated".to_owned(),
+    }
+    .into()
 }
 
 /// A persona with its catalog state.
@@ -142,8 +148,10 @@ pub struct PersonaIn {
     /// A TTS voice type.
     pub voice_id: Option<String>,
     /// Youngest age meant for, 0 to 18 (default 3).
+    #[schema(minimum = 0, maximum = 18)]
     pub age_min: Option<i32>,
-    /// Oldest age meant for, 0 to 18 (default 12).
+    /// Oldest age meant for, 0 to 18 (default 12), at least `age_min`.
+    #[schema(minimum = 0, maximum = 18)]
     pub age_max: Option<i32>,
 }
 
@@ -221,7 +229,11 @@ pub struct PersonaPatchIn {
     pub greeting: Option<String>,
     /// An empty string clears it.
     pub voice_id: Option<String>,
+    /// 0 to 18.
+    #[schema(minimum = 0, maximum = 18)]
     pub age_min: Option<i32>,
+    /// 0 to 18, at least `age_min`.
+    #[schema(minimum = 0, maximum = 18)]
     pub age_max: Option<i32>,
     pub is_active: Option<bool>,
 }
@@ -234,7 +246,8 @@ pub struct PersonaPatchIn {
     request_body = PersonaPatchIn,
     responses((status = 200, body = AdminPersonaOut), (status = 400, body = ErrorBody),
               (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
-              (status = 404, description = "`persona_not_found`", body = ErrorBody)))]
+              (status = 404, description = "`persona_not_found`", body = ErrorBody),
+              (status = 409, description = "`persona_is_default`: the default persona stays active", body = ErrorBody)))]
 pub async fn update_persona(
     State(state): State<AppState>,
     ctx: AdminCtx,
@@ -247,11 +260,7 @@ pub async fn update_persona(
         body.age_max.unwrap_or(current.age_max),
     )?;
     if current.is_default && body.is_active == Some(false) {
-        return Err(lty_core::Error::validation(
-            "is_active",
-            "the default persona cannot be deactivated",
-        )
-        .into());
+        return Err(default_stays_active());
     }
     let patch = PersonaPatch {
         name: body
@@ -305,7 +314,8 @@ fn changed_fields(p: &PersonaPatch) -> Value {
     params(("id" = i64, Path, description = "persona id")),
     responses((status = 200, body = AdminPersonaOut), (status = 400, body = ErrorBody),
               (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
-              (status = 404, description = "`persona_not_found`", body = ErrorBody)))]
+              (status = 404, description = "`persona_not_found`", body = ErrorBody),
+              (status = 409, description = "`persona_is_default`: the default persona stays active", body = ErrorBody)))]
 pub async fn delete_persona(
     State(state): State<AppState>,
     ctx: AdminCtx,

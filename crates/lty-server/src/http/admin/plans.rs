@@ -148,21 +148,11 @@ pub async fn update_plan(
     if body.price_cents.is_some_and(|p| p < 0) {
         return Err(lty_core::Error::validation("price_cents", "must not be negative").into());
     }
-    if let Some(c) = &body.currency
-        && (c.len() != 3 || !c.bytes().all(|b| b.is_ascii_uppercase()))
-    {
-        return Err(
-            lty_core::Error::validation("currency", "must be three upper-case letters").into(),
-        );
+    if let Some(c) = &body.currency {
+        check_currency(c)?;
     }
-    if let Some(personas) = &body.personas
-        && (personas.len() > 50 || personas.iter().any(|p| p.is_empty() || p.len() > 32))
-    {
-        return Err(lty_core::Error::validation(
-            "personas",
-            "must be at most 50 persona slugs of 1 to 32 characters",
-        )
-        .into());
+    if let Some(personas) = &body.personas {
+        check_personas(personas)?;
     }
     let name = body
         .name
@@ -205,4 +195,27 @@ pub async fn delete_plan(
 ) -> ApiResult<Json<AdminPlanOut>> {
     let plan = catalog::deactivate::<Plans>(&state, &ctx, id).await?;
     Ok(Json(plan.into()))
+}
+
+/// A currency code: three upper-case letters.
+pub(crate) fn check_currency(c: &str) -> ApiResult<()> {
+    if c.len() != 3 || !c.bytes().all(|b| b.is_ascii_uppercase()) {
+        return Err(
+            lty_core::Error::validation("currency", "must be three upper-case letters").into(),
+        );
+    }
+    Ok(())
+}
+
+/// A plan's personas: at most 50 slugs of 1 to 32 characters.
+pub(crate) fn check_personas(personas: &[String]) -> ApiResult<()> {
+    let slug = |p: &String| (1..=32).contains(&p.chars().count());
+    if personas.len() > 50 || !personas.iter().all(slug) {
+        return Err(lty_core::Error::validation(
+            "personas",
+            "must be at most 50 persona slugs of 1 to 32 characters",
+        )
+        .into());
+    }
+    Ok(())
 }
