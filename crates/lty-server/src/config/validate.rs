@@ -258,34 +258,6 @@ impl Config {
     }
 }
 
-#[cfg(test)]
-mod xiaozhi_url_tests {
-    use super::xiaozhi_url_ok;
-
-    #[test]
-    fn channel_urls_must_parse_as_the_firmware_parses_them() {
-        for ok in [
-            "ws://192.168.1.5:8000/xiaozhi/v1/",
-            "wss://toys.example.com/xiaozhi/v1/",
-            "ws://lty.local/x",
-        ] {
-            assert!(xiaozhi_url_ok(ok), "{ok}");
-        }
-        for bad in [
-            "http://a/x",
-            "ws://a",
-            "ws://user@a/x",
-            "ws://[::1]:80/x",
-            "ws://a/x?t=1:2",
-            "ws://a:port/x",
-            "ws://a:123456/x",
-            "ws://:80/x",
-        ] {
-            assert!(!xiaozhi_url_ok(bad), "{bad}");
-        }
-    }
-}
-
 /// `redis://`, `rediss://`, `unix://` or `redis+unix://` for one server;
 /// `redis+cluster://[auth@]host:port,host:port,...` (database 0) for a
 /// Redis Cluster.
@@ -323,5 +295,33 @@ fn check_redis_url(loc: &str) -> Result<(), ConfigError> {
             "must be a redis:// URL such as redis://127.0.0.1:6379/0, \
              or redis+cluster://host:port,host:port for a Redis Cluster",
         ))
+    }
+}
+
+#[cfg(test)]
+mod xiaozhi_url_tests {
+    use super::xiaozhi_url_ok;
+
+    #[test]
+    fn channel_urls_must_parse_as_the_firmware_parses_them() {
+        for ok in [
+            "ws://192.168.1.5:8000/xiaozhi/v1/",
+            "wss://toys.example.com/xiaozhi/v1/",
+            "ws://lty.local/x",
+        ] {
+            assert!(xiaozhi_url_ok(ok), "{ok}");
+        }
+        for bad in [
+            "http://a/x",
+            "ws://a",
+            "ws://user@a/x",
+            "ws://[::1]:80/x",
+            "ws://a/x?t=1:2",
+            "ws://a:port/x",
+            "ws://a:123456/x",
+            "ws://:80/x",
+        ] {
+            assert!(!xiaozhi_url_ok(bad), "{bad}");
+        }
     }
 }

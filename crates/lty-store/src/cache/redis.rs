@@ -356,3 +356,61 @@ impl Cache for RedisCache {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn settings(url: &str, password: Option<&str>) -> RedisSettings {
+        RedisSettings {
+            url: url.to_owned(),
+            password: password.map(str::to_owned),
+            key_prefix: String::new(),
+            timeout: Duration::from_secs(1),
+        }
+    }
+
+    fn addr(info: &ConnectionInfo) -> String {
+        info.addr().to_string()
+    }
+
+    #[test]
+    fn a_cluster_url_names_each_seed_node_with_the_credentials() {
+        let s = settings("redis+cluster://:secret@10.0.0.1:7001,10.0.0.2:7002/", None);
+        assert!(s.is_cluster());
+        let nodes = s.nodes().unwrap();
+        assert_eq!(
+            nodes.iter().map(addr).collect::<Vec<_>>(),
+            ["10.0.0.1:7001", "10.0.0.2:7002"]
+        );
+        assert!(
+            nodes
+                .iter()
+                .all(|n| n.redis_settings().password() == Some("secret"))
+        );
+    }
+
+    #[test]
+    fn redis_password_applies_to_every_node_and_a_plain_url_is_one_server() {
+        let s = settings("REDIS+CLUSTER://a:1,b:2", Some("pw"));
+        assert!(s.is_cluster());
+        assert!(
+            s.nodes()
+                .unwrap()
+                .iter()
+                .all(|n| n.redis_settings().password() == Some("pw"))
+        );
+        let single = settings("redis://127.0.0.1:6379/2", None);
+        assert!(!single.is_cluster());
+        let nodes = single.nodes().unwrap();
+        assert_eq!(nodes.len(), 1);
+        assert_eq!(nodes[0].redis_settings().db(), 2);
+    }
+
+    #[test]
+    fn a_cluster_url_without_hosts_or_with_a_database_is_refused() {
+        assert!(settings("redis+cluster://", None).nodes().is_err());
+        assert!(settings("redis+cluster://a:1,b:2/3", None).nodes().is_err());
+        assert!(settings("redis+cluster://a:1/0", None).nodes().is_ok());
+    }
+}

@@ -504,3 +504,45 @@ impl PubSub for RedisPubSub {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn bulk(s: &str) -> Value {
+        Value::BulkString(s.as_bytes().to_vec())
+    }
+
+    #[test]
+    fn the_slot_owner_is_the_master_of_the_range_holding_the_slot() {
+        // As `CLUSTER SLOTS` answers on Redis 7: a metadata map after the
+        // node id, replicas after the master.
+        let ranges = vec![
+            Value::Array(vec![
+                Value::Int(0),
+                Value::Int(5460),
+                Value::Array(vec![bulk("10.0.0.1"), Value::Int(7001), bulk("id1")]),
+            ]),
+            Value::Array(vec![
+                Value::Int(5461),
+                Value::Int(10922),
+                Value::Array(vec![
+                    bulk("10.0.0.2"),
+                    Value::Int(7002),
+                    bulk("id2"),
+                    Value::Map(vec![]),
+                ]),
+                Value::Array(vec![bulk("10.0.0.9"), Value::Int(7009), bulk("id9")]),
+            ]),
+        ];
+        assert_eq!(
+            find_slot_owner(&ranges, 0),
+            Some(("10.0.0.1".to_owned(), 7001))
+        );
+        assert_eq!(
+            find_slot_owner(&ranges, 10922),
+            Some(("10.0.0.2".to_owned(), 7002))
+        );
+        assert_eq!(find_slot_owner(&ranges, 10923), None);
+    }
+}
