@@ -6,7 +6,9 @@
 //! expiring a window after its last message) and PUBLISH of the entry id
 //! with the message, atomically, so ids reach subscribers in order. Each
 //! instance's subscriber task hands the message to its local hub. Control
-//! messages are a plain PUBLISH.
+//! messages (and the re-publish of a message nobody received) are a
+//! PUBLISH alone, in a script keyed by the group's stream only so that a
+//! cluster runs it on the same node.
 //!
 //! On a Redis Cluster a PUBLISH reaches every node (the cluster bus
 //! broadcasts it) but its reply counts only the subscribers of the node
