@@ -6,6 +6,9 @@ set -euo pipefail
 need=()
 command -v pg_isready >/dev/null || need+=(postgresql-client)
 command -v redis-cli >/dev/null || need+=(redis-tools)
+# The PgBouncer + Redis Cluster leg starts a local pooler and a cluster.
+command -v pgbouncer >/dev/null || need+=(pgbouncer)
+command -v redis-server >/dev/null || need+=(redis-server)
 # The local TTS provider speaks through espeak-ng (tests synthesize real audio).
 command -v espeak-ng >/dev/null || need+=(espeak-ng)
 # opusdec (reference libopus) checks that our Opus packets decode as sent.

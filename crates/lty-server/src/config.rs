@@ -256,6 +256,31 @@ mod tests {
     }
 
     #[test]
+    fn redis_location_takes_a_cluster_url_and_names_the_variable_of_a_bad_one() {
+        let config = load(&[(
+            "REDIS_LOCATION",
+            "redis+cluster://10.0.0.1:7001,10.0.0.2:7002",
+        )]);
+        assert!(
+            config
+                .redis
+                .location
+                .unwrap()
+                .starts_with("redis+cluster://")
+        );
+        for bad in [
+            "redis+cluster://",
+            "redis+cluster://10.0.0.1",
+            "redis+cluster://10.0.0.1:7001/2",
+            "http://10.0.0.1:6379",
+        ] {
+            let env = EnvProvider::from_vars([("REDIS_LOCATION".to_owned(), bad.to_owned())]);
+            let err = Config::load(None, env).unwrap_err().to_string();
+            assert!(err.contains("REDIS_LOCATION"), "{bad}: {err}");
+        }
+    }
+
+    #[test]
     fn the_spoken_style_defaults_to_short_plain_speech_and_is_set_by_its_variable() {
         let spoken = "你的回答会被朗读出来：用简短口语，不要用列表、表情或 Markdown。";
         let config = load(&[]);

@@ -6,4 +6,6 @@ mod redis;
 
 pub use self::memory::MemoryCache;
 pub(crate) use self::redis::redis_err;
-pub use self::redis::{RedisCache, RedisSettings, redis_client};
+pub use self::redis::{
+    CLUSTER_SCHEME, RedisCache, RedisConnection, RedisSettings, is_cluster_url, redis_client,
+};

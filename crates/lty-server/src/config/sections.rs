@@ -82,7 +82,9 @@ pub struct PostgresParts {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default)]
 pub struct RedisConfig {
-    /// `redis://host:port/db` (`REDIS_LOCATION`); unset means in-process.
+    /// `redis://host:port/db` (`REDIS_LOCATION`), or
+    /// `redis+cluster://host:port,host:port,...` for a Redis Cluster; unset
+    /// means in-process.
     pub location: Option<String>,
     pub password: Option<Secret>,
     /// Prepended to every key and channel (empty keeps legacy keys).

@@ -30,15 +30,7 @@ impl Config {
         }
         self.validate_xiaozhi()?;
         if let Some(loc) = &self.redis.location {
-            let ok = url::Url::parse(loc)
-                .map(|u| matches!(u.scheme(), "redis" | "rediss" | "unix" | "redis+unix"))
-                .unwrap_or(false);
-            if !ok {
-                return Err(invalid(
-                    "redis.location",
-                    "must be a redis:// URL such as redis://127.0.0.1:6379/0",
-                ));
-            }
+            check_redis_url(loc)?;
         }
         if let Some(url) = &self.database.url {
             let u = url.expose();
@@ -263,6 +255,46 @@ impl Config {
             ));
         }
         Ok(())
+    }
+}
+
+/// `redis://`, `rediss://`, `unix://` or `redis+unix://` for one server;
+/// `redis+cluster://[auth@]host:port,host:port,...` (database 0) for a
+/// Redis Cluster.
+fn check_redis_url(loc: &str) -> Result<(), ConfigError> {
+    const CLUSTER: &str = "redis+cluster://";
+    let cluster = loc
+        .get(..CLUSTER.len())
+        .is_some_and(|s| s.eq_ignore_ascii_case(CLUSTER));
+    if cluster {
+        let rest = &loc[CLUSTER.len()..];
+        let (authority, path) = rest.split_once('/').unwrap_or((rest, ""));
+        let hosts = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+        let nodes_ok = !hosts.is_empty()
+            && hosts.split(',').all(|node| {
+                url::Url::parse(&format!("redis://{}", node.trim())).is_ok_and(|u| {
+                    u.host_str().is_some_and(|h| !h.is_empty()) && u.port().is_some()
+                })
+            });
+        if !nodes_ok || !(path.is_empty() || path == "0") {
+            return Err(invalid(
+                "redis.location",
+                "a cluster is redis+cluster://host:port,host:port,... (database 0 only)",
+            ));
+        }
+        return Ok(());
+    }
+    let ok = url::Url::parse(loc)
+        .map(|u| matches!(u.scheme(), "redis" | "rediss" | "unix" | "redis+unix"))
+        .unwrap_or(false);
+    if ok {
+        Ok(())
+    } else {
+        Err(invalid(
+            "redis.location",
+            "must be a redis:// URL such as redis://127.0.0.1:6379/0, \
+             or redis+cluster://host:port,host:port for a Redis Cluster",
+        ))
     }
 }
 

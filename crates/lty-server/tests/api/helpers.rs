@@ -318,19 +318,24 @@ async fn delete_prefix(url: &str, prefix: &str) {
     if prefix.is_empty() {
         return;
     }
-    let Ok(client) = redis::Client::open(url) else {
+    let settings = lty_store::cache::RedisSettings {
+        url: url.to_owned(),
+        password: None,
+        key_prefix: String::new(),
+        timeout: Duration::from_secs(2),
+    };
+    let Ok(mut conn) = lty_store::cache::RedisConnection::connect(&settings).await else {
         return;
     };
-    let Ok(mut conn) = client.get_multiplexed_async_connection().await else {
-        return;
-    };
+    // KEYS reaches every master of a cluster; DEL goes key by key, as the
+    // keys may live on different slots.
     let keys: Vec<String> = redis::cmd("KEYS")
         .arg(format!("{prefix}*"))
         .query_async(&mut conn)
         .await
         .unwrap_or_default();
-    if !keys.is_empty() {
-        let _: Result<i64, _> = redis::cmd("DEL").arg(keys).query_async(&mut conn).await;
+    for key in keys {
+        let _: Result<i64, _> = redis::cmd("DEL").arg(key).query_async(&mut conn).await;
     }
 }
 

@@ -6,7 +6,18 @@
 //! expiring a window after its last message) and PUBLISH of the entry id
 //! with the message, atomically, so ids reach subscribers in order. Each
 //! instance's subscriber task hands the message to its local hub. Control
-//! messages are a plain PUBLISH.
+//! messages (and the re-publish of a message nobody received) are a
+//! PUBLISH alone, in a script keyed by the group's stream only so that a
+//! cluster runs it on the same node.
+//!
+//! On a Redis Cluster a PUBLISH reaches every node (the cluster bus
+//! broadcasts it) but its reply counts only the subscribers of the node
+//! that ran it, and that count is how a publish knows an instance received
+//! it. So there every group's stream shares one hash tag,
+//! `{{prefix}lty:log}:{group}`: the publish script runs on the node serving
+//! that slot, and each instance's subscriber connects to that same node
+//! (found with `CLUSTER SLOTS`, again after a failover or when a publish
+//! reaches nobody). See docs/scaling.md for what this costs.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -16,9 +27,8 @@ use bytes::Bytes;
 use futures_util::StreamExt;
 use lty_core::Result;
 use lty_core::ports::{Delivery, GroupMessage, LogId, PubSub, Replay, Subscription};
-use redis::Script;
-use redis::aio::ConnectionManager;
-use tokio::sync::watch;
+use redis::{Client, ConnectionAddr, Script, Value};
+use tokio::sync::{Notify, watch};
 
 use super::{Hub, LogSettings};
 
@@ -42,19 +52,29 @@ local id = redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[1], '*', 'h', '')
 redis.call('PEXPIRE', KEYS[1], ARGV[2])
 return id
 ";
-use crate::cache::RedisCache;
-use crate::cache::{RedisSettings, redis_client};
+// KEYS[1] the group's stream, not touched: it routes the call, on a
+// cluster, to the node that ran the group's publishes (see the module
+// doc); ARGV: channel, message.
+const REPUBLISH_SCRIPT: &str = r"
+return redis.call('PUBLISH', ARGV[1], ARGV[2])
+";
+
+use crate::cache::{RedisCache, RedisConnection, RedisSettings, redis_client};
 
 /// Production pub/sub over Redis.
 #[derive(Clone)]
 pub struct RedisPubSub {
     hub: Arc<Hub>,
-    conn: ConnectionManager,
+    conn: RedisConnection,
     channel_prefix: String,
     stream_prefix: String,
+    /// On a cluster: asks the subscriber to check that it still listens on
+    /// the node serving the streams' slot.
+    recheck: Option<Arc<Notify>>,
     log: LogSettings,
     publish_script: Script,
     head_script: Script,
+    republish_script: Script,
     subscribed: watch::Receiver<bool>,
     /// How long a publish waits for the subscriber to come back.
     resubscribe_wait: Duration,
@@ -82,11 +102,25 @@ impl RedisPubSub {
         log: LogSettings,
     ) -> Result<Self> {
         let channel_prefix = format!("{}lty:group:", settings.key_prefix);
+        let conn = cache.connection();
+        let (stream_prefix, node, recheck) = if conn.is_cluster() {
+            let tag = format!("{{{}lty:log}}", settings.key_prefix);
+            let recheck = Arc::new(Notify::new());
+            let node = SubscriberNode::SlotOwner {
+                conn: conn.clone(),
+                settings: settings.clone(),
+                key: tag.clone(),
+                recheck: recheck.clone(),
+            };
+            (format!("{tag}:"), node, Some(recheck))
+        } else {
+            let node = SubscriberNode::Fixed(redis_client(settings)?);
+            (format!("{}lty:log:", settings.key_prefix), node, None)
+        };
         let hub = Hub::new();
         let (ready_tx, mut ready_rx) = watch::channel(false);
-        let client = redis_client(settings)?;
         tokio::spawn(subscriber_loop(
-            client,
+            node,
             channel_prefix.clone(),
             Arc::downgrade(&hub),
             ready_tx,
@@ -99,12 +133,14 @@ impl RedisPubSub {
         }
         Ok(Self {
             hub,
-            conn: cache.connection(),
+            conn,
             channel_prefix,
-            stream_prefix: format!("{}lty:log:", settings.key_prefix),
+            stream_prefix,
+            recheck,
             log,
             publish_script: Script::new(PUBLISH_SCRIPT),
             head_script: Script::new(HEAD_SCRIPT),
+            republish_script: Script::new(REPUBLISH_SCRIPT),
             subscribed: ready_rx,
             resubscribe_wait: settings.timeout,
         })
@@ -122,10 +158,14 @@ impl RedisPubSub {
         channel
     }
 
-    /// The group's stream key; the group is the hash tag, so a cluster keeps
-    /// the stream on one slot.
+    /// The group's stream key: `{prefix}lty:log:{group}` on one server,
+    /// `{{prefix}lty:log}:{group}` on a cluster (one slot for every group).
     fn stream(&self, group: &str) -> String {
-        format!("{}{{{group}}}", self.stream_prefix)
+        if self.recheck.is_some() {
+            format!("{}{group}", self.stream_prefix)
+        } else {
+            format!("{}{{{group}}}", self.stream_prefix)
+        }
     }
 
     fn window_ms(&self) -> u64 {
@@ -164,8 +204,99 @@ fn unavailable(reason: &'static str) -> lty_core::Error {
     crate::cache_redis_err("the pub/sub subscription is down; the message was not delivered")
 }
 
+/// The Redis server a subscriber listens on.
+enum SubscriberNode {
+    /// The one server.
+    Fixed(Client),
+    /// The cluster node serving the slot of `key`, looked up on each
+    /// (re)connect and when `recheck` is notified.
+    SlotOwner {
+        conn: RedisConnection,
+        settings: RedisSettings,
+        key: String,
+        recheck: Arc<Notify>,
+    },
+}
+
+impl SubscriberNode {
+    /// A client for the node to listen on now, and its address.
+    async fn resolve(&self) -> redis::RedisResult<(Client, Option<(String, u16)>)> {
+        match self {
+            Self::Fixed(client) => Ok((client.clone(), None)),
+            Self::SlotOwner {
+                conn,
+                settings,
+                key,
+                ..
+            } => {
+                let addr = slot_owner(&mut conn.clone(), key).await?;
+                let seed = settings
+                    .nodes()
+                    .ok()
+                    .and_then(|nodes| nodes.into_iter().next())
+                    .ok_or_else(|| {
+                        redis::RedisError::from((redis::ErrorKind::InvalidClientConfig, "no node"))
+                    })?;
+                let info = seed.set_addr(ConnectionAddr::Tcp(addr.0.clone(), addr.1));
+                Ok((Client::open(info)?, Some(addr)))
+            }
+        }
+    }
+
+    /// Waits until a publish asks for a check (never, on one server).
+    async fn recheck_requested(&self) {
+        match self {
+            Self::Fixed(_) => std::future::pending().await,
+            Self::SlotOwner { recheck, .. } => recheck.notified().await,
+        }
+    }
+}
+
+/// The address of the master serving `key`'s slot, from `CLUSTER SLOTS`.
+async fn slot_owner(conn: &mut RedisConnection, key: &str) -> redis::RedisResult<(String, u16)> {
+    let slot: i64 = redis::cmd("CLUSTER")
+        .arg("KEYSLOT")
+        .arg(key)
+        .query_async(conn)
+        .await?;
+    let ranges: Vec<Value> = redis::cmd("CLUSTER").arg("SLOTS").query_async(conn).await?;
+    find_slot_owner(&ranges, slot).ok_or_else(|| {
+        redis::RedisError::from((
+            redis::ErrorKind::ClusterConnectionNotFound,
+            "no master serves the replay log's slot",
+        ))
+    })
+}
+
+/// In a `CLUSTER SLOTS` reply (`[start, end, [host, port, id, ...], ...]`
+/// per range), the master serving `slot`.
+fn find_slot_owner(ranges: &[Value], slot: i64) -> Option<(String, u16)> {
+    ranges.iter().find_map(|range| {
+        let Value::Array(items) = range else {
+            return None;
+        };
+        let (Some(Value::Int(start)), Some(Value::Int(end)), Some(Value::Array(master))) =
+            (items.first(), items.get(1), items.get(2))
+        else {
+            return None;
+        };
+        if !(*start..=*end).contains(&slot) {
+            return None;
+        }
+        let host = match master.first()? {
+            Value::BulkString(b) => String::from_utf8(b.clone()).ok()?,
+            Value::SimpleString(s) => s.clone(),
+            _ => return None,
+        };
+        let Some(Value::Int(port)) = master.get(1) else {
+            return None;
+        };
+        Some((host, u16::try_from(*port).ok()?))
+    })
+}
+
 async fn subscriber_loop(
-    client: redis::Client,
+    node: SubscriberNode,
     prefix: String,
     hub: std::sync::Weak<Hub>,
     ready: watch::Sender<bool>,
@@ -178,11 +309,12 @@ async fn subscriber_loop(
             return;
         }
         let connected = async {
+            let (client, addr) = node.resolve().await?;
             let mut pubsub = client.get_async_pubsub().await?;
             pubsub.psubscribe(&pattern).await?;
-            Ok::<_, redis::RedisError>(pubsub)
+            Ok::<_, redis::RedisError>((pubsub, addr))
         };
-        let pubsub = match tokio::time::timeout(timeout, connected).await {
+        let (pubsub, addr) = match tokio::time::timeout(timeout, connected).await {
             Ok(Ok(p)) => p,
             Ok(Err(err)) => {
                 tracing::warn!(%err, "redis subscriber failed to connect; retrying");
@@ -198,12 +330,29 @@ async fn subscriber_loop(
         backoff = Duration::from_millis(100);
         ready.send_replace(true);
         let mut stream = pubsub.into_on_message();
-        while let Some(msg) = stream.next().await {
-            let Some(hub) = hub.upgrade() else { return };
-            let Some(group) = msg.get_channel_name().strip_prefix(prefix.as_str()) else {
-                continue;
-            };
-            hub.deliver(group, &parse_published(msg.get_payload_bytes()));
+        loop {
+            tokio::select! {
+                msg = stream.next() => {
+                    let Some(msg) = msg else { break };
+                    let Some(hub) = hub.upgrade() else { return };
+                    let Some(group) = msg.get_channel_name().strip_prefix(prefix.as_str()) else {
+                        continue;
+                    };
+                    hub.deliver(group, &parse_published(msg.get_payload_bytes()));
+                }
+                () = node.recheck_requested() => {
+                    // A publish reached no subscriber on the streams' node:
+                    // the slot may have moved (a failover, a resharding).
+                    match node.resolve().await {
+                        Ok((_, now)) if now != addr => {
+                            tracing::warn!(?now, "the replay log's slot moved; resubscribing");
+                            break;
+                        }
+                        Ok(_) => {}
+                        Err(err) => tracing::warn!(%err, "cannot look up the replay log's node"),
+                    }
+                }
+            }
         }
         // The stream ended: the connection dropped. Pushes published while
         // reconnecting cannot reach this instance's sockets.
@@ -243,6 +392,9 @@ impl PubSub for RedisPubSub {
         // same framed message again once the subscriber is back, so no
         // copy is duplicated and none is acknowledged unreceived.
         if receivers == 0 {
+            if let Some(recheck) = &self.recheck {
+                recheck.notify_one();
+            }
             let mut framed = Vec::with_capacity(id.len() + message.len() + 2);
             framed.push(LOGGED);
             framed.extend_from_slice(id.as_bytes());
@@ -259,10 +411,12 @@ impl PubSub for RedisPubSub {
                 if !*subscribed.borrow_and_update() {
                     continue;
                 }
-                receivers = redis::cmd("PUBLISH")
+                receivers = self
+                    .republish_script
+                    .key(self.stream(group))
                     .arg(&channel)
                     .arg(framed.as_slice())
-                    .query_async(&mut conn)
+                    .invoke_async(&mut conn)
                     .await
                     .map_err(crate::cache_redis_err)?;
             }
@@ -276,10 +430,12 @@ impl PubSub for RedisPubSub {
 
     async fn publish_control(&self, group: &str, message: Bytes) -> Result<Delivery> {
         let mut conn = self.conn.clone();
-        let receivers: usize = redis::cmd("PUBLISH")
+        let receivers: usize = self
+            .republish_script
+            .key(self.stream(group))
             .arg(self.channel(group))
             .arg(message.as_ref())
-            .query_async(&mut conn)
+            .invoke_async(&mut conn)
             .await
             .map_err(crate::cache_redis_err)?;
         Ok(Delivery {
@@ -348,5 +504,47 @@ impl PubSub for RedisPubSub {
             .await
             .map_err(crate::cache_redis_err)?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn bulk(s: &str) -> Value {
+        Value::BulkString(s.as_bytes().to_vec())
+    }
+
+    #[test]
+    fn the_slot_owner_is_the_master_of_the_range_holding_the_slot() {
+        // As `CLUSTER SLOTS` answers on Redis 7: a metadata map after the
+        // node id, replicas after the master.
+        let ranges = vec![
+            Value::Array(vec![
+                Value::Int(0),
+                Value::Int(5460),
+                Value::Array(vec![bulk("10.0.0.1"), Value::Int(7001), bulk("id1")]),
+            ]),
+            Value::Array(vec![
+                Value::Int(5461),
+                Value::Int(10922),
+                Value::Array(vec![
+                    bulk("10.0.0.2"),
+                    Value::Int(7002),
+                    bulk("id2"),
+                    Value::Map(vec![]),
+                ]),
+                Value::Array(vec![bulk("10.0.0.9"), Value::Int(7009), bulk("id9")]),
+            ]),
+        ];
+        assert_eq!(
+            find_slot_owner(&ranges, 0),
+            Some(("10.0.0.1".to_owned(), 7001))
+        );
+        assert_eq!(
+            find_slot_owner(&ranges, 10922),
+            Some(("10.0.0.2".to_owned(), 7002))
+        );
+        assert_eq!(find_slot_owner(&ranges, 10923), None);
     }
 }

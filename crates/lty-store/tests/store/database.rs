@@ -312,3 +312,43 @@ async fn device_auth_facts_read_the_secret_the_binding_in_force_and_the_account_
     })
     .await;
 }
+
+/// Many tasks run different statements of the same shape at once, each
+/// checking that it got its own statement's answer: a pooler that hands a
+/// statement's execution to another server connection than its parse (as
+/// PgBouncer in transaction mode may between two `Sync`s) shows up here as
+/// an error or as another statement's answer.
+#[tokio::test]
+async fn concurrent_statements_of_one_shape_each_get_their_own_answer() {
+    use sea_orm::{ConnectionTrait, DbBackend, Statement};
+    each_database(async |t| {
+        let backend = match t.kind {
+            lty_store::DatabaseKind::Sqlite => DbBackend::Sqlite,
+            lty_store::DatabaseKind::Postgres => DbBackend::Postgres,
+        };
+        let mut tasks = Vec::new();
+        for k in 0..8_i64 {
+            let db = t.db.clone();
+            tasks.push(tokio::spawn(async move {
+                let sql = match backend {
+                    DbBackend::Postgres => format!("SELECT $1::int8 * 10 + {k} AS v"),
+                    _ => format!("SELECT ? * 10 + {k} AS v"),
+                };
+                for i in 0..150_i64 {
+                    let row = db
+                        .conn()
+                        .query_one_raw(Statement::from_sql_and_values(backend, &sql, [i.into()]))
+                        .await
+                        .unwrap_or_else(|e| panic!("statement {k}, run {i}: {e}"))
+                        .expect("a row");
+                    let v: i64 = row.try_get("", "v").expect("v");
+                    assert_eq!(v, i * 10 + k, "statement {k}, run {i} got another answer");
+                }
+            }));
+        }
+        for task in tasks {
+            task.await.expect("a task panicked");
+        }
+    })
+    .await;
+}

@@ -15,11 +15,10 @@ use std::time::Duration;
 use bytes::Bytes;
 use futures_util::FutureExt;
 use lty_core::ports::{Cache, PubSub, Subscription};
-use lty_store::cache::{MemoryCache, RedisCache, RedisSettings};
+use lty_store::cache::{MemoryCache, RedisCache, RedisConnection, RedisSettings};
 use lty_store::provision::{create_postgres_database, drop_postgres_database, with_database};
 use lty_store::pubsub::{LogSettings, MemoryPubSub, RedisPubSub};
 use lty_store::{Database, DatabaseKind, PoolOptions};
-use redis::aio::ConnectionManager;
 
 /// How long a receive may take before the test fails. It only turns a hang
 /// into a failure: a healthy backend answers in milliseconds.
@@ -192,10 +191,11 @@ pub async fn each_database(test: impl AsyncFn(&TestDb)) {
 }
 
 /// The keys of one test in a shared Redis: a unique prefix, and a plain
-/// connection to look at (and finally delete) them without the adapters.
+/// connection (to one server or a cluster) to look at (and finally delete)
+/// them without the adapters.
 pub struct RedisKeys {
     prefix: String,
-    conn: ConnectionManager,
+    conn: RedisConnection,
 }
 
 impl RedisKeys {
@@ -227,31 +227,21 @@ impl RedisKeys {
             .expect("GET")
     }
 
-    /// Deletes every key under the prefix.
+    /// Deletes every key under the prefix (`KEYS` reaches every master of
+    /// a cluster; `DEL` one key at a time, as keys may be on any slot).
     async fn delete_all(self) {
         let mut conn = self.conn;
-        let mut cursor: u64 = 0;
-        loop {
-            let (next, keys): (u64, Vec<Vec<u8>>) = redis::cmd("SCAN")
-                .arg(cursor)
-                .arg("MATCH")
-                .arg(format!("{}*", self.prefix))
-                .arg("COUNT")
-                .arg(1000)
+        let keys: Vec<Vec<u8>> = redis::cmd("KEYS")
+            .arg(format!("{}*", self.prefix))
+            .query_async(&mut conn)
+            .await
+            .expect("KEYS");
+        for key in keys {
+            let _: i64 = redis::cmd("DEL")
+                .arg(key)
                 .query_async(&mut conn)
                 .await
-                .expect("SCAN");
-            if !keys.is_empty() {
-                let _: i64 = redis::cmd("DEL")
-                    .arg(keys)
-                    .query_async(&mut conn)
-                    .await
-                    .expect("DEL");
-            }
-            if next == 0 {
-                break;
-            }
-            cursor = next;
+                .expect("DEL");
         }
     }
 }
