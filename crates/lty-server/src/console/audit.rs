@@ -109,7 +109,7 @@ async fn list(State(state): State<AppState>, op: Op, Query(f): Query<Filter>) ->
     let th = |key, label| page::sort_th(&unsorted, sort, key, t(label));
     let body = html! {
         form.filters method="get" action="/console/audit" {
-            (page::sort_fields(sort))
+            (page::sort_fields(sort, AuditSort::DEFAULT))
             div { label for="admin_id" { (t("audit.admin")) } input #admin_id name="admin_id" type="number" value=(v(&f.admin_id)); }
             div { label for="action" { (t("audit.action")) } input #action name="action" type="text" value=(v(&f.action)); }
             div { label for="target_type" { (t("audit.target_type")) } input #target_type name="target_type" type="text" value=(v(&f.target_type)); }

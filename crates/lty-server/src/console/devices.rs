@@ -116,7 +116,7 @@ async fn list(State(state): State<AppState>, op: Op, Query(q): Query<ListQuery>)
     let body = html! {
         (page::flash(&shell, done))
         form.filters method="get" action="/console/devices" {
-            (page::sort_fields(sort))
+            (page::sort_fields(sort, default))
             div { label for="mac" { (t("devices.mac")) } input #mac name="mac" type="search" value=(q.mac.clone().unwrap_or_default()); }
             div {
                 label for="kind" { (t("devices.kind")) }

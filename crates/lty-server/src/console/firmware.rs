@@ -96,7 +96,7 @@ async fn list(State(state): State<AppState>, op: Op, Query(q): Query<ListQuery>)
             p.hint { (t("fw.upload_hint")) }
         }
         form.filters method="get" action="/console/firmware" {
-            (page::sort_fields(sort))
+            (page::sort_fields(sort, FirmwareSort::DEFAULT))
             div { label for="board" { (t("fw.board")) } input #board name="board" type="text" value=(q.board.clone().unwrap_or_default()); }
             div { button type="submit" { (t("common.filter")) } }
         }

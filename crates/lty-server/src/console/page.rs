@@ -252,11 +252,15 @@ pub fn sort_pairs<K: SortKey>(s: Sort<K>) -> [(&'static str, Option<String>); 2]
     ]
 }
 
-/// Hidden `sort` and `order` fields, so a filter form keeps the order.
-pub fn sort_fields<K: SortKey>(s: Sort<K>) -> Markup {
+/// Hidden `sort` and `order` fields, so a filter form keeps an order
+/// chosen from the headers (none for the list's `default`, which may
+/// depend on the filters).
+pub fn sort_fields<K: SortKey>(s: Sort<K>, default: Sort<K>) -> Markup {
     html! {
-        input type="hidden" name="sort" value=(s.key.name());
-        input type="hidden" name="order" value=(s.dir.as_str());
+        @if s != default {
+            input type="hidden" name="sort" value=(s.key.name());
+            input type="hidden" name="order" value=(s.dir.as_str());
+        }
     }
 }
 

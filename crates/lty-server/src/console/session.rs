@@ -333,7 +333,10 @@ async fn check_csrf(req: Request, next: Next) -> Response {
 /// form's first part (browsers send fields in document order).
 async fn first_part_token(headers: &HeaderMap, body: &bytes::Bytes) -> Option<String> {
     use axum::extract::FromRequest;
-    let mut req = Request::new(Body::from(body.clone()));
+    // The token part is small: its start is enough, and keeps the parser
+    // from taking the whole image in one piece.
+    let start = body.slice(..body.len().min(FORM_LIMIT));
+    let mut req = Request::new(Body::from(start));
     *req.headers_mut() = headers.clone();
     let mut form = axum::extract::Multipart::from_request(req, &())
         .await

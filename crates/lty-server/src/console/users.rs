@@ -52,7 +52,7 @@ async fn search(State(state): State<AppState>, op: Op, Query(q): Query<SearchQue
     let sort = page::sort_of(q.sort.as_deref(), q.order.as_deref(), UserSort::DEFAULT);
     let form = html! {
         form.search method="get" action="/console/users" role="search" {
-            (page::sort_fields(sort))
+            (page::sort_fields(sort, UserSort::DEFAULT))
             label for="q" { (t("users.query")) }
             div.row {
                 input #q name="q" type="search" value=(text) autofocus;
