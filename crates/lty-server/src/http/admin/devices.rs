@@ -97,7 +97,14 @@ pub struct DeviceSearchQuery {
 }
 
 fn sort_keys() -> utoipa::openapi::schema::Object {
-    super::sorting::keys_schema::<DeviceSort>()
+    let mut schema = super::sorting::keys_schema::<DeviceSort>();
+    schema.description = Some(
+        "Sort key (default `mac` ascending; with `kind=xiaozhi`, `last_check` descending); \
+         `board`, `firmware` and `last_check` are what a xiaozhi device reported; ties are \
+         broken by MAC."
+            .to_owned(),
+    );
+    schema
 }
 
 /// Which devices a search lists.

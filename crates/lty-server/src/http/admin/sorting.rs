@@ -32,11 +32,21 @@ pub fn resolve<K: SortKey>(
     Ok(Sort { key, dir })
 }
 
-/// The OpenAPI schema of a listing's `sort`: one of its keys.
+/// The OpenAPI schema of a listing's `sort`: one of its keys, with the
+/// default order in its description.
 pub fn keys_schema<K: SortKey>() -> utoipa::openapi::schema::Object {
+    let d = K::DEFAULT;
+    let dir = match d.dir {
+        Direction::Asc => "ascending",
+        Direction::Desc => "descending",
+    };
     ObjectBuilder::new()
         .schema_type(Type::String)
         .enum_values(Some(K::KEYS.iter().map(|(n, _)| *n)))
+        .description(Some(format!(
+            "Sort key (default `{}` {dir}); ties are broken by id.",
+            d.key.name()
+        )))
         .build()
 }
 
@@ -45,6 +55,9 @@ pub fn order_schema() -> utoipa::openapi::schema::Object {
     ObjectBuilder::new()
         .schema_type(Type::String)
         .enum_values(Some(["asc", "desc"]))
+        .description(Some(
+            "Sort direction: `asc` when `sort` is given without it, else the list's default.",
+        ))
         .build()
 }
 
