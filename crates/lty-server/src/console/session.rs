@@ -304,6 +304,11 @@ async fn check_csrf(req: Request, next: Next) -> Response {
     } else {
         FORM_LIMIT
     };
+    if expected.is_none() {
+        // No session (or login cookie): nothing could match, and the body
+        // (up to an image) is not worth reading.
+        return csrf_refused(lang);
+    }
     let (parts, body) = req.into_parts();
     let Ok(bytes) = axum::body::to_bytes(body, limit).await else {
         let err = ApiError::new(
