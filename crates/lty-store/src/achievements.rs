@@ -16,9 +16,13 @@ use sea_orm::{
 use crate::Database;
 use crate::db::map_unique;
 use crate::entity::{
-    achievement_definition as def, achievement_progress as progress, event_day,
+    achievement_definition as def, achievement_progress as progress, event_day, event_hour,
     user_achievement as unlock,
 };
+
+/// The `strftime` form of an hour's key in `event_hours` and the hourly
+/// statistics: `YYYY-MM-DD HH` (UTC).
+pub const HOUR_KEY: &str = "%Y-%m-%d %H";
 
 fn db_err(err: impl std::fmt::Display) -> Error {
     Error::Backend(BackendError::new("database", err))
@@ -93,9 +97,10 @@ impl Database {
         Ok(achievement_from(m))
     }
 
-    /// Adds `amount` to the user's total of `kind`, and to the day's total
-    /// of `kind` over all users (`event_days`, for the operators' per-day
-    /// statistics), and returns the user's new total.
+    /// Adds `amount` to the user's total of `kind`, and to the day's and
+    /// the hour's totals of `kind` over all users (`event_days`,
+    /// `event_hours`, for the operators' statistics), and returns the
+    /// user's new total.
     pub async fn add_progress(
         &self,
         user_id: i64,
@@ -137,6 +142,22 @@ impl Database {
         .exec_without_returning(self.conn())
         .await
         .map_err(db_err)?;
+        event_hour::Entity::insert(event_hour::ActiveModel {
+            hour: Set(now.format(HOUR_KEY).to_string()),
+            event_kind: Set(kind.to_owned()),
+            total: Set(amount),
+        })
+        .on_conflict(
+            OnConflict::columns([event_hour::Column::Hour, event_hour::Column::EventKind])
+                .value(
+                    event_hour::Column::Total,
+                    Expr::cust(r#""event_hours"."total" + "excluded"."total""#),
+                )
+                .to_owned(),
+        )
+        .exec_without_returning(self.conn())
+        .await
+        .map_err(db_err)?;
         progress::Entity::find_by_id((user_id, kind.to_owned()))
             .one(self.conn())
             .await
@@ -160,6 +181,24 @@ impl Database {
             .map_err(db_err)?
             .into_iter()
             .map(|m| (m.day, m.total))
+            .collect())
+    }
+
+    /// The totals of `kind` per UTC hour (`YYYY-MM-DD HH`, [`HOUR_KEY`])
+    /// from the hour of `first` on; hours without events are absent.
+    pub async fn event_hours(
+        &self,
+        kind: &str,
+        first: DateTime<Utc>,
+    ) -> Result<HashMap<String, i64>> {
+        Ok(event_hour::Entity::find()
+            .filter(event_hour::Column::EventKind.eq(kind))
+            .filter(event_hour::Column::Hour.gte(first.format(HOUR_KEY).to_string()))
+            .all(self.conn())
+            .await
+            .map_err(db_err)?
+            .into_iter()
+            .map(|m| (m.hour, m.total))
             .collect())
     }
 

@@ -1,6 +1,7 @@
 //! Queries of the admin API: user and device search, account state, the
 //! catalog (personas, plans, achievements) with inactive rows included, and
-//! the counts behind the stats page. Every listing orders by id, so pages
+//! the counts behind the stats page. Every listing takes one of its
+//! whitelisted orders ([`crate::sort`]) and breaks ties by id, so pages
 //! are stable.
 
 use std::collections::BTreeMap;
@@ -21,8 +22,9 @@ use crate::achievements::achievement_from;
 use crate::db::{binding_from, map_unique};
 use crate::entity::{
     achievement_definition as def, achievement_progress as progress, ai_message, ai_persona, card,
-    card_scan as scan, device_credential, plan, user, user_device,
+    card_scan as scan, device_credential, plan, user, user_device, xiaozhi_device,
 };
+use crate::sort::{AchievementSort, DeviceSort, PersonaSort, PlanSort, Sort, UserSort, ordered};
 use crate::subscriptions::plan_from;
 use crate::{Database, DatabaseKind};
 
@@ -54,7 +56,20 @@ fn like_escape(s: &str) -> String {
 }
 
 pub(crate) fn contains<C: ColumnTrait>(col: C, fragment: &str) -> Expr {
-    Expr::col(col).like(LikeExpr::new(format!("%{}%", like_escape(fragment))).escape('\\'))
+    // Qualified with its table: some callers join.
+    col.into_expr()
+        .like(LikeExpr::new(format!("%{}%", like_escape(fragment))).escape('\\'))
+}
+
+/// Which devices to list; every set field must match.
+#[derive(Debug, Clone, Default)]
+pub struct DeviceSearch {
+    /// Part of the MAC, in the stored form (lower case, `:`).
+    pub fragment: Option<String>,
+    /// Devices ever bound to this user.
+    pub user_id: Option<i64>,
+    /// The firmware version a xiaozhi device last reported, exactly.
+    pub firmware: Option<String>,
 }
 
 /// Which users to list; every set field must match.
@@ -160,10 +175,11 @@ pub struct BatchScans {
 }
 
 impl Database {
-    /// A page of users matching `search`, by id.
+    /// A page of users matching `search`, in `sort` order.
     pub async fn search_users(
         &self,
         search: &UserSearch,
+        sort: Sort<UserSort>,
         offset: u64,
         limit: u64,
     ) -> Result<Page<User>> {
@@ -190,9 +206,17 @@ impl Database {
         if let Some(active) = search.is_active {
             q = q.filter(user::Column::IsActive.eq(active));
         }
+        let by = match sort.key {
+            UserSort::Id => user::Column::Id,
+            UserSort::Username => user::Column::Username,
+            UserSort::Nickname => user::Column::Nickname,
+            UserSort::Phone => user::Column::Phone,
+            UserSort::Joined => user::Column::DateJoined,
+            UserSort::Active => user::Column::IsActive,
+        };
         self.fetch_page(
             q,
-            |q| q.order_by_asc(user::Column::Id),
+            |q| ordered(q, by, user::Column::Id, sort.dir),
             User::from,
             offset,
             limit,
@@ -242,42 +266,61 @@ impl Database {
             .collect()
     }
 
-    /// A page of the MACs ever bound, by MAC, optionally those containing
-    /// `fragment` (lower-case, colon-separated) or ever bound to `user_id`.
+    /// A page of the MACs ever bound matching `search`, in `sort` order
+    /// (board, firmware and last check are what the xiaozhi device of that
+    /// MAC reported, if any).
     pub async fn search_device_macs(
         &self,
-        fragment: Option<&str>,
-        user_id: Option<i64>,
+        search: &DeviceSearch,
+        sort: Sort<DeviceSort>,
         offset: u64,
         limit: u64,
     ) -> Result<Page<String>> {
-        let mut q = user_device::Entity::find();
-        if let Some(f) = fragment.filter(|f| !f.is_empty()) {
+        let mac = Expr::col((user_device::Entity, user_device::Column::MacAddress));
+        let mut q = user_device::Entity::find().join(
+            JoinType::LeftJoin,
+            user_device::Entity::belongs_to(xiaozhi_device::Entity)
+                .from(user_device::Column::MacAddress)
+                .to(xiaozhi_device::Column::MacAddress)
+                .into(),
+        );
+        if let Some(f) = search.fragment.as_deref().filter(|f| !f.is_empty()) {
             q = q.filter(contains(user_device::Column::MacAddress, f));
         }
-        if let Some(id) = user_id {
+        if let Some(id) = search.user_id {
             q = q.filter(user_device::Column::UserId.eq(id));
+        }
+        if let Some(v) = &search.firmware {
+            q = q.filter(xiaozhi_device::Column::FirmwareVersion.eq(v.as_str()));
         }
         let total: Option<i64> = q
             .clone()
             .select_only()
-            .column_as(
-                Expr::expr(Func::count_distinct(Expr::col(
-                    user_device::Column::MacAddress,
-                ))),
-                "n",
-            )
+            .column_as(Expr::expr(Func::count_distinct(mac.clone())), "n")
             .into_tuple()
             .one(self.conn())
             .await
             .map_err(db_err)?;
-        let items: Vec<String> = q
+        let x = |c| Expr::col((xiaozhi_device::Entity, c));
+        // One row per MAC: the reported values are those of its one
+        // xiaozhi row (MAX only makes them aggregates).
+        let by: Expr = match sort.key {
+            DeviceSort::Mac => mac.clone(),
+            DeviceSort::Board => Func::max(Func::coalesce([
+                x(xiaozhi_device::Column::BoardName),
+                x(xiaozhi_device::Column::BoardType),
+            ]))
+            .into(),
+            DeviceSort::Firmware => Func::max(x(xiaozhi_device::Column::FirmwareVersion)).into(),
+            DeviceSort::LastCheck => Func::max(x(xiaozhi_device::Column::LastSeenAt)).into(),
+        };
+        let q = q
             .select_only()
             .column(user_device::Column::MacAddress)
-            .distinct()
-            .order_by_asc(user_device::Column::MacAddress)
+            .group_by(mac.clone())
             .offset(offset)
-            .limit(limit)
+            .limit(limit);
+        let items: Vec<String> = ordered(q, by, mac, sort.dir)
             .into_tuple()
             .all(self.conn())
             .await
@@ -286,6 +329,22 @@ impl Database {
             items,
             total: count(total.unwrap_or(0)),
         })
+    }
+
+    /// The firmware versions xiaozhi devices reported, at most 100, in
+    /// order.
+    pub async fn firmware_versions(&self) -> Result<Vec<String>> {
+        xiaozhi_device::Entity::find()
+            .select_only()
+            .column(xiaozhi_device::Column::FirmwareVersion)
+            .filter(xiaozhi_device::Column::FirmwareVersion.is_not_null())
+            .distinct()
+            .order_by_asc(xiaozhi_device::Column::FirmwareVersion)
+            .limit(100)
+            .into_tuple()
+            .all(self.conn())
+            .await
+            .map_err(db_err)
     }
 
     /// When the device's secret was provisioned, if it has one (the secret
@@ -315,12 +374,24 @@ impl Database {
         Ok(res.rows_affected > 0)
     }
 
-    /// A page of every persona, inactive ones included, by id.
-    pub async fn admin_personas(&self, offset: u64, limit: u64) -> Result<Page<AdminPersona>> {
+    /// A page of every persona, inactive ones included, in `sort` order.
+    pub async fn admin_personas(
+        &self,
+        sort: Sort<PersonaSort>,
+        offset: u64,
+        limit: u64,
+    ) -> Result<Page<AdminPersona>> {
         let q = ai_persona::Entity::find();
+        let by = match sort.key {
+            PersonaSort::Id => ai_persona::Column::Id,
+            PersonaSort::Slug => ai_persona::Column::Slug,
+            PersonaSort::Name => ai_persona::Column::Name,
+            PersonaSort::Ages => ai_persona::Column::AgeMin,
+            PersonaSort::Active => ai_persona::Column::IsActive,
+        };
         self.fetch_page(
             q,
-            |q| q.order_by_asc(ai_persona::Column::Id),
+            |q| ordered(q, by, ai_persona::Column::Id, sort.dir),
             AdminPersona::from,
             offset,
             limit,
@@ -413,13 +484,52 @@ impl Database {
         Ok(Some(plan_from(m)))
     }
 
-    /// A page of every achievement definition, inactive ones included, by
-    /// id.
-    pub async fn admin_achievements(&self, offset: u64, limit: u64) -> Result<Page<Achievement>> {
+    /// A page of every plan, inactive ones included, in `sort` order.
+    pub async fn admin_plans(
+        &self,
+        sort: Sort<PlanSort>,
+        offset: u64,
+        limit: u64,
+    ) -> Result<Page<Plan>> {
+        let by = match sort.key {
+            PlanSort::Id => plan::Column::Id,
+            PlanSort::Code => plan::Column::Code,
+            PlanSort::Name => plan::Column::Name,
+            PlanSort::Messages => plan::Column::DailyAiMessages,
+            PlanSort::Minutes => plan::Column::DailyVoiceMinutes,
+            PlanSort::Price => plan::Column::PriceCents,
+            PlanSort::Active => plan::Column::IsActive,
+        };
+        self.fetch_page(
+            plan::Entity::find(),
+            |q| ordered(q, by, plan::Column::Id, sort.dir),
+            plan_from,
+            offset,
+            limit,
+        )
+        .await
+    }
+
+    /// A page of every achievement definition, inactive ones included, in
+    /// `sort` order.
+    pub async fn admin_achievements(
+        &self,
+        sort: Sort<AchievementSort>,
+        offset: u64,
+        limit: u64,
+    ) -> Result<Page<Achievement>> {
         let q = def::Entity::find();
+        let by = match sort.key {
+            AchievementSort::Id => def::Column::Id,
+            AchievementSort::Code => def::Column::Code,
+            AchievementSort::Name => def::Column::Name,
+            AchievementSort::Event => def::Column::EventKind,
+            AchievementSort::Threshold => def::Column::Threshold,
+            AchievementSort::Active => def::Column::IsActive,
+        };
         self.fetch_page(
             q,
-            |q| q.order_by_asc(def::Column::Id),
+            |q| ordered(q, by, def::Column::Id, sort.dir),
             achievement_from,
             offset,
             limit,
@@ -527,6 +637,32 @@ impl Database {
             .await
             .map_err(db_err)?;
         Ok(rows.into_iter().map(|(d, n)| (d, count(n))).collect())
+    }
+
+    /// Chat messages per UTC hour since `since` (`YYYY-MM-DD HH` → count,
+    /// [`crate::achievements::HOUR_KEY`]), by role.
+    pub async fn messages_per_hour(
+        &self,
+        role: &str,
+        since: DateTime<Utc>,
+    ) -> Result<BTreeMap<String, u64>> {
+        let hour = match self.kind() {
+            // Stored as `YYYY-MM-DD HH:MM:SS...` in UTC.
+            DatabaseKind::Sqlite => "substr(created_at, 1, 10) || ' ' || substr(created_at, 12, 2)",
+            DatabaseKind::Postgres => "to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24')",
+        };
+        let rows: Vec<(String, i64)> = ai_message::Entity::find()
+            .select_only()
+            .column_as(Expr::cust(hour), "hour")
+            .column_as(ai_message::Column::Id.count(), "n")
+            .filter(ai_message::Column::Role.eq(role))
+            .filter(ai_message::Column::CreatedAt.gte(since))
+            .group_by(Expr::cust(hour))
+            .into_tuple()
+            .all(self.conn())
+            .await
+            .map_err(db_err)?;
+        Ok(rows.into_iter().map(|(h, n)| (h, count(n))).collect())
     }
 
     /// Scans and distinct scanning users per card batch, by batch id.

@@ -14,6 +14,7 @@ use serde_json::Value;
 
 use crate::Database;
 use crate::entity::admin_audit_log as log;
+use crate::sort::{AuditSort, Sort, ordered};
 
 fn db_err(err: impl std::fmt::Display) -> Error {
     Error::Backend(BackendError::new("database", err))
@@ -162,10 +163,11 @@ impl Database {
         Ok(())
     }
 
-    /// A page of audit entries matching `filter`, newest first (by id).
+    /// A page of audit entries matching `filter`, in `sort` order.
     pub async fn audit_entries(
         &self,
         filter: &AuditFilter,
+        sort: Sort<AuditSort>,
         offset: u64,
         limit: u64,
     ) -> Result<Page<AuditEntry>> {
@@ -192,9 +194,27 @@ impl Database {
         if let Some(until) = filter.until {
             q = q.filter(log::Column::CreatedAt.lt(until));
         }
+        let (by, then) = match sort.key {
+            AuditSort::Time => (log::Column::Id, None),
+            AuditSort::Operator => (log::Column::AdminUsername, None),
+            AuditSort::Action => (log::Column::Action, None),
+            AuditSort::Target => (log::Column::TargetType, Some(log::Column::TargetId)),
+        };
         self.fetch_page(
             q,
-            |q| q.order_by_desc(log::Column::Id),
+            |q| match then {
+                // Target type, then target id, then the entry.
+                Some(then) => {
+                    let (order, nulls) = crate::sort::order_parts(sort.dir);
+                    ordered(
+                        q.order_by_with_nulls(by, order, nulls),
+                        then,
+                        log::Column::Id,
+                        sort.dir,
+                    )
+                }
+                None => ordered(q, by, log::Column::Id, sort.dir),
+            },
             AuditEntry::from,
             offset,
             limit,

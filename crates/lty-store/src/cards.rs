@@ -16,6 +16,7 @@ use sea_orm::{
 
 use crate::Database;
 use crate::entity::{card, card_batch as batch, card_scan as scan, user_subscription as sub};
+use crate::sort::{BatchSort, Sort, ordered};
 
 fn db_err(err: impl std::fmt::Display) -> Error {
     Error::Backend(BackendError::new("database", err))
@@ -97,10 +98,22 @@ impl Database {
         batch_from(model)
     }
 
-    /// Batches, newest first.
-    pub async fn batches(&self, limit: u64, offset: u64) -> Result<Vec<CardBatch>> {
-        batch::Entity::find()
-            .order_by_desc(batch::Column::Id)
+    /// Batches in `sort` order.
+    pub async fn batches(
+        &self,
+        sort: Sort<BatchSort>,
+        limit: u64,
+        offset: u64,
+    ) -> Result<Vec<CardBatch>> {
+        let by = match sort.key {
+            BatchSort::Id => batch::Column::Id,
+            BatchSort::Kind => batch::Column::Kind,
+            BatchSort::Count => batch::Column::Count,
+            BatchSort::Notes => batch::Column::Notes,
+            BatchSort::Disabled => batch::Column::Disabled,
+            BatchSort::Created => batch::Column::CreatedAt,
+        };
+        ordered(batch::Entity::find(), by, batch::Column::Id, sort.dir)
             .limit(limit)
             .offset(offset)
             .all(self.conn())

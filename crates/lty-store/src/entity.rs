@@ -12,6 +12,7 @@ pub mod card_batch;
 pub mod card_scan;
 pub mod device_credential;
 pub mod event_day;
+pub mod event_hour;
 pub mod firmware_release;
 pub mod login_token;
 pub mod plan;

@@ -20,6 +20,7 @@ pub mod migration;
 pub mod provision;
 pub mod pubsub;
 pub mod seed;
+pub mod sort;
 pub mod subscriptions;
 pub mod tokens;
 mod voice_chat;

@@ -17,6 +17,7 @@ mod m20261206_000001_voice_chat_conversation;
 mod m20261207_000001_xiaozhi;
 mod m20261208_000001_login_tokens;
 mod m20261208_000002_audit_outcome;
+mod m20261209_000001_event_hours;
 
 /// All of lty's migrations.
 #[derive(Debug)]
@@ -40,6 +41,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261207_000001_xiaozhi::Migration),
             Box::new(m20261208_000001_login_tokens::Migration),
             Box::new(m20261208_000002_audit_outcome::Migration),
+            Box::new(m20261209_000001_event_hours::Migration),
         ]
     }
 }

@@ -8,6 +8,7 @@ use sea_orm::{ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter, QueryOrde
 
 use crate::Database;
 use crate::entity::voice_chat_session as row;
+use crate::sort::{SessionSort, Sort, ordered};
 
 fn db_err(err: impl std::fmt::Display) -> Error {
     Error::Backend(BackendError::new("database", err))
@@ -74,6 +75,32 @@ impl Database {
     pub async fn all_sessions(&self) -> Result<Vec<VoiceChatSession>> {
         Ok(row::Entity::find()
             .order_by_asc(row::Column::StartedAt)
+            .all(self.conn())
+            .await
+            .map_err(db_err)?
+            .into_iter()
+            .map(Into::into)
+            .collect())
+    }
+
+    /// The sessions (of `user_id`, or all) in `sort` order, task id
+    /// breaking ties.
+    pub async fn list_sessions(
+        &self,
+        user_id: Option<i64>,
+        sort: Sort<SessionSort>,
+    ) -> Result<Vec<VoiceChatSession>> {
+        let mut q = row::Entity::find();
+        if let Some(id) = user_id {
+            q = q.filter(row::Column::UserId.eq(id));
+        }
+        let by = match sort.key {
+            SessionSort::Started => row::Column::StartedAt,
+            SessionSort::Task => row::Column::TaskId,
+            SessionSort::User => row::Column::UserId,
+            SessionSort::Status => row::Column::Status,
+        };
+        Ok(ordered(q, by, row::Column::TaskId, sort.dir)
             .all(self.conn())
             .await
             .map_err(db_err)?

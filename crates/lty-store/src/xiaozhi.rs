@@ -9,14 +9,15 @@ use lty_core::xiaozhi::{
 use lty_core::{BackendError, Error, MacAddress, Result};
 use sea_orm::sea_query::{Expr, OnConflict};
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder,
-    QuerySelect, QueryTrait,
+    ActiveValue::Set, ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter, QuerySelect,
+    QueryTrait,
 };
 
 use crate::Database;
-use crate::admin_queries::contains;
+use crate::admin_queries::{DeviceSearch, contains};
 use crate::db::map_unique;
 use crate::entity::{firmware_release, user_device, xiaozhi_device, xiaozhi_device_key};
+use crate::sort::{DeviceSort, FirmwareSort, Sort, ordered};
 
 fn db_err(err: impl std::fmt::Display) -> Error {
     Error::Backend(BackendError::new("database", err))
@@ -207,21 +208,20 @@ impl Database {
         Ok(())
     }
 
-    /// xiaozhi devices, most recently seen first: those whose MAC contains
-    /// `fragment` (stored form) and, with `user_id`, that were ever bound
-    /// to that user.
+    /// xiaozhi devices matching `search` (with `user_id`, those ever
+    /// bound to that user), in `sort` order.
     pub async fn search_xiaozhi_devices(
         &self,
-        fragment: Option<&str>,
-        user_id: Option<i64>,
+        search: &DeviceSearch,
+        sort: Sort<DeviceSort>,
         offset: u64,
         limit: u64,
     ) -> Result<Page<XiaozhiDevice>> {
         let mut query = xiaozhi_device::Entity::find();
-        if let Some(f) = fragment.filter(|f| !f.is_empty()) {
+        if let Some(f) = search.fragment.as_deref().filter(|f| !f.is_empty()) {
             query = query.filter(contains(xiaozhi_device::Column::MacAddress, f));
         }
-        if let Some(id) = user_id {
+        if let Some(id) = search.user_id {
             let bound = user_device::Entity::find()
                 .select_only()
                 .column(user_device::Column::MacAddress)
@@ -229,10 +229,21 @@ impl Database {
                 .into_query();
             query = query.filter(xiaozhi_device::Column::MacAddress.in_subquery(bound));
         }
+        if let Some(v) = &search.firmware {
+            query = query.filter(xiaozhi_device::Column::FirmwareVersion.eq(v.as_str()));
+        }
         let total = query.clone().count(self.conn()).await.map_err(db_err)?;
-        let items = query
-            .order_by_desc(xiaozhi_device::Column::LastSeenAt)
-            .order_by_asc(xiaozhi_device::Column::MacAddress)
+        let by: Expr = match sort.key {
+            DeviceSort::Mac => xiaozhi_device::Column::MacAddress.into_expr(),
+            DeviceSort::Board => sea_orm::sea_query::Func::coalesce([
+                xiaozhi_device::Column::BoardName.into_expr(),
+                xiaozhi_device::Column::BoardType.into_expr(),
+            ])
+            .into(),
+            DeviceSort::Firmware => xiaozhi_device::Column::FirmwareVersion.into_expr(),
+            DeviceSort::LastCheck => xiaozhi_device::Column::LastSeenAt.into_expr(),
+        };
+        let items = ordered(query, by, xiaozhi_device::Column::MacAddress, sort.dir)
             .offset(offset)
             .limit(limit)
             .all(self.conn())
@@ -338,21 +349,27 @@ impl Database {
             .map(release_from))
     }
 
-    /// Releases, newest first, of `board` or of every board.
+    /// Releases of `board` or of every board, in `sort` order.
     pub async fn firmware_releases(
         &self,
         board: Option<&str>,
+        sort: Sort<FirmwareSort>,
         offset: u64,
         limit: u64,
     ) -> Result<Page<FirmwareRelease>> {
-        let mut query = firmware_release::Entity::find()
-            .order_by_desc(firmware_release::Column::CreatedAt)
-            .order_by_desc(firmware_release::Column::Id);
+        let mut query = firmware_release::Entity::find();
         if let Some(board) = board {
             query = query.filter(firmware_release::Column::Board.eq(board));
         }
         let total = query.clone().count(self.conn()).await.map_err(db_err)?;
-        let items = query
+        let by = match sort.key {
+            FirmwareSort::Created => firmware_release::Column::CreatedAt,
+            FirmwareSort::Board => firmware_release::Column::Board,
+            FirmwareSort::Version => firmware_release::Column::Version,
+            FirmwareSort::Size => firmware_release::Column::Size,
+            FirmwareSort::Active => firmware_release::Column::IsActive,
+        };
+        let items = ordered(query, by, firmware_release::Column::Id, sort.dir)
             .offset(offset)
             .limit(limit)
             .all(self.conn())

@@ -15,9 +15,11 @@ use super::page::{self, OrFail, PageResult};
 use super::session::Op;
 use crate::extract::{Json, Path as ApiPath, Query as ApiQuery};
 use crate::http::achievements::AchievementIn;
+use crate::http::admin;
+use crate::http::admin::achievements::AchievementListQuery;
 use crate::http::admin::achievements::{AchievementPatchIn, AdminAchievementOut};
-use crate::http::admin::{self, PageQuery};
 use crate::state::AppState;
+use lty_store::sort::{AchievementSort, Sort, SortKey};
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -30,10 +32,12 @@ pub fn router() -> Router<AppState> {
 pub struct ListQuery {
     page: Option<u64>,
     done: Option<String>,
+    sort: Option<String>,
+    order: Option<String>,
 }
 
 async fn achievement_page(state: AppState, op: Op, n: u64) -> CatalogPage<AdminAchievementOut> {
-    let l = page_of(&state, &op, n).await?;
+    let l = page_of(&state, &op, n, AchievementSort::DEFAULT).await?;
     Ok((l.achievements, l.page))
 }
 
@@ -41,15 +45,18 @@ async fn page_of(
     state: &AppState,
     op: &Op,
     page_no: u64,
+    sort: Sort<AchievementSort>,
 ) -> Result<admin::achievements::AdminAchievementListOut, page::Fail> {
     op.allow(state, Method::GET, "/api/v1/admin/achievements/", None)
         .await?;
     Ok(admin::achievements::list_achievements(
         State(state.clone()),
         op.ctx(),
-        ApiQuery(PageQuery {
+        ApiQuery(AchievementListQuery {
             page: Some(page_no),
             page_size: Some(50),
+            sort: Some(sort.key.name().to_owned()),
+            order: Some(sort.dir.as_str().to_owned()),
         }),
     )
     .await
@@ -75,7 +82,17 @@ fn fields(op: &Op, a: Option<&AdminAchievementOut>) -> Markup {
 async fn list(State(state): State<AppState>, op: Op, Query(q): Query<ListQuery>) -> PageResult {
     let shell = op.shell();
     let t = |k| op.lang.t(k);
-    let list = page_of(&state, &op, q.page.unwrap_or(1)).await?;
+    let sort = page::sort_of(
+        q.sort.as_deref(),
+        q.order.as_deref(),
+        AchievementSort::DEFAULT,
+    );
+    let list = page_of(&state, &op, q.page.unwrap_or(1), sort).await?;
+    let th = |key, label| page::sort_th("/console/achievements", sort, key, t(label));
+    let base = format!(
+        "/console/achievements?{}",
+        page::query(&page::sort_pairs(sort))
+    );
     let done = q.done.as_deref().filter(|k| *k == "catalog.done");
     let body = html! {
         (subnav(&op, "achievements"))
@@ -86,9 +103,9 @@ async fn list(State(state): State<AppState>, op: Op, Query(q): Query<ListQuery>)
             } @else {
                 div.table { table #achievements {
                     thead { tr {
-                        th { (t("common.id")) } th { (t("plans.code")) } th { (t("plans.name")) }
-                        th { (t("achievements.event")) } th { (t("achievements.threshold")) }
-                        th { (t("plans.active")) } th { (t("common.actions")) }
+                        (th(AchievementSort::Id, "common.id")) (th(AchievementSort::Code, "plans.code")) (th(AchievementSort::Name, "plans.name"))
+                        (th(AchievementSort::Event, "achievements.event")) (th(AchievementSort::Threshold, "achievements.threshold"))
+                        (th(AchievementSort::Active, "plans.active")) th { (t("common.actions")) }
                     } }
                     tbody {
                         @for a in &list.achievements {
@@ -104,7 +121,7 @@ async fn list(State(state): State<AppState>, op: Op, Query(q): Query<ListQuery>)
                         }
                     }
                 } }
-                (page::pager(&shell, "/console/achievements", list.page.page, list.page.page_size, list.page.total))
+                (page::pager(&shell, &base, list.page.page, list.page.page_size, list.page.total))
             }
         }
         section.card {

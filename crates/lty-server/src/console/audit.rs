@@ -16,6 +16,7 @@ use crate::extract::Query as ApiQuery;
 use crate::http::admin;
 use crate::http::admin::audit::AuditQuery;
 use crate::state::AppState;
+use lty_store::sort::{AuditSort, SortKey};
 
 pub fn router() -> Router<AppState> {
     Router::new().route("/console/audit", get(list))
@@ -33,6 +34,8 @@ pub struct Filter {
     /// `YYYY-MM-DD` (UTC), inclusive.
     until: Option<String>,
     page: Option<u64>,
+    sort: Option<String>,
+    order: Option<String>,
 }
 
 fn day(
@@ -71,6 +74,8 @@ async fn list(State(state): State<AppState>, op: Op, Query(f): Query<Filter>) ->
             })?),
             None => None,
         };
+    let sort = page::sort_of(f.sort.as_deref(), f.order.as_deref(), AuditSort::DEFAULT);
+    let [sort_pair, order_pair] = page::sort_pairs(sort);
     let list = admin::audit::list(
         State(state),
         op.ctx(),
@@ -83,25 +88,28 @@ async fn list(State(state): State<AppState>, op: Op, Query(f): Query<Filter>) ->
             target_id: f.target_id.clone(),
             since: day(&op, "since", f.since.as_deref(), false)?,
             until: day(&op, "until", f.until.as_deref(), true)?,
+            sort: sort_pair.1.clone(),
+            order: order_pair.1.clone(),
         }),
     )
     .await
     .or_fail(&op)?
     .0;
     let v = |o: &Option<String>| o.clone().unwrap_or_default();
-    let base = format!(
-        "/console/audit?{}",
-        page::query(&[
-            ("admin_id", f.admin_id.clone()),
-            ("action", f.action.clone()),
-            ("target_type", f.target_type.clone()),
-            ("target_id", f.target_id.clone()),
-            ("since", f.since.clone()),
-            ("until", f.until.clone()),
-        ])
-    );
+    let filters = [
+        ("admin_id", f.admin_id.clone()),
+        ("action", f.action.clone()),
+        ("target_type", f.target_type.clone()),
+        ("target_id", f.target_id.clone()),
+        ("since", f.since.clone()),
+        ("until", f.until.clone()),
+    ];
+    let unsorted = format!("/console/audit?{}", page::query(&filters));
+    let base = format!("{unsorted}&{}", page::query(&[sort_pair, order_pair]));
+    let th = |key, label| page::sort_th(&unsorted, sort, key, t(label));
     let body = html! {
         form.filters method="get" action="/console/audit" {
+            (page::sort_fields(sort, AuditSort::DEFAULT))
             div { label for="admin_id" { (t("audit.admin")) } input #admin_id name="admin_id" type="number" value=(v(&f.admin_id)); }
             div { label for="action" { (t("audit.action")) } input #action name="action" type="text" value=(v(&f.action)); }
             div { label for="target_type" { (t("audit.target_type")) } input #target_type name="target_type" type="text" value=(v(&f.target_type)); }
@@ -115,8 +123,8 @@ async fn list(State(state): State<AppState>, op: Op, Query(f): Query<Filter>) ->
         } @else {
             div.table { table #audit {
                 thead { tr {
-                    th { (t("audit.time")) } th { (t("audit.operator")) } th { (t("audit.action_col")) }
-                    th { (t("audit.target")) } th { (t("audit.details")) } th { (t("audit.ip")) }
+                    (th(AuditSort::Time, "audit.time")) (th(AuditSort::Operator, "audit.operator")) (th(AuditSort::Action, "audit.action_col"))
+                    (th(AuditSort::Target, "audit.target")) th { (t("audit.details")) } th { (t("audit.ip")) }
                 } }
                 tbody {
                     @for e in &list.entries {

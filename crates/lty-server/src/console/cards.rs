@@ -9,13 +9,14 @@ use axum::http::Method;
 use axum::response::{IntoResponse, Redirect};
 use axum::routing::{get, post};
 use lty_core::card::CardKind;
+use lty_store::sort::{BatchSort, SortKey};
 use maud::{Markup, html};
 use serde::Deserialize;
 
 use super::page::{self, OrFail, PageResult};
 use super::session::{Op, url_encode};
 use crate::extract::{Json, Path as ApiPath, Query as ApiQuery};
-use crate::http::admin::{self, PageQuery};
+use crate::http::admin;
 use crate::http::cards::{self as api, BatchIn, BatchOut, CardUsageOut, DisableIn};
 use crate::state::AppState;
 
@@ -36,6 +37,8 @@ const PAGE_SIZE: u64 = 20;
 pub struct ListQuery {
     page: Option<u64>,
     done: Option<String>,
+    sort: Option<String>,
+    order: Option<String>,
 }
 
 fn usage_cells(u: &CardUsageOut) -> Markup {
@@ -57,13 +60,16 @@ fn state_badge(op: &Op, disabled: bool) -> Markup {
     }
 }
 
-/// Batches, newest first, with usage; the create and lookup forms.
+/// Batches, newest first unless sorted by a column header, with usage;
+/// the create and lookup forms.
 async fn list(State(state): State<AppState>, op: Op, Query(q): Query<ListQuery>) -> PageResult {
     let shell = op.shell();
     let t = |k| op.lang.t(k);
     op.allow(&state, Method::GET, "/api/v1/admin/card-batches/", None)
         .await?;
     let page_no = q.page.unwrap_or(1).clamp(1, 100_000);
+    let sort = page::sort_of(q.sort.as_deref(), q.order.as_deref(), BatchSort::DEFAULT);
+    let [sort_pair, order_pair] = page::sort_pairs(sort);
     // One more than a page tells whether there is a next one.
     let batches = api::list_batches(
         State(state.clone()),
@@ -71,6 +77,8 @@ async fn list(State(state): State<AppState>, op: Op, Query(q): Query<ListQuery>)
         ApiQuery(api::PageQuery {
             limit: Some(PAGE_SIZE + 1),
             offset: Some((page_no - 1) * PAGE_SIZE),
+            sort: sort_pair.1.clone(),
+            order: order_pair.1.clone(),
         }),
     )
     .await
@@ -86,15 +94,18 @@ async fn list(State(state): State<AppState>, op: Op, Query(q): Query<ListQuery>)
     let plans = admin::plans::list_plans(
         State(state.clone()),
         op.ctx(),
-        ApiQuery(PageQuery {
+        ApiQuery(admin::plans::PlanListQuery {
             page: Some(1),
             page_size: Some(100),
+            ..Default::default()
         }),
     )
     .await
     .or_fail(&op)?
     .0;
     let done = q.done.as_deref().filter(|k| *k == "cards.done.disable");
+    let base = format!("/console/cards?{}", page::query(&[sort_pair, order_pair]));
+    let th = |key, label| page::sort_th("/console/cards", sort, key, t(label));
     let body = html! {
         (page::flash(&shell, done))
         div.columns {
@@ -142,9 +153,9 @@ async fn list(State(state): State<AppState>, op: Op, Query(q): Query<ListQuery>)
             } @else {
                 div.table { table #batches {
                     thead { tr {
-                        th { (t("common.id")) } th { (t("cards.kind")) } th { (t("cards.count")) }
-                        th { (t("cards.notes")) } th { (t("cards.scans")) } th { (t("cards.users")) }
-                        th { (t("cards.redeemed")) } th { (t("cards.state")) } th { (t("common.created")) }
+                        (th(BatchSort::Id, "common.id")) (th(BatchSort::Kind, "cards.kind")) (th(BatchSort::Count, "cards.count"))
+                        (th(BatchSort::Notes, "cards.notes")) th { (t("cards.scans")) } th { (t("cards.users")) }
+                        th { (t("cards.redeemed")) } (th(BatchSort::Disabled, "cards.state")) (th(BatchSort::Created, "common.created"))
                     } }
                     tbody {
                         @for (b, u) in &rows {
@@ -161,9 +172,9 @@ async fn list(State(state): State<AppState>, op: Op, Query(q): Query<ListQuery>)
                     }
                 } }
                 nav.pager aria-label="pagination" {
-                    @if page_no > 1 { a rel="prev" href={"/console/cards?page=" (page_no - 1)} { "← " (t("common.prev")) } }
+                    @if page_no > 1 { a rel="prev" href={(base) "&page=" (page_no - 1)} { "← " (t("common.prev")) } }
                     span { (page_no) }
-                    @if more { a rel="next" href={"/console/cards?page=" (page_no + 1)} { (t("common.next")) " →" } }
+                    @if more { a rel="next" href={(base) "&page=" (page_no + 1)} { (t("common.next")) " →" } }
                 }
             }
         }

@@ -14,10 +14,11 @@ use serde::Deserialize;
 use super::page::{self, OrFail, PageResult};
 use super::session::Op;
 use crate::extract::{Json, Path as ApiPath, Query as ApiQuery};
-use crate::http::admin::plans::{AdminPlanOut, PlanPatchIn};
-use crate::http::admin::{self, PageQuery};
+use crate::http::admin;
+use crate::http::admin::plans::{AdminPlanOut, PlanListQuery, PlanPatchIn};
 use crate::http::subscriptions::PlanIn;
 use crate::state::AppState;
+use lty_store::sort::{PlanSort, Sort, SortKey};
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -73,21 +74,27 @@ where
 pub struct ListQuery {
     page: Option<u64>,
     done: Option<String>,
+    sort: Option<String>,
+    order: Option<String>,
 }
 
 async fn plans(
     state: &AppState,
     op: &Op,
     page_no: u64,
+    sort: Sort<PlanSort>,
 ) -> Result<admin::plans::AdminPlanListOut, page::Fail> {
+    let [sort_pair, order_pair] = page::sort_pairs(sort);
     op.allow(state, Method::GET, "/api/v1/admin/plans/", None)
         .await?;
     Ok(admin::plans::list_plans(
         State(state.clone()),
         op.ctx(),
-        ApiQuery(PageQuery {
+        ApiQuery(PlanListQuery {
             page: Some(page_no),
             page_size: Some(20),
+            sort: sort_pair.1,
+            order: order_pair.1,
         }),
     )
     .await
@@ -96,7 +103,7 @@ async fn plans(
 }
 
 async fn plan_page(state: AppState, op: Op, n: u64) -> CatalogPage<AdminPlanOut> {
-    let l = plans(&state, &op, n).await?;
+    let l = plans(&state, &op, n, PlanSort::DEFAULT).await?;
     Ok((l.plans, l.page))
 }
 
@@ -122,7 +129,10 @@ async fn list(State(state): State<AppState>, op: Op, Query(q): Query<ListQuery>)
     let shell = op.shell();
     let t = |k| op.lang.t(k);
     let page_no = q.page.unwrap_or(1);
-    let list = plans(&state, &op, page_no).await?;
+    let sort = page::sort_of(q.sort.as_deref(), q.order.as_deref(), PlanSort::DEFAULT);
+    let list = plans(&state, &op, page_no, sort).await?;
+    let th = |key, label| page::sort_th("/console/plans", sort, key, t(label));
+    let base = format!("/console/plans?{}", page::query(&page::sort_pairs(sort)));
     let done = q.done.as_deref().filter(|k| *k == "plans.done");
     let superadmin = op.admin.role.includes(AdminRole::Superadmin);
     let body = html! {
@@ -135,9 +145,9 @@ async fn list(State(state): State<AppState>, op: Op, Query(q): Query<ListQuery>)
             } @else {
                 div.table { table #plans {
                     thead { tr {
-                        th { (t("common.id")) } th { (t("plans.code")) } th { (t("plans.name")) }
-                        th { (t("plans.messages")) } th { (t("plans.minutes")) } th { (t("plans.price")) }
-                        th { (t("plans.active")) } th { (t("common.actions")) }
+                        (th(PlanSort::Id, "common.id")) (th(PlanSort::Code, "plans.code")) (th(PlanSort::Name, "plans.name"))
+                        (th(PlanSort::Messages, "plans.messages")) (th(PlanSort::Minutes, "plans.minutes")) (th(PlanSort::Price, "plans.price"))
+                        (th(PlanSort::Active, "plans.active")) th { (t("common.actions")) }
                     } }
                     tbody {
                         @for p in &list.plans {
@@ -154,7 +164,7 @@ async fn list(State(state): State<AppState>, op: Op, Query(q): Query<ListQuery>)
                         }
                     }
                 } }
-                (page::pager(&shell, "/console/plans", list.page.page, list.page.page_size, list.page.total))
+                (page::pager(&shell, &base, list.page.page, list.page.page_size, list.page.total))
             }
         }
         section.card {

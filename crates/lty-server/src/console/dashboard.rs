@@ -1,7 +1,8 @@
 //! The dashboard: counts (users, bound devices, sockets open, voice
 //! sessions) and server-rendered SVG bar charts of chat messages and voice
-//! minutes per day and card scans per batch, for today, 7 or 30 days; the
-//! upstream errors since this instance started.
+//! minutes, per hour over the rolling last 24 hours or per day over 7 or
+//! 30 days, and card scans per batch; the upstream errors since this
+//! instance started.
 
 use std::fmt::Write as _;
 
@@ -46,13 +47,35 @@ pub async fn show(
     .await
     .or_fail(&op)?
     .0;
-    let labels: Vec<String> = s.per_day.iter().map(|d| d.day[5..].to_owned()).collect();
-    let messages: Vec<f64> = s
-        .per_day
-        .iter()
-        .map(|d| (d.user_messages + d.assistant_messages) as f64)
-        .collect();
-    let minutes: Vec<f64> = s.per_day.iter().map(|d| d.voice_minutes as f64).collect();
+    // The last 24 hours are hourly (clock hours, UTC); longer ranges daily.
+    let hourly = days == 1;
+    let (labels, messages, minutes): (Vec<String>, Vec<f64>, Vec<f64>) = if hourly {
+        (
+            s.per_hour
+                .iter()
+                .map(|h| h.hour.format("%H:00").to_string())
+                .collect(),
+            s.per_hour
+                .iter()
+                .map(|h| (h.user_messages + h.assistant_messages) as f64)
+                .collect(),
+            s.per_hour.iter().map(|h| h.voice_minutes as f64).collect(),
+        )
+    } else {
+        (
+            s.per_day.iter().map(|d| d.day[5..].to_owned()).collect(),
+            s.per_day
+                .iter()
+                .map(|d| (d.user_messages + d.assistant_messages) as f64)
+                .collect(),
+            s.per_day.iter().map(|d| d.voice_minutes as f64).collect(),
+        )
+    };
+    let (messages_title, minutes_title) = if hourly {
+        (t("dash.messages_hourly"), t("dash.voice_minutes_hourly"))
+    } else {
+        (t("dash.messages"), t("dash.voice_minutes"))
+    };
     let mut scans: Vec<_> = s.card_scans_per_batch.iter().collect();
     scans.sort_by_key(|b| std::cmp::Reverse(b.scans));
     scans.truncate(12);
@@ -64,6 +87,7 @@ pub async fn show(
                 a href={"/console/?days=" (d)} aria-current=[(d == days).then_some("page")] { (t(key)) }
             }
         }
+        @if hourly { p.hint { (t("dash.hours_note")) } }
         div.tiles {
             (tile(t("dash.users"), s.users.total))
             (tile(t("dash.active_users"), s.users.active))
@@ -73,8 +97,8 @@ pub async fn show(
             (tile(t("dash.voice_total"), s.voice.minutes_total))
         }
         div.columns {
-            section.card { h2 { (t("dash.messages")) } (bars(&labels, &messages, t("dash.messages"))) }
-            section.card { h2 { (t("dash.voice_minutes")) } (bars(&labels, &minutes, t("dash.voice_minutes"))) }
+            section.card #messages { h2 { (messages_title) } (bars(&labels, &messages, messages_title)) }
+            section.card #minutes { h2 { (minutes_title) } (bars(&labels, &minutes, minutes_title)) }
             section.card {
                 h2 { (t("dash.scans")) }
                 @if scans.is_empty() { (page::empty(&shell, None)) } @else { (bars(&scan_labels, &scan_values, t("dash.scans"))) }

@@ -1,4 +1,5 @@
-//! Devices: search by MAC (or part of one), an online-only filter, live
+//! Devices: search by MAC (or part of one), kind, reported firmware and
+//! an online-only filter, sortable columns, live
 //! online state (server-sent events re-reading `device:last_seen:{mac}`
 //! every few seconds), and the support actions: push a test message,
 //! unbind, revoke the secret (superadmin).
@@ -14,6 +15,7 @@ use axum::response::{IntoResponse, Redirect};
 use axum::routing::{get, post};
 use futures_util::Stream;
 use lty_core::MacAddress;
+use lty_store::sort::{DeviceSort, Direction, Sort, SortKey};
 use maud::html;
 use serde::Deserialize;
 
@@ -41,8 +43,11 @@ pub struct ListQuery {
     mac: Option<String>,
     online: Option<String>,
     kind: Option<String>,
+    firmware: Option<String>,
     page: Option<u64>,
     done: Option<String>,
+    sort: Option<String>,
+    order: Option<String>,
 }
 
 async fn list(State(state): State<AppState>, op: Op, Query(q): Query<ListQuery>) -> PageResult {
@@ -52,6 +57,18 @@ async fn list(State(state): State<AppState>, op: Op, Query(q): Query<ListQuery>)
         .await?;
     let online_only = q.online.as_deref() == Some("1");
     let xiaozhi_only = q.kind.as_deref() == Some("xiaozhi");
+    let firmware = q.firmware.clone().filter(|f| !f.trim().is_empty());
+    let default = if xiaozhi_only {
+        Sort {
+            key: DeviceSort::LastCheck,
+            dir: Direction::Desc,
+        }
+    } else {
+        DeviceSort::DEFAULT
+    };
+    let sort = page::sort_of(q.sort.as_deref(), q.order.as_deref(), default);
+    let [sort_pair, order_pair] = page::sort_pairs(sort);
+    let versions = state.db.firmware_versions().await.or_fail(&op)?;
     let found = admin::devices::search(
         State(state),
         op.ctx(),
@@ -61,6 +78,9 @@ async fn list(State(state): State<AppState>, op: Op, Query(q): Query<ListQuery>)
             mac: q.mac.clone(),
             user_id: None,
             kind: xiaozhi_only.then_some(DeviceKind::Xiaozhi),
+            firmware: firmware.clone(),
+            sort: sort_pair.1.clone(),
+            order: order_pair.1.clone(),
         }),
     )
     .await
@@ -72,24 +92,49 @@ async fn list(State(state): State<AppState>, op: Op, Query(q): Query<ListQuery>)
         .filter(|d| !online_only || d.online)
         .collect();
     let macs: Vec<&str> = devices.iter().map(|d| d.mac_address.as_str()).collect();
+    let filters = [
+        ("mac", q.mac.clone()),
+        ("online", q.online.clone()),
+        ("kind", q.kind.clone()),
+        ("firmware", firmware.clone()),
+    ];
+    let unsorted = format!("/console/devices?{}", page::query(&filters));
     let base = format!(
         "/console/devices?{}",
         page::query(&[
-            ("mac", q.mac.clone()),
-            ("online", q.online.clone()),
-            ("kind", q.kind.clone()),
+            filters[0].clone(),
+            filters[1].clone(),
+            filters[2].clone(),
+            filters[3].clone(),
+            sort_pair,
+            order_pair,
         ])
     );
+    let th = |key, label| page::sort_th(&unsorted, sort, key, t(label));
+    let chosen = firmware.as_deref().unwrap_or("");
     let done = q.done.as_deref().filter(|k| *k == "devices.done");
     let body = html! {
         (page::flash(&shell, done))
         form.filters method="get" action="/console/devices" {
+            (page::sort_fields(sort, default))
             div { label for="mac" { (t("devices.mac")) } input #mac name="mac" type="search" value=(q.mac.clone().unwrap_or_default()); }
             div {
                 label for="kind" { (t("devices.kind")) }
                 select #kind name="kind" {
                     option value="" selected[!xiaozhi_only] { (t("devices.kind_all")) }
                     option value="xiaozhi" selected[xiaozhi_only] { (t("devices.kind_xiaozhi")) }
+                }
+            }
+            div {
+                label for="firmware" { (t("devices.firmware")) }
+                select #firmware name="firmware" {
+                    option value="" selected[chosen.is_empty()] { (t("devices.firmware_all")) }
+                    @for v in &versions {
+                        option value=(v) selected[v == chosen] { (v) }
+                    }
+                    @if !chosen.is_empty() && !versions.iter().any(|v| v == chosen) {
+                        option value=(chosen) selected { (chosen) }
+                    }
                 }
             }
             div.check { input #online name="online" type="checkbox" value="1" checked[online_only]; label for="online" { (t("devices.online_only")) } }
@@ -101,8 +146,9 @@ async fn list(State(state): State<AppState>, op: Op, Query(q): Query<ListQuery>)
             p.hint { (t("devices.live")) }
             div.table { table #devices data-live={"/console/devices/events?macs=" (url_encode(&macs.join(",")))} {
                 thead { tr {
-                    th { (t("user.mac")) } th { (t("devices.user")) } th { (t("devices.board")) } th { (t("users.state")) }
-                    th { (t("user.last_seen")) } th { (t("common.actions")) }
+                    (th(DeviceSort::Mac, "user.mac")) th { (t("devices.user")) } (th(DeviceSort::Board, "devices.board"))
+                    (th(DeviceSort::Firmware, "devices.firmware")) th { (t("users.state")) }
+                    (th(DeviceSort::LastCheck, "devices.last_check")) th { (t("user.last_seen")) } th { (t("common.actions")) }
                 } }
                 tbody {
                     @for d in &devices {
@@ -113,16 +159,12 @@ async fn list(State(state): State<AppState>, op: Op, Query(q): Query<ListQuery>)
                                     a href={"/console/users/" (b.user_id)} { (b.user_id) }
                                 } @else { (t("devices.unbound")) }
                             }
-                            td {
-                                @if let Some(x) = &d.xiaozhi {
-                                    (x.board_name.as_deref().or(x.board_type.as_deref()).unwrap_or("-"))
-                                    " / "
-                                    (x.firmware_version.as_deref().unwrap_or("-"))
-                                } @else { "-" }
-                            }
+                            td.board { (d.xiaozhi.as_ref().and_then(|x| x.board_name.as_deref().or(x.board_type.as_deref())).unwrap_or("—")) }
+                            td.firmware { (d.xiaozhi.as_ref().and_then(|x| x.firmware_version.as_deref()).unwrap_or("—")) }
                             td { span.badge.online.{ (if d.online { "ok" } else { "off" }) } data-on=(t("common.online")) data-off=(t("common.offline")) {
                                 (if d.online { t("common.online") } else { t("common.offline") })
                             } }
+                            td { (page::time_opt(d.xiaozhi.as_ref().map(|x| &x.last_check_at))) }
                             td { (page::time_opt(d.last_seen.as_ref())) }
                             td.actions {
                                 @if d.binding.is_some() {

@@ -1,10 +1,12 @@
 //! The page shell (header, navigation, language switch, logout), error
-//! pages, confirmation steps, pagination and small formatting helpers.
+//! pages, confirmation steps, pagination, sortable column headers and
+//! small formatting helpers.
 
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
 use lty_core::admin::AdminRole;
+use lty_store::sort::{Direction, Sort, SortKey};
 use maud::{DOCTYPE, Markup, PreEscaped, html};
 
 use super::i18n::Lang;
@@ -188,12 +190,27 @@ pub fn flash(shell: &Shell, done: Option<&str>) -> Markup {
     }
 }
 
+/// `base` (a path, perhaps with a query) with `pair` appended to its
+/// query.
+fn with_param(base: &str, pair: &str) -> String {
+    let sep = match base.find('?') {
+        None => "?",
+        Some(i) if i + 1 == base.len() || base.ends_with('&') => "",
+        Some(_) => "&",
+    };
+    format!("{base}{sep}{pair}")
+}
+
 /// "Previous / page n of m / next" links keeping the other query
 /// parameters of `base` (a path with its query, without `page`).
 pub fn pager(shell: &Shell, base: &str, page: u64, page_size: u64, total: u64) -> Markup {
     let t = |k| shell.lang.t(k);
     let pages = total.div_ceil(page_size.max(1)).max(1);
-    let sep = if base.contains('?') { '&' } else { '?' };
+    let sep = match base.find('?') {
+        None => "?",
+        Some(i) if i + 1 == base.len() => "",
+        Some(_) => "&",
+    };
     html! {
         nav.pager aria-label="pagination" {
             @if page > 1 {
@@ -202,6 +219,73 @@ pub fn pager(shell: &Shell, base: &str, page: u64, page_size: u64, total: u64) -
             span { (t("common.total")) " " (total) " · " (page) " / " (pages) }
             @if page < pages {
                 a rel="next" href={(base) (sep) "page=" (page + 1)} { (t("common.next")) " →" }
+            }
+        }
+    }
+}
+
+/// The order a console listing shows: its query's `sort` and `order`
+/// when they name one of the listing's keys and a direction, else
+/// `default` (an unknown key or order is ignored, never an error page). A
+/// key without an order ascends.
+pub fn sort_of<K: SortKey>(sort: Option<&str>, order: Option<&str>, default: Sort<K>) -> Sort<K> {
+    let key = sort.and_then(K::parse);
+    let dir = order.and_then(Direction::parse);
+    match (key, dir) {
+        (None, None) => default,
+        (None, Some(dir)) => Sort {
+            key: default.key,
+            dir,
+        },
+        (Some(key), dir) => Sort {
+            key,
+            dir: dir.unwrap_or(Direction::Asc),
+        },
+    }
+}
+
+/// The `sort` and `order` query pairs of `s`, for links and the API.
+pub fn sort_pairs<K: SortKey>(s: Sort<K>) -> [(&'static str, Option<String>); 2] {
+    [
+        ("sort", Some(s.key.name().to_owned())),
+        ("order", Some(s.dir.as_str().to_owned())),
+    ]
+}
+
+/// Hidden `sort` and `order` fields, so a filter form keeps an order
+/// chosen from the headers (none for the list's `default`, which may
+/// depend on the filters).
+pub fn sort_fields<K: SortKey>(s: Sort<K>, default: Sort<K>) -> Markup {
+    html! {
+        @if s != default {
+            input type="hidden" name="sort" value=(s.key.name());
+            input type="hidden" name="order" value=(s.dir.as_str());
+        }
+    }
+}
+
+/// A column header that sorts the listing by `key`: a link to `base` (the
+/// listing's path with its filters, without `sort`, `order` and `page`)
+/// that sorts by `key`, ascending first and reversed when it is the
+/// current order; the current column carries `aria-sort`.
+pub fn sort_th<K: SortKey>(base: &str, current: Sort<K>, key: K, label: &str) -> Markup {
+    let active = current.key == key;
+    let ascending = current.dir == Direction::Asc;
+    let next = if active && ascending {
+        Direction::Desc
+    } else {
+        Direction::Asc
+    };
+    let href = with_param(
+        base,
+        &format!("sort={}&order={}", key.name(), next.as_str()),
+    );
+    let aria = active.then_some(if ascending { "ascending" } else { "descending" });
+    html! {
+        th aria-sort=[aria] {
+            a.sort href=(href) data-sort=(key.name()) {
+                (label)
+                @if active { span.arrow aria-hidden="true" { (if ascending { " ▲" } else { " ▼" }) } }
             }
         }
     }

@@ -13,9 +13,11 @@ use super::catalog::{CatalogPage, find_paged, subnav};
 use super::page::{self, OrFail, PageResult};
 use super::session::Op;
 use crate::extract::{Json, Path as ApiPath, Query as ApiQuery};
+use crate::http::admin;
+use crate::http::admin::personas::PersonaListQuery;
 use crate::http::admin::personas::{AdminPersonaOut, PersonaIn, PersonaPatchIn};
-use crate::http::admin::{self, PageQuery};
 use crate::state::AppState;
+use lty_store::sort::{PersonaSort, Sort, SortKey};
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -28,10 +30,12 @@ pub fn router() -> Router<AppState> {
 pub struct ListQuery {
     page: Option<u64>,
     done: Option<String>,
+    sort: Option<String>,
+    order: Option<String>,
 }
 
 async fn persona_page(state: AppState, op: Op, n: u64) -> CatalogPage<AdminPersonaOut> {
-    let l = page_of(&state, &op, n).await?;
+    let l = page_of(&state, &op, n, PersonaSort::DEFAULT).await?;
     Ok((l.personas, l.page))
 }
 
@@ -39,15 +43,18 @@ async fn page_of(
     state: &AppState,
     op: &Op,
     page_no: u64,
+    sort: Sort<PersonaSort>,
 ) -> Result<admin::personas::AdminPersonaListOut, page::Fail> {
     op.allow(state, Method::GET, "/api/v1/admin/personas/", None)
         .await?;
     Ok(admin::personas::list_personas(
         State(state.clone()),
         op.ctx(),
-        ApiQuery(PageQuery {
+        ApiQuery(PersonaListQuery {
             page: Some(page_no),
             page_size: Some(50),
+            sort: Some(sort.key.name().to_owned()),
+            order: Some(sort.dir.as_str().to_owned()),
         }),
     )
     .await
@@ -76,7 +83,10 @@ fn fields(op: &Op, p: Option<&AdminPersonaOut>) -> Markup {
 async fn list(State(state): State<AppState>, op: Op, Query(q): Query<ListQuery>) -> PageResult {
     let shell = op.shell();
     let t = |k| op.lang.t(k);
-    let list = page_of(&state, &op, q.page.unwrap_or(1)).await?;
+    let sort = page::sort_of(q.sort.as_deref(), q.order.as_deref(), PersonaSort::DEFAULT);
+    let list = page_of(&state, &op, q.page.unwrap_or(1), sort).await?;
+    let th = |key, label| page::sort_th("/console/personas", sort, key, t(label));
+    let base = format!("/console/personas?{}", page::query(&page::sort_pairs(sort)));
     let done = q.done.as_deref().filter(|k| *k == "catalog.done");
     let body = html! {
         (subnav(&op, "personas"))
@@ -87,8 +97,8 @@ async fn list(State(state): State<AppState>, op: Op, Query(q): Query<ListQuery>)
             } @else {
                 div.table { table #personas {
                     thead { tr {
-                        th { (t("common.id")) } th { (t("personas.slug")) } th { (t("plans.name")) }
-                        th { (t("personas.ages")) } th { (t("plans.active")) } th { (t("common.actions")) }
+                        (th(PersonaSort::Id, "common.id")) (th(PersonaSort::Slug, "personas.slug")) (th(PersonaSort::Name, "plans.name"))
+                        (th(PersonaSort::Ages, "personas.ages")) (th(PersonaSort::Active, "plans.active")) th { (t("common.actions")) }
                     } }
                     tbody {
                         @for p in &list.personas {
@@ -103,7 +113,7 @@ async fn list(State(state): State<AppState>, op: Op, Query(q): Query<ListQuery>)
                         }
                     }
                 } }
-                (page::pager(&shell, "/console/personas", list.page.page, list.page.page_size, list.page.total))
+                (page::pager(&shell, &base, list.page.page, list.page.page_size, list.page.total))
             }
         }
         section.card {

@@ -36,6 +36,10 @@ pub const LANG_COOKIE: &str = "lty_lang";
 pub const CSRF_FIELD: &str = "_csrf";
 /// Largest console form body read by the CSRF check.
 const FORM_LIMIT: usize = 64 * 1024;
+/// The console's one upload form (a firmware image, `multipart/form-data`).
+pub const UPLOAD_PATH: &str = "/console/firmware/upload";
+/// Largest body of the upload form: the image and the form around it.
+const UPLOAD_LIMIT: usize = crate::app::xiaozhi::firmware::MAX_IMAGE_BYTES + FORM_LIMIT;
 
 /// The value of cookie `name`, if sent.
 pub fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
@@ -240,7 +244,9 @@ const CSP: &str = "default-src 'self'; img-src 'self' data:; style-src 'self'; s
 /// Refuses a POST whose CSRF token (form field `_csrf` or header
 /// `X-CSRF-Token`) does not match its session (or, for the login form, its
 /// double-submit cookie) with `403`; adds the security headers of every
-/// console response.
+/// console response. In the upload form (`multipart/form-data`) the token
+/// is the form's first part, `_csrf`, so it is checked before the file is
+/// looked at.
 pub async fn csrf_guard(req: Request, next: Next) -> Response {
     let mut res = check_csrf(req, next).await;
     let h = res.headers_mut();
@@ -284,15 +290,41 @@ async fn check_csrf(req: Request, next: Next) -> Response {
         .get("x-csrf-token")
         .and_then(|v| v.to_str().ok())
         .map(str::to_owned);
-    let (parts, body) = req.into_parts();
-    let Ok(bytes) = axum::body::to_bytes(body, FORM_LIMIT).await else {
-        return csrf_refused(lang);
+    let multipart = req
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| {
+            v.trim_start()
+                .to_ascii_lowercase()
+                .starts_with("multipart/form-data")
+        });
+    let limit = if multipart && req.uri().path() == UPLOAD_PATH {
+        UPLOAD_LIMIT
+    } else {
+        FORM_LIMIT
     };
-    let sent = header_token.or_else(|| {
-        url::form_urlencoded::parse(&bytes)
+    if expected.is_none() {
+        // No session (or login cookie): nothing could match, and the body
+        // (up to an image) is not worth reading.
+        return csrf_refused(lang);
+    }
+    let (parts, body) = req.into_parts();
+    let Ok(bytes) = axum::body::to_bytes(body, limit).await else {
+        let err = ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "payload_too_large",
+            format!("the form is larger than {limit} bytes"),
+        );
+        return page::Fail::new(Shell::anonymous(lang), err).into_response();
+    };
+    let sent = match header_token {
+        Some(t) => Some(t),
+        None if multipart => first_part_token(&parts.headers, &bytes).await,
+        None => url::form_urlencoded::parse(&bytes)
             .find(|(k, _)| k == CSRF_FIELD)
-            .map(|(_, v)| v.into_owned())
-    });
+            .map(|(_, v)| v.into_owned()),
+    };
     match (expected, sent) {
         (Some(e), Some(s)) if same(&e, &s) => {
             next.run(Request::from_parts(parts, Body::from(bytes)))
@@ -300,6 +332,26 @@ async fn check_csrf(req: Request, next: Next) -> Response {
         }
         _ => csrf_refused(lang),
     }
+}
+
+/// The `_csrf` value of a `multipart/form-data` body when it is the
+/// form's first part (browsers send fields in document order).
+async fn first_part_token(headers: &HeaderMap, body: &bytes::Bytes) -> Option<String> {
+    use axum::extract::FromRequest;
+    // The token part is small: its start is enough, and keeps the parser
+    // from taking the whole image in one piece.
+    let start = body.slice(..body.len().min(FORM_LIMIT));
+    let mut req = Request::new(Body::from(start));
+    *req.headers_mut() = headers.clone();
+    let mut form = axum::extract::Multipart::from_request(req, &())
+        .await
+        .ok()?;
+    let field = form.next_field().await.ok()??;
+    if field.name() != Some(CSRF_FIELD) {
+        return None;
+    }
+    let text = field.text().await.ok()?;
+    (text.len() <= 128).then_some(text)
 }
 
 fn csrf_refused(lang: Lang) -> Response {

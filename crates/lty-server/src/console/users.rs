@@ -9,6 +9,7 @@ use axum::http::Method;
 use axum::response::{IntoResponse, Redirect};
 use axum::routing::{get, post};
 use lty_core::{MacAddress, PhoneNumber};
+use lty_store::sort::{SortKey, UserSort};
 use maud::html;
 use serde::Deserialize;
 
@@ -17,7 +18,7 @@ use super::session::Op;
 use crate::extract::{Json, Query as ApiQuery};
 use crate::http::admin::devices::DeviceSearchQuery;
 use crate::http::admin::users::{ReasonIn, UserSearchQuery};
-use crate::http::admin::{self, OptionalJson, PageQuery};
+use crate::http::admin::{self, OptionalJson};
 use crate::state::AppState;
 
 pub fn router() -> Router<AppState> {
@@ -36,6 +37,8 @@ const PAGE_SIZE: u64 = 20;
 pub struct SearchQuery {
     q: Option<String>,
     page: Option<u64>,
+    sort: Option<String>,
+    order: Option<String>,
 }
 
 /// The search page. A full MAC address goes straight to the family that
@@ -46,8 +49,10 @@ async fn search(State(state): State<AppState>, op: Op, Query(q): Query<SearchQue
     let t = |k| op.lang.t(k);
     let text = q.q.clone().unwrap_or_default().trim().to_owned();
     let page_no = q.page.unwrap_or(1);
+    let sort = page::sort_of(q.sort.as_deref(), q.order.as_deref(), UserSort::DEFAULT);
     let form = html! {
         form.search method="get" action="/console/users" role="search" {
+            (page::sort_fields(sort, UserSort::DEFAULT))
             label for="q" { (t("users.query")) }
             div.row {
                 input #q name="q" type="search" value=(text) autofocus;
@@ -81,9 +86,12 @@ async fn search(State(state): State<AppState>, op: Op, Query(q): Query<SearchQue
     }
     op.allow(&state, Method::GET, "/api/v1/admin/users/", None)
         .await?;
+    let [sort_pair, order_pair] = page::sort_pairs(sort);
     let mut filter = UserSearchQuery {
         page: Some(page_no),
         page_size: Some(PAGE_SIZE),
+        sort: sort_pair.1.clone(),
+        order: order_pair.1.clone(),
         ..Default::default()
     };
     match PhoneNumber::parse(&text) {
@@ -94,20 +102,26 @@ async fn search(State(state): State<AppState>, op: Op, Query(q): Query<SearchQue
         .await
         .or_fail(&op)?
         .0;
-    let base = format!(
+    let filters = format!(
         "/console/users?{}",
         page::query(&[("q", Some(text.clone()))])
     );
+    let base = format!(
+        "/console/users?{}",
+        page::query(&[("q", Some(text.clone())), sort_pair, order_pair])
+    );
+    let th = |key, label| page::sort_th(&filters, sort, key, t(label));
     let body = html! {
         (form)
         @if found.users.is_empty() {
             (page::empty(&shell, Some(t("users.no_match"))))
         } @else {
             div.table {
-                table {
+                table #users {
                     thead { tr {
-                        th { (t("common.id")) } th { (t("users.username")) } th { (t("users.nickname")) }
-                        th { (t("users.phone")) } th { (t("users.state")) } th { (t("users.joined")) }
+                        (th(UserSort::Id, "common.id")) (th(UserSort::Username, "users.username"))
+                        (th(UserSort::Nickname, "users.nickname")) (th(UserSort::Phone, "users.phone"))
+                        (th(UserSort::Active, "users.state")) (th(UserSort::Joined, "users.joined"))
                     } }
                     tbody {
                         @for u in &found.users {
@@ -166,9 +180,10 @@ async fn view(
     let plans = admin::plans::list_plans(
         State(state.clone()),
         op.ctx(),
-        ApiQuery(PageQuery {
+        ApiQuery(admin::plans::PlanListQuery {
             page: Some(1),
             page_size: Some(100),
+            ..Default::default()
         }),
     )
     .await

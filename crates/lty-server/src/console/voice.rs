@@ -14,6 +14,7 @@ use crate::extract::{Path as ApiPath, Query as ApiQuery};
 use crate::http::admin;
 use crate::http::admin::sessions::SessionQuery;
 use crate::state::AppState;
+use lty_store::sort::{SessionSort, SortKey};
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -25,6 +26,8 @@ pub fn router() -> Router<AppState> {
 pub struct ListQuery {
     page: Option<u64>,
     done: Option<String>,
+    sort: Option<String>,
+    order: Option<String>,
 }
 
 async fn list(State(state): State<AppState>, op: Op, Query(q): Query<ListQuery>) -> PageResult {
@@ -32,12 +35,21 @@ async fn list(State(state): State<AppState>, op: Op, Query(q): Query<ListQuery>)
     let t = |k| op.lang.t(k);
     op.allow(&state, Method::GET, "/api/v1/admin/voice-sessions/", None)
         .await?;
+    let sort = page::sort_of(q.sort.as_deref(), q.order.as_deref(), SessionSort::DEFAULT);
+    let [sort_pair, order_pair] = page::sort_pairs(sort);
+    let base = format!(
+        "/console/voice-sessions?{}",
+        page::query(&[sort_pair.clone(), order_pair.clone()])
+    );
+    let th = |key, label| page::sort_th("/console/voice-sessions", sort, key, t(label));
     let list = admin::sessions::list(
         State(state),
         op.ctx(),
         ApiQuery(SessionQuery {
             page: q.page,
             page_size: Some(20),
+            sort: sort_pair.1,
+            order: order_pair.1,
             ..Default::default()
         }),
     )
@@ -52,8 +64,8 @@ async fn list(State(state): State<AppState>, op: Op, Query(q): Query<ListQuery>)
         } @else {
             div.table { table #sessions {
                 thead { tr {
-                    th { (t("voice.task")) } th { (t("voice.user")) } th { (t("voice.status")) }
-                    th { (t("voice.started")) } th { (t("voice.running")) } th { (t("common.actions")) }
+                    (th(SessionSort::Task, "voice.task")) (th(SessionSort::User, "voice.user")) (th(SessionSort::Status, "voice.status"))
+                    (th(SessionSort::Started, "voice.started")) th { (t("voice.running")) } th { (t("common.actions")) }
                 } }
                 tbody {
                     @for s in &list.sessions {
@@ -73,7 +85,7 @@ async fn list(State(state): State<AppState>, op: Op, Query(q): Query<ListQuery>)
                     }
                 }
             } }
-            (page::pager(&shell, "/console/voice-sessions", list.page.page, list.page.page_size, list.page.total))
+            (page::pager(&shell, &base, list.page.page, list.page.page_size, list.page.total))
         }
     };
     Ok(page::render(&shell, t("voice.title"), "voice", body).into_response())

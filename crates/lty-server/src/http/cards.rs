@@ -11,6 +11,7 @@ use chrono::{DateTime, Utc};
 use lty_core::MacAddress;
 use lty_core::achievement::CARD_SCANNED;
 use lty_core::card::{Card, CardBatch, CardCode, CardKind, CardUsage, NewBatch};
+use lty_store::sort::{BatchSort, SortKey};
 use lty_store::subscriptions::Grant;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
@@ -430,8 +431,8 @@ pub async fn create_batch(
     Ok((StatusCode::CREATED, Json(batch.into())))
 }
 
-/// `?limit=&offset=`.
-#[derive(Debug, Deserialize, IntoParams)]
+/// `?limit=&offset=&sort=&order=`.
+#[derive(Debug, Default, Deserialize, IntoParams)]
 pub struct PageQuery {
     /// Batches per answer, 1 to 200 (default 50).
     #[param(minimum = 1, maximum = 200)]
@@ -439,6 +440,17 @@ pub struct PageQuery {
     /// Batches to skip, 0 to 100000000 (default 0).
     #[param(minimum = 0, maximum = 100_000_000)]
     pub offset: Option<u64>,
+    /// Sort key: `id`, `kind`, `count`, `notes`, `disabled`, `created`
+    /// (default `id` descending: newest first). Ties are broken by id.
+    #[param(schema_with = batch_sort_keys)]
+    pub sort: Option<String>,
+    /// `asc` or `desc` (default `asc` with `sort`).
+    #[param(schema_with = crate::http::admin::sorting::order_schema)]
+    pub order: Option<String>,
+}
+
+fn batch_sort_keys() -> utoipa::openapi::schema::Object {
+    crate::http::admin::sorting::keys_schema::<BatchSort>()
 }
 
 /// `limit` when it is `1..=max`, else `400 validation_error`.
@@ -456,7 +468,8 @@ pub struct BatchListOut {
     pub batches: Vec<BatchOut>,
 }
 
-/// Lists batches, newest first (operator).
+/// Lists batches, newest first unless `sort` and `order` say otherwise
+/// (operator).
 #[utoipa::path(get, path = "/api/v1/admin/card-batches/", tags = ["admin", "card"],
     security(("admin_bearer" = [])),
     params(PageQuery),
@@ -473,7 +486,15 @@ pub async fn list_batches(
     if offset > crate::http::admin::MAX_OFFSET {
         return Err(lty_core::Error::validation("offset", "must be 0 to 100000000").into());
     }
-    let batches = state.db.batches(limit, offset).await?;
+    let sort = crate::http::admin::sorting::resolve(
+        q.sort.as_deref(),
+        q.order.as_deref(),
+        BatchSort::DEFAULT,
+    )?;
+    let batches = state
+        .db
+        .batches(sort, limit, offset)
+        .await?;
     Ok(Json(BatchListOut {
         batches: batches.into_iter().map(BatchOut::from).collect(),
     }))

@@ -15,6 +15,7 @@ use std::time::Duration;
 use lty_core::MacAddress;
 use lty_core::admin::AdminRole;
 use lty_server::ws::protocol::last_seen_key;
+use lty_store::sort::{AuditSort, SortKey};
 use serde_json::{Value, json};
 
 use crate::admin_api::volcengine;
@@ -55,7 +56,12 @@ async fn audit_actions(app: &TestApp, target_type: &str) -> Vec<String> {
         target_type: Some(target_type.into()),
         ..Default::default()
     };
-    let page = app.state.db.audit_entries(&filter, 0, 100).await.unwrap();
+    let page = app
+        .state
+        .db
+        .audit_entries(&filter, <AuditSort as SortKey>::DEFAULT, 0, 100)
+        .await
+        .unwrap();
     let mut actions: Vec<String> = page.items.into_iter().map(|e| e.action).collect();
     actions.reverse();
     actions
@@ -599,5 +605,510 @@ async fn console_cookies_are_strict_and_secure_behind_tls_and_logins_lock_out() 
     assert_eq!(
         res.headers()["location"],
         "/console/login?next=%2Fconsole%2Fcards"
+    );
+}
+
+/// The texts of the column that carries `aria-sort`, top to bottom.
+const SORTED_COLUMN: &str = r#"
+var th = document.querySelector('th[aria-sort]');
+var i = Array.prototype.indexOf.call(th.parentNode.children, th);
+return Array.prototype.map.call(th.closest('table').querySelectorAll('tbody tr'),
+  function (r) { return r.children[i].textContent.trim(); });
+"#;
+
+/// The sorted column's texts, checked to be in order (numbers by value).
+async fn sorted_column(b: &Browser, descending: bool) -> Vec<String> {
+    let cells: Vec<String> =
+        serde_json::from_value(b.eval(SORTED_COLUMN, json!([])).await).unwrap();
+    let mut expected = cells.clone();
+    if cells.iter().all(|c| c.parse::<f64>().is_ok()) {
+        expected.sort_by(|a, b| {
+            a.parse::<f64>()
+                .unwrap()
+                .total_cmp(&b.parse::<f64>().unwrap())
+        });
+    } else {
+        expected.sort();
+    }
+    if descending {
+        expected.reverse();
+    }
+    assert_eq!(cells, expected, "rows in the order of their header");
+    cells
+}
+
+/// Waits up to 10 s for `script` to return `expected`.
+async fn wait_eval(b: &Browser, script: &str, expected: Value) {
+    let mut last = Value::Null;
+    for _ in 0..100 {
+        last = b.eval(script, json!([])).await;
+        if last == expected {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("{script} returned {last}, not {expected}");
+}
+
+/// Clicks the header of `key` and waits for it to be the sorted column in
+/// `direction` (`ascending` or `descending`).
+async fn sort_by(b: &Browser, key: &str, direction: &str) {
+    b.click(&format!("th a[data-sort='{key}']")).await;
+    b.find(&format!("th[aria-sort='{direction}'] a[data-sort='{key}']"))
+        .await;
+}
+
+#[tokio::test]
+async fn every_list_sorts_by_its_column_headers_across_pages_and_filters() {
+    let app = spawn_app().await;
+    let boss = admin_token(&app, AdminRole::Superadmin).await;
+    for i in 0..25 {
+        app.state
+            .db
+            .create_user(lty_core::user::NewUser {
+                username: format!("kid_{i:02}"),
+                nickname: None,
+                phone: None,
+            })
+            .await
+            .unwrap();
+    }
+    // Devices: two on firmware 1.6.2 (one online), one on 1.7.0.
+    for (i, fw) in [(1, "1.6.2"), (2, "1.6.2"), (3, "1.7.0")] {
+        let mac = format!("02:00:00:00:0e:0{i}");
+        app.user_with_device(&format!("family_{i}"), &mac).await;
+        crate::admin_sorting::xiaozhi_device(&app, &mac, &format!("board-{i}"), fw).await;
+    }
+    let online = MacAddress::parse("02:00:00:00:0e:02").unwrap();
+    app.state
+        .cache
+        .set(
+            &last_seen_key(&online),
+            &chrono::Utc::now().timestamp().to_string(),
+            Some(Duration::from_secs(300)),
+        )
+        .await
+        .unwrap();
+    // One row or more in every other list.
+    create_plan(&app, &boss, "premium", 200).await;
+    create_plan(&app, &boss, "basic", 20).await;
+    for count in [5, 2, 9] {
+        let res = app
+            .client
+            .post(app.url("/api/v1/admin/card-batches/"))
+            .bearer_auth(&boss)
+            .json(&json!({ "kind": "content", "count": count, "content_ref": "story:1" }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 201);
+    }
+    for (code, threshold) in [("ten", 10), ("one", 1), ("five", 5)] {
+        app.state
+            .db
+            .create_achievement(lty_store::achievements::NewAchievement {
+                code: code.into(),
+                name: code.into(),
+                description: String::new(),
+                icon: None,
+                event_kind: "card_scanned".into(),
+                threshold,
+                rule: lty_core::achievement::AchievementRule::Total,
+            })
+            .await
+            .unwrap();
+    }
+    let now = chrono::Utc::now();
+    for (task, user_id) in [("a", 7), ("b", 9), ("c", 8)] {
+        app.state
+            .db
+            .insert_session(&lty_core::voice_chat::VoiceChatSession {
+                task_id: task.repeat(32),
+                user_id,
+                room_id: format!("room_{user_id}"),
+                agent_user_id: format!("bot_{user_id}"),
+                status: lty_core::voice_chat::SessionStatus::Running,
+                started_at: now,
+                offline_since: None,
+                conversation_id: None,
+            })
+            .await
+            .unwrap();
+    }
+    for (board, size) in [("b1", 4096), ("b2", 1024), ("b3", 2048)] {
+        app.state
+            .db
+            .create_firmware_release(
+                lty_core::xiaozhi::NewFirmwareRelease {
+                    board: board.into(),
+                    version: "1.0.0".into(),
+                    blob_key: format!("firmware/{board}.bin"),
+                    size,
+                    sha256: "0".repeat(64),
+                    notes: None,
+                    created_by: None,
+                },
+                now,
+            )
+            .await
+            .unwrap();
+    }
+    for slug in ["owl", "bear"] {
+        app.state
+            .db
+            .create_persona(lty_store::admin_queries::NewPersona {
+                slug: slug.into(),
+                name: slug.into(),
+                system_prompt: "You are kind.".into(),
+                greeting: String::new(),
+                voice_id: None,
+                age_min: 3,
+                age_max: 12,
+            })
+            .await
+            .unwrap();
+    }
+    operator(&app, "xiaoli", AdminRole::Operator).await;
+
+    let b = Browser::start().await;
+    log_in(&b, &app, "xiaoli").await;
+
+    // Users: by username, then reversed; the next page continues.
+    b.goto(&app.url("/console/users?q=kid_")).await;
+    b.find("#users").await;
+    assert!(
+        b.try_find("th[aria-sort='ascending'] a[data-sort='id']")
+            .await
+            .is_some(),
+        "the default order is marked"
+    );
+    sort_by(&b, "username", "ascending").await;
+    assert_eq!(sorted_column(&b, false).await[0], "kid_00");
+    sort_by(&b, "username", "descending").await;
+    assert_eq!(sorted_column(&b, true).await[..2], ["kid_24", "kid_23"]);
+    b.check_page("users-sorted").await;
+    b.click(".pager a[rel=next]").await;
+    b.wait_text(".pager", "2 / 2").await;
+    b.find("th[aria-sort='descending'] a[data-sort='username']")
+        .await;
+    assert_eq!(
+        sorted_column(&b, true).await,
+        ["kid_04", "kid_03", "kid_02", "kid_01", "kid_00"]
+    );
+    // A new search keeps the order.
+    b.type_into("#q", "kid_1", true).await;
+    b.keys(ENTER).await;
+    b.wait_text(".pager", "共 10").await;
+    assert_eq!(sorted_column(&b, true).await[0], "kid_19");
+    assert!(b.url().await.contains("sort=username&order=desc"));
+
+    // Devices: firmware, kind and online filters together, then sorted.
+    b.goto(&app.url("/console/devices")).await;
+    b.find("#firmware").await;
+    let options = b
+        .eval(
+            "return Array.prototype.map.call(document.querySelectorAll('#firmware option'), function (o) { return o.value; });",
+            json!([]),
+        )
+        .await;
+    assert_eq!(options, json!(["", "1.6.2", "1.7.0"]));
+    b.eval(
+        "document.getElementById('firmware').value = '1.6.2'; document.getElementById('kind').value = 'xiaozhi';",
+        json!([]),
+    )
+    .await;
+    b.click("form.filters button[type=submit]").await;
+    b.find("th[aria-sort='descending'] a[data-sort='last_check']")
+        .await;
+    let rows = "return Array.prototype.map.call(document.querySelectorAll('#devices tbody tr'), function (r) { return r.getAttribute('data-mac'); });";
+    let mut macs: Vec<String> = serde_json::from_value(b.eval(rows, json!([])).await).unwrap();
+    macs.sort();
+    assert_eq!(macs, ["02:00:00:00:0e:01", "02:00:00:00:0e:02"]);
+    sort_by(&b, "mac", "ascending").await;
+    sort_by(&b, "mac", "descending").await;
+    assert_eq!(
+        b.eval(rows, json!([])).await,
+        json!(["02:00:00:00:0e:02", "02:00:00:00:0e:01"])
+    );
+    b.click("#online").await;
+    b.click("form.filters button[type=submit]").await;
+    wait_eval(&b, rows, json!(["02:00:00:00:0e:02"])).await;
+    b.find("th[aria-sort='descending'] a[data-sort='mac']")
+        .await;
+    let url = b.url().await;
+    for part in [
+        "firmware=1.6.2",
+        "kind=xiaozhi",
+        "online=1",
+        "sort=mac",
+        "order=desc",
+    ] {
+        assert!(url.contains(part), "{part} kept in {url}");
+    }
+    assert_eq!(b.text("#devices td.firmware").await, "1.6.2");
+    b.check_page("devices-firmware").await;
+
+    // Every other list, by one of its columns both ways.
+    for (path, key, name) in [
+        ("/console/cards", "count", "cards-sorted"),
+        ("/console/plans", "messages", "plans-sorted"),
+        ("/console/personas", "slug", "personas-sorted"),
+        ("/console/achievements", "threshold", "achievements-sorted"),
+        ("/console/voice-sessions", "user", "voice-sessions-sorted"),
+        ("/console/firmware", "size", "firmware-sorted"),
+        ("/console/audit", "action", "audit-sorted"),
+    ] {
+        b.goto(&app.url(path)).await;
+        sort_by(&b, key, "ascending").await;
+        assert!(
+            sorted_column(&b, false).await.len() >= 2,
+            "{path}: rows to sort"
+        );
+        sort_by(&b, key, "descending").await;
+        sorted_column(&b, true).await;
+        assert!(
+            b.url().await.ends_with(&format!("sort={key}&order=desc")),
+            "{path}"
+        );
+        b.check_page(name).await;
+    }
+    // An unknown key is ignored: the default order, no error page.
+    b.goto(&app.url("/console/audit?sort=details%3Bdrop&order=up"))
+        .await;
+    b.find("th[aria-sort='descending'] a[data-sort='time']")
+        .await;
+}
+
+#[tokio::test]
+async fn the_dashboard_shows_the_rolling_last_24_hours_hour_by_hour() {
+    for _ in 0..3 {
+        if dashboard_hours_once().await {
+            return;
+        }
+    }
+    panic!("the clock passed an hour during every attempt");
+}
+
+/// One attempt; `false` when the clock passed an hour meanwhile (the
+/// buckets moved under the data at their edges).
+async fn dashboard_hours_once() -> bool {
+    let app = spawn_app().await;
+    let uid = app.user_with_device("night_owl", MAC).await;
+    let first = crate::admin_sorting::first_hour();
+    crate::admin_sorting::edge_activity(&app, uid, first).await;
+    operator(&app, "boss", AdminRole::Superadmin).await;
+    let b = Browser::start().await;
+    log_in(&b, &app, "boss").await;
+    b.click("header .who a[hreflang='en']").await;
+    b.wait_text("main h1", "Overview").await;
+    b.click("nav.range a[href='/console/?days=1']").await;
+    b.wait_text("#messages h2", "Chat messages per hour").await;
+    let bars = "return Array.prototype.map.call(document.querySelectorAll(arguments[0] + ' rect title'), function (t) { return t.textContent; });";
+    let messages: Vec<String> =
+        serde_json::from_value(b.eval(bars, json!(["#messages"])).await).unwrap();
+    let minutes: Vec<String> =
+        serde_json::from_value(b.eval(bars, json!(["#minutes"])).await).unwrap();
+    if crate::admin_sorting::first_hour() != first {
+        return false;
+    }
+    let label = |h: i64| {
+        (first + chrono::Duration::hours(h))
+            .format("%H:00")
+            .to_string()
+    };
+    assert_eq!(messages.len(), 24);
+    assert_eq!(
+        messages[0],
+        format!("{}: 1", label(0)),
+        "the first second counts"
+    );
+    assert_eq!(
+        messages[23],
+        format!("{}: 1", label(23)),
+        "now is the last bar"
+    );
+    assert!(
+        messages[1..23].iter().all(|m| m.ends_with(": 0")),
+        "nothing else in the window: {messages:?}"
+    );
+    assert_eq!(minutes[0], format!("{}: 4", label(0)));
+    assert_eq!(minutes[23], format!("{}: 2", label(23)));
+    b.wait_text("main", "the last bar is the current hour")
+        .await;
+    b.check_page("dashboard-24h").await;
+    // Seven days stay daily: today's bar has the two messages of today.
+    b.click("nav.range a[href='/console/?days=7']").await;
+    b.wait_text("#messages h2", "Chat messages per day").await;
+    let days: Vec<String> =
+        serde_json::from_value(b.eval(bars, json!(["#messages"])).await).unwrap();
+    assert_eq!(days.len(), 7);
+    true
+}
+
+/// A fake xiaozhi application image (the ESP32 image magic first).
+fn firmware_image(len: usize) -> Vec<u8> {
+    let mut data = vec![7u8; len];
+    data[0] = 0xE9;
+    data
+}
+
+#[tokio::test]
+async fn a_superadmin_uploads_firmware_from_the_console_and_others_cannot() {
+    let app = spawn_app().await;
+    operator(&app, "boss", AdminRole::Superadmin).await;
+    operator(&app, "xiaoli", AdminRole::Operator).await;
+    let dir = tempfile::tempdir().unwrap();
+    let good = dir.path().join("xiaozhi.bin");
+    std::fs::write(&good, firmware_image(64 * 1024)).unwrap();
+    let bad = dir.path().join("merged.bin");
+    std::fs::write(&bad, vec![0u8; 4096]).unwrap();
+
+    let b = Browser::start().await;
+    log_in(&b, &app, "boss").await;
+    b.goto(&app.url("/console/firmware")).await;
+    b.find("#upload").await;
+    b.check_page("firmware-upload").await;
+    b.type_into("#up-board", "bread-compact-wifi", false).await;
+    b.type_into("#up-version", "1.6.3", false).await;
+    b.type_into("#up-notes", "修复音量", false).await;
+    b.type_into("#up-file", good.to_str().unwrap(), false).await;
+    b.click("#upload button[type=submit]").await;
+    b.wait_text("main .flash.ok", "固件已上传").await;
+    b.wait_text("#firmware", "1.6.3").await;
+    b.check_page("firmware-uploaded").await;
+    let releases = app
+        .state
+        .db
+        .newest_firmware("bread-compact-wifi")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (releases.version.as_str(), releases.size),
+        ("1.6.3", 64 * 1024)
+    );
+    assert_eq!(releases.notes.as_deref(), Some("修复音量"));
+    assert_eq!(audit_actions(&app, "firmware").await, ["firmware.create"]);
+
+    // The API's checks answer: not an application image, a version twice.
+    b.type_into("#up-board", "bread-compact-wifi", false).await;
+    b.type_into("#up-version", "1.6.4", false).await;
+    b.type_into("#up-file", bad.to_str().unwrap(), false).await;
+    b.click("#upload button[type=submit]").await;
+    b.wait_text("main .flash.error", "validation_error").await;
+    b.check_page("firmware-upload-refused").await;
+    b.goto(&app.url("/console/firmware")).await;
+    b.type_into("#up-board", "bread-compact-wifi", false).await;
+    b.type_into("#up-version", "1.6.3", false).await;
+    b.type_into("#up-file", good.to_str().unwrap(), false).await;
+    b.click("#upload button[type=submit]").await;
+    b.wait_text("main .flash.error", "firmware_exists").await;
+
+    // Without the form's CSRF token first, nothing is read or stored.
+    let session = b.cookie("lty_console").await.unwrap()["value"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let csrf = b
+        .eval(
+            "return document.querySelector('input[name=_csrf]').value;",
+            json!([]),
+        )
+        .await
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let post = |form: reqwest::multipart::Form| {
+        app.client
+            .post(app.url("/console/firmware/upload"))
+            .header("cookie", format!("lty_console={session}"))
+            .multipart(form)
+            .send()
+    };
+    let form = |first_csrf: Option<&str>, last_csrf: Option<&str>, version: &str, len: usize| {
+        let mut f = reqwest::multipart::Form::new();
+        if let Some(t) = first_csrf {
+            f = f.text("_csrf", t.to_owned());
+        }
+        f = f
+            .text("board", "bread-compact-wifi")
+            .text("version", version.to_owned())
+            .part(
+                "file",
+                reqwest::multipart::Part::bytes(firmware_image(len)).file_name("x.bin"),
+            );
+        if let Some(t) = last_csrf {
+            f = f.text("_csrf", t.to_owned());
+        }
+        f
+    };
+    assert_eq!(
+        post(form(None, None, "2.0.0", 1024))
+            .await
+            .unwrap()
+            .status(),
+        403
+    );
+    assert_eq!(
+        post(form(None, Some(&csrf), "2.0.0", 1024))
+            .await
+            .unwrap()
+            .status(),
+        403
+    );
+    assert_eq!(
+        post(form(Some("0"), None, "2.0.0", 1024))
+            .await
+            .unwrap()
+            .status(),
+        403
+    );
+    // Past the API's 8 MiB limit: 413, and nothing is stored.
+    let res = post(form(Some(&csrf), None, "2.0.0", 8 * 1024 * 1024 + 1))
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 413);
+    let res = post(form(Some(&csrf), None, "2.0.0", 1024)).await.unwrap();
+    assert_eq!(res.status(), 303, "the form as a browser sends it");
+    assert_eq!(
+        app.state
+            .db
+            .newest_firmware("bread-compact-wifi")
+            .await
+            .unwrap()
+            .unwrap()
+            .version,
+        "2.0.0"
+    );
+
+    // An operator sees the form, and the API's role policy refuses it.
+    b.click("header form[action='/console/logout'] button")
+        .await;
+    b.find("#username").await;
+    log_in(&b, &app, "xiaoli").await;
+    b.goto(&app.url("/console/firmware")).await;
+    b.type_into("#up-board", "bread-compact-wifi", false).await;
+    b.type_into("#up-version", "3.0.0", false).await;
+    b.type_into("#up-file", good.to_str().unwrap(), false).await;
+    b.click("#upload button[type=submit]").await;
+    b.wait_text("main", "您的角色无权执行此操作").await;
+    assert_eq!(
+        app.state
+            .db
+            .newest_firmware("bread-compact-wifi")
+            .await
+            .unwrap()
+            .unwrap()
+            .version,
+        "2.0.0"
+    );
+    let actions = audit_actions(&app, "firmware").await;
+    assert_eq!(
+        actions
+            .iter()
+            .filter(|a| *a == "firmware.create.failed")
+            .count(),
+        2,
+        "the refused image and the version twice: {actions:?}"
     );
 }

@@ -11,6 +11,7 @@
 mod achievements;
 mod admin;
 mod admin_api;
+mod admin_sorting;
 mod ai;
 mod audio;
 mod cards;

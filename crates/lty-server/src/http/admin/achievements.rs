@@ -8,9 +8,10 @@ use lty_core::achievement::Achievement;
 use lty_core::chat::Page;
 use lty_store::Database;
 use lty_store::admin_queries::AchievementPatch;
+use lty_store::sort::{AchievementSort, Sort};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
-use utoipa::ToSchema;
+use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
@@ -35,10 +36,16 @@ impl Catalog for Achievements {
     const KIND: &'static str = "achievement";
     const NOT_FOUND: &'static str = "achievement_not_found";
     type Row = Achievement;
+    type Sort = AchievementSort;
     type Patch = AchievementPatch;
 
-    async fn page(db: &Database, offset: u64, limit: u64) -> lty_core::Result<Page<Achievement>> {
-        db.admin_achievements(offset, limit).await
+    async fn page(
+        db: &Database,
+        sort: Sort<AchievementSort>,
+        offset: u64,
+        limit: u64,
+    ) -> lty_core::Result<Page<Achievement>> {
+        db.admin_achievements(sort, offset, limit).await
     }
 
     async fn get(db: &Database, id: i64) -> lty_core::Result<Option<Achievement>> {
@@ -88,18 +95,48 @@ pub struct AdminAchievementListOut {
     pub page: PageInfo,
 }
 
-/// Every achievement definition, inactive ones included, by id.
+/// `?page=&page_size=&sort=&order=` of the achievement list.
+#[derive(Debug, Clone, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct AchievementListQuery {
+    /// 1-based page number, 1 to 1000000 (default 1).
+    pub page: Option<u64>,
+    /// Items per page, 1–100 (default 20).
+    pub page_size: Option<u64>,
+    /// Sort key: `id`, `code`, `name`, `event`, `threshold`, `active` (default `id` ascending). Ties are broken by id.
+    #[param(schema_with = sort_keys)]
+    pub sort: Option<String>,
+    /// `asc` or `desc` (default `asc` with `sort`).
+    #[param(schema_with = super::sorting::order_schema)]
+    pub order: Option<String>,
+}
+
+fn sort_keys() -> utoipa::openapi::schema::Object {
+    super::sorting::keys_schema::<AchievementSort>()
+}
+
+/// Every achievement definition, inactive ones included, by id unless
+/// `sort` and `order` say otherwise.
 #[utoipa::path(get, path = "/api/v1/admin/achievements/", tag = "admin", operation_id = "admin_achievements_list",
     security(("admin_bearer" = [])),
-    params(PageQuery),
+    params(AchievementListQuery),
     responses((status = 200, body = AdminAchievementListOut), (status = 400, body = ErrorBody),
               (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
 pub async fn list_achievements(
     State(state): State<AppState>,
     _ctx: AdminCtx,
-    Query(q): Query<PageQuery>,
+    Query(q): Query<AchievementListQuery>,
 ) -> ApiResult<Json<AdminAchievementListOut>> {
-    let (achievements, page) = catalog::list::<Achievements, _>(&state, q).await?;
+    let (achievements, page) = catalog::list::<Achievements, _>(
+        &state,
+        PageQuery {
+            page: q.page,
+            page_size: q.page_size,
+        },
+        q.sort.as_deref(),
+        q.order.as_deref(),
+    )
+    .await?;
     Ok(Json(AdminAchievementListOut { achievements, page }))
 }
 

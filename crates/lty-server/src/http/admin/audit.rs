@@ -7,6 +7,7 @@ use axum::http::request::Parts;
 use chrono::{DateTime, Utc};
 use lty_core::admin::Admin;
 use lty_store::audit::{AuditEntry, AuditFilter, NewAuditEntry};
+use lty_store::sort::{AuditSort, SortKey};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use tower_http::request_id::RequestId;
@@ -252,6 +253,17 @@ pub struct AuditQuery {
     pub since: Option<DateTime<Utc>>,
     /// Entries before this time (RFC 3339).
     pub until: Option<DateTime<Utc>>,
+    /// Sort key: `time`, `operator`, `action`, `target` (type, then id) (default `time` descending). Ties are broken by id.
+    #[param(schema_with = sort_keys)]
+    pub sort: Option<String>,
+    /// `asc` or `desc` (default `asc` with `sort`, else the listing's own
+    /// order).
+    #[param(schema_with = super::sorting::order_schema)]
+    pub order: Option<String>,
+}
+
+fn sort_keys() -> utoipa::openapi::schema::Object {
+    super::sorting::keys_schema::<AuditSort>()
 }
 
 /// One audit entry.
@@ -322,7 +334,8 @@ fn short(field: &'static str, v: Option<String>, max: usize) -> ApiResult<Option
     }
 }
 
-/// The audit log, newest first (by id), filtered. Read-only: entries are
+/// The audit log, newest first (by id) unless `sort` and `order` say
+/// otherwise, filtered. Read-only: entries are
 /// never changed or deleted through the API.
 #[utoipa::path(get, path = "/api/v1/admin/audit/", tag = "admin", operation_id = "admin_audit_list",
     security(("admin_bearer" = [])),
@@ -356,7 +369,8 @@ pub async fn list(
         since: q.since,
         until: q.until,
     };
-    let entries = state.db.audit_entries(&filter, offset, limit).await?;
+    let sort = super::sorting::resolve(q.sort.as_deref(), q.order.as_deref(), AuditSort::DEFAULT)?;
+    let entries = state.db.audit_entries(&filter, sort, offset, limit).await?;
     Ok(Json(AuditListOut {
         entries: entries.items.into_iter().map(Into::into).collect(),
         page: PageInfo::new(entries.total, page, size),

@@ -1,12 +1,13 @@
 //! What the catalog resources of the admin API ([`personas`](super::personas),
 //! [`plans`](super::plans), [`achievements`](super::achievements)) share:
-//! listings by id with inactive rows included, changes audited as
+//! listings (by id unless another order is asked) with inactive rows included, changes audited as
 //! `{kind}.update`, and deletion as deactivation (`{kind}.deactivate`), so
 //! conversations, subscriptions and unlocks keep pointing at the row. Each
 //! resource's module keeps its own fields and rules.
 
 use lty_core::chat::Page;
 use lty_store::Database;
+use lty_store::sort::{Sort, SortKey};
 use serde_json::{Value, json};
 
 use super::{AdminCtx, PageInfo, PageQuery};
@@ -22,11 +23,18 @@ pub(super) trait Catalog {
     const NOT_FOUND: &'static str;
     /// A row, active or not; serialized into audit entries (no secrets).
     type Row: serde::Serialize;
+    /// The keys the listing sorts by.
+    type Sort: SortKey;
     /// Field changes; `None` leaves a field as it is.
     type Patch;
 
-    /// A page of rows by id, and the total.
-    async fn page(db: &Database, offset: u64, limit: u64) -> lty_core::Result<Page<Self::Row>>;
+    /// A page of rows in `sort` order, and the total.
+    async fn page(
+        db: &Database,
+        sort: Sort<Self::Sort>,
+        offset: u64,
+        limit: u64,
+    ) -> lty_core::Result<Page<Self::Row>>;
     /// Row `id`, active or not.
     async fn get(db: &Database, id: i64) -> lty_core::Result<Option<Self::Row>>;
     /// Applies `patch` to row `id`; `None` when there is no such row.
@@ -47,13 +55,17 @@ fn not_found<C: Catalog>() -> ApiError {
     super::not_found(C::KIND, C::NOT_FOUND)
 }
 
-/// A page of `C`'s rows as `Out`s, and its paging.
+/// A page of `C`'s rows as `Out`s in the order of `sort` and `order`
+/// ([`super::sorting`]), and its paging.
 pub(super) async fn list<C: Catalog, Out: From<C::Row>>(
     state: &AppState,
     q: PageQuery,
+    sort: Option<&str>,
+    order: Option<&str>,
 ) -> ApiResult<(Vec<Out>, PageInfo)> {
     let (offset, limit, page, size) = q.window()?;
-    let found = C::page(&state.db, offset, limit).await?;
+    let sort = super::sorting::resolve(sort, order, C::Sort::DEFAULT)?;
+    let found = C::page(&state.db, sort, offset, limit).await?;
     let items = found.items.into_iter().map(Into::into).collect();
     Ok((items, PageInfo::new(found.total, page, size)))
 }

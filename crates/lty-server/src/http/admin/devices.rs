@@ -9,6 +9,8 @@ use chrono::{DateTime, Utc};
 use lty_core::MacAddress;
 use lty_core::user::DeviceBinding;
 use lty_core::xiaozhi::XiaozhiDevice;
+use lty_store::admin_queries::DeviceSearch;
+use lty_store::sort::{DeviceSort, Direction, Sort, SortKey};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use utoipa::{IntoParams, ToSchema};
@@ -82,6 +84,27 @@ pub struct DeviceSearchQuery {
     /// bound, by MAC.
     #[param(inline)]
     pub kind: Option<DeviceKind>,
+    /// The firmware version a xiaozhi device last reported, exactly
+    /// (`1.6.2`); only xiaozhi devices report one.
+    pub firmware: Option<String>,
+    /// Sort key: `mac`, `board`, `firmware`, `last_check` (the last three as the xiaozhi device reported; devices without a report first when ascending) (default `mac` ascending; with `kind=xiaozhi`, `last_check` descending). Ties are broken by id.
+    #[param(schema_with = sort_keys)]
+    pub sort: Option<String>,
+    /// `asc` or `desc` (default `asc` with `sort`, else the listing's own
+    /// order).
+    #[param(schema_with = super::sorting::order_schema)]
+    pub order: Option<String>,
+}
+
+fn sort_keys() -> utoipa::openapi::schema::Object {
+    let mut schema = super::sorting::keys_schema::<DeviceSort>();
+    schema.description = Some(
+        "Sort key (default `mac` ascending; with `kind=xiaozhi`, `last_check` descending); \
+         `board`, `firmware` and `last_check` are what a xiaozhi device reported; ties are \
+         broken by MAC."
+            .to_owned(),
+    );
+    schema
 }
 
 /// Which devices a search lists.
@@ -149,8 +172,10 @@ pub struct AdminDeviceListOut {
     pub page: PageInfo,
 }
 
-/// Devices ever bound, by MAC, filtered by MAC fragment or user; with
-/// `kind=xiaozhi`, xiaozhi-esp32 devices with what they last reported.
+/// Devices ever bound, by MAC, filtered by MAC fragment, user or the
+/// firmware they reported; with `kind=xiaozhi`, xiaozhi-esp32 devices with
+/// what they last reported, most recently seen first. `sort` and `order`
+/// choose another order.
 #[utoipa::path(get, path = "/api/v1/admin/devices/", tag = "admin", operation_id = "admin_devices_search",
     security(("admin_bearer" = [])),
     params(DeviceSearchQuery),
@@ -170,18 +195,43 @@ pub async fn search(
         page_size: q.page_size,
     }
     .window()?;
-    let fragment = mac_fragment(q.mac)?;
-    let (macs, total) = if q.kind == Some(DeviceKind::Xiaozhi) {
+    let xiaozhi_only = q.kind == Some(DeviceKind::Xiaozhi);
+    let default = if xiaozhi_only {
+        Sort {
+            key: DeviceSort::LastCheck,
+            dir: Direction::Desc,
+        }
+    } else {
+        DeviceSort::DEFAULT
+    };
+    let sort = super::sorting::resolve(q.sort.as_deref(), q.order.as_deref(), default)?;
+    let firmware = match q.firmware.as_deref().map(str::trim) {
+        None | Some("") => None,
+        Some(v) if v.len() > 64 || !v.bytes().all(|b| b.is_ascii_graphic()) => {
+            return Err(lty_core::Error::validation(
+                "firmware",
+                "must be at most 64 printable ASCII characters",
+            )
+            .into());
+        }
+        Some(v) => Some(v.to_owned()),
+    };
+    let filter = DeviceSearch {
+        fragment: mac_fragment(q.mac)?,
+        user_id: q.user_id,
+        firmware,
+    };
+    let (macs, total) = if xiaozhi_only {
         let found = state
             .db
-            .search_xiaozhi_devices(fragment.as_deref(), q.user_id, offset, limit)
+            .search_xiaozhi_devices(&filter, sort, offset, limit)
             .await?;
         let macs = found.items.iter().map(|d| d.mac_address).collect();
         (macs, found.total)
     } else {
         let found = state
             .db
-            .search_device_macs(fragment.as_deref(), q.user_id, offset, limit)
+            .search_device_macs(&filter, sort, offset, limit)
             .await?;
         let macs = found
             .items

@@ -6,6 +6,7 @@ use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::http::StatusCode;
 use chrono::{DateTime, Utc};
 use lty_core::xiaozhi::FirmwareRelease;
+use lty_store::sort::{FirmwareSort, SortKey};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use utoipa::{IntoParams, ToSchema};
@@ -164,6 +165,17 @@ pub struct FirmwareQuery {
     pub page_size: Option<u64>,
     /// Only this board's releases.
     pub board: Option<String>,
+    /// Sort key: `created`, `board`, `version`, `size`, `active` (default `created` descending). Ties are broken by id.
+    #[param(schema_with = sort_keys)]
+    pub sort: Option<String>,
+    /// `asc` or `desc` (default `asc` with `sort`, else the listing's own
+    /// order).
+    #[param(schema_with = super::sorting::order_schema)]
+    pub order: Option<String>,
+}
+
+fn sort_keys() -> utoipa::openapi::schema::Object {
+    super::sorting::keys_schema::<FirmwareSort>()
 }
 
 /// A page of releases.
@@ -174,7 +186,8 @@ pub struct FirmwareListOut {
     pub releases: Vec<FirmwareOut>,
 }
 
-/// Firmware releases, newest first.
+/// Firmware releases, newest first unless `sort` and `order` say
+/// otherwise.
 #[utoipa::path(get, path = "/api/v1/admin/firmware/", tags = ["admin", "xiaozhi"],
     security(("admin_bearer" = [])),
     params(FirmwareQuery),
@@ -195,9 +208,11 @@ pub async fn list(
     }
     .resolve()?;
     let board = q.board.as_deref().map(str::trim).filter(|b| !b.is_empty());
+    let sort =
+        super::sorting::resolve(q.sort.as_deref(), q.order.as_deref(), FirmwareSort::DEFAULT)?;
     let found = state
         .db
-        .firmware_releases(board, (page - 1) * size, size)
+        .firmware_releases(board, sort, (page - 1) * size, size)
         .await?;
     Ok(Json(FirmwareListOut {
         page: PageInfo::new(found.total, page, size),

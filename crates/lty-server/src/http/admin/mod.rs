@@ -15,6 +15,7 @@ pub mod personas;
 pub mod plans;
 pub mod policy;
 pub mod sessions;
+pub mod sorting;
 pub mod stats;
 pub mod users;
 

@@ -6,9 +6,10 @@ use axum::http::StatusCode;
 use lty_core::chat::Page;
 use lty_store::Database;
 use lty_store::admin_queries::{AdminPersona, NewPersona, PersonaPatch};
+use lty_store::sort::{PersonaSort, Sort};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
-use utoipa::ToSchema;
+use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
@@ -32,10 +33,16 @@ impl Catalog for Personas {
     const KIND: &'static str = "persona";
     const NOT_FOUND: &'static str = "persona_not_found";
     type Row = AdminPersona;
+    type Sort = PersonaSort;
     type Patch = PersonaPatch;
 
-    async fn page(db: &Database, offset: u64, limit: u64) -> lty_core::Result<Page<AdminPersona>> {
-        db.admin_personas(offset, limit).await
+    async fn page(
+        db: &Database,
+        sort: Sort<PersonaSort>,
+        offset: u64,
+        limit: u64,
+    ) -> lty_core::Result<Page<AdminPersona>> {
+        db.admin_personas(sort, offset, limit).await
     }
 
     async fn get(db: &Database, id: i64) -> lty_core::Result<Option<AdminPersona>> {
@@ -116,18 +123,48 @@ pub struct AdminPersonaListOut {
     pub page: PageInfo,
 }
 
-/// Every persona, inactive ones included, by id.
+/// `?page=&page_size=&sort=&order=` of the persona list.
+#[derive(Debug, Clone, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct PersonaListQuery {
+    /// 1-based page number, 1 to 1000000 (default 1).
+    pub page: Option<u64>,
+    /// Items per page, 1–100 (default 20).
+    pub page_size: Option<u64>,
+    /// Sort key: `id`, `slug`, `name`, `ages` (the youngest age), `active` (default `id` ascending). Ties are broken by id.
+    #[param(schema_with = sort_keys)]
+    pub sort: Option<String>,
+    /// `asc` or `desc` (default `asc` with `sort`).
+    #[param(schema_with = super::sorting::order_schema)]
+    pub order: Option<String>,
+}
+
+fn sort_keys() -> utoipa::openapi::schema::Object {
+    super::sorting::keys_schema::<PersonaSort>()
+}
+
+/// Every persona, inactive ones included, by id unless `sort` and
+/// `order` say otherwise.
 #[utoipa::path(get, path = "/api/v1/admin/personas/", tag = "admin", operation_id = "admin_personas_list",
     security(("admin_bearer" = [])),
-    params(PageQuery),
+    params(PersonaListQuery),
     responses((status = 200, body = AdminPersonaListOut), (status = 400, body = ErrorBody),
               (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
 pub async fn list_personas(
     State(state): State<AppState>,
     _ctx: AdminCtx,
-    Query(q): Query<PageQuery>,
+    Query(q): Query<PersonaListQuery>,
 ) -> ApiResult<Json<AdminPersonaListOut>> {
-    let (personas, page) = catalog::list::<Personas, _>(&state, q).await?;
+    let (personas, page) = catalog::list::<Personas, _>(
+        &state,
+        PageQuery {
+            page: q.page,
+            page_size: q.page_size,
+        },
+        q.sort.as_deref(),
+        q.order.as_deref(),
+    )
+    .await?;
     Ok(Json(AdminPersonaListOut { personas, page }))
 }
 

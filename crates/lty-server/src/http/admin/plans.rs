@@ -8,9 +8,10 @@ use lty_core::chat::Page;
 use lty_core::subscription::Plan;
 use lty_store::Database;
 use lty_store::admin_queries::PlanPatch;
+use lty_store::sort::{PlanSort, Sort};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
-use utoipa::ToSchema;
+use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
@@ -35,19 +36,16 @@ impl Catalog for Plans {
     const KIND: &'static str = "plan";
     const NOT_FOUND: &'static str = "plan_not_found";
     type Row = Plan;
+    type Sort = PlanSort;
     type Patch = PlanPatch;
 
-    async fn page(db: &Database, offset: u64, limit: u64) -> lty_core::Result<Page<Plan>> {
-        // A handful of plans: sorted and paged here.
-        let mut plans = db.plans(true).await?;
-        plans.sort_by_key(|p| p.id);
-        let total = plans.len() as u64;
-        let items = plans
-            .into_iter()
-            .skip(usize::try_from(offset).unwrap_or(usize::MAX))
-            .take(usize::try_from(limit).unwrap_or(usize::MAX))
-            .collect();
-        Ok(Page { items, total })
+    async fn page(
+        db: &Database,
+        sort: Sort<PlanSort>,
+        offset: u64,
+        limit: u64,
+    ) -> lty_core::Result<Page<Plan>> {
+        db.admin_plans(sort, offset, limit).await
     }
 
     async fn get(db: &Database, id: i64) -> lty_core::Result<Option<Plan>> {
@@ -93,18 +91,48 @@ pub struct AdminPlanListOut {
     pub page: PageInfo,
 }
 
-/// Every plan, inactive ones included, by id.
+/// `?page=&page_size=&sort=&order=` of the plan list.
+#[derive(Debug, Clone, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct PlanListQuery {
+    /// 1-based page number, 1 to 1000000 (default 1).
+    pub page: Option<u64>,
+    /// Items per page, 1–100 (default 20).
+    pub page_size: Option<u64>,
+    /// Sort key: `id`, `code`, `name`, `messages`, `minutes`, `price`, `active` (default `id` ascending). Ties are broken by id.
+    #[param(schema_with = sort_keys)]
+    pub sort: Option<String>,
+    /// `asc` or `desc` (default `asc` with `sort`).
+    #[param(schema_with = super::sorting::order_schema)]
+    pub order: Option<String>,
+}
+
+fn sort_keys() -> utoipa::openapi::schema::Object {
+    super::sorting::keys_schema::<PlanSort>()
+}
+
+/// Every plan, inactive ones included, by id unless `sort` and `order`
+/// say otherwise.
 #[utoipa::path(get, path = "/api/v1/admin/plans/", tag = "admin", operation_id = "admin_plans_list",
     security(("admin_bearer" = [])),
-    params(PageQuery),
+    params(PlanListQuery),
     responses((status = 200, body = AdminPlanListOut), (status = 400, body = ErrorBody),
               (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
 pub async fn list_plans(
     State(state): State<AppState>,
     _ctx: AdminCtx,
-    Query(q): Query<PageQuery>,
+    Query(q): Query<PlanListQuery>,
 ) -> ApiResult<Json<AdminPlanListOut>> {
-    let (plans, page) = catalog::list::<Plans, _>(&state, q).await?;
+    let (plans, page) = catalog::list::<Plans, _>(
+        &state,
+        PageQuery {
+            page: q.page,
+            page_size: q.page_size,
+        },
+        q.sort.as_deref(),
+        q.order.as_deref(),
+    )
+    .await?;
     Ok(Json(AdminPlanListOut { plans, page }))
 }
 

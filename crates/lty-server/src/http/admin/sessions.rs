@@ -4,6 +4,7 @@
 use axum::extract::State;
 use chrono::{DateTime, Utc};
 use lty_core::voice_chat::{SessionStatus, VoiceChatSession};
+use lty_store::sort::{SessionSort, SortKey};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use utoipa::{IntoParams, ToSchema};
@@ -33,6 +34,17 @@ pub struct SessionQuery {
     /// `starting` or `running`.
     #[param(pattern = "^ *(starting|running)? *$")]
     pub status: Option<String>,
+    /// Sort key: `started`, `task`, `user`, `status` (default `started` ascending). Ties are broken by id.
+    #[param(schema_with = sort_keys)]
+    pub sort: Option<String>,
+    /// `asc` or `desc` (default `asc` with `sort`, else the listing's own
+    /// order).
+    #[param(schema_with = super::sorting::order_schema)]
+    pub order: Option<String>,
+}
+
+fn sort_keys() -> utoipa::openapi::schema::Object {
+    super::sorting::keys_schema::<SessionSort>()
 }
 
 /// A voice agent session.
@@ -75,7 +87,8 @@ pub struct VoiceSessionListOut {
     pub page: PageInfo,
 }
 
-/// Voice-chat sessions not yet stopped, oldest first (ties by task id).
+/// Voice-chat sessions not yet stopped, oldest first unless `sort` and
+/// `order` say otherwise (ties by task id).
 #[utoipa::path(get, path = "/api/v1/admin/voice-sessions/", tag = "admin", operation_id = "admin_voice_sessions",
     security(("admin_bearer" = [])),
     params(SessionQuery),
@@ -105,16 +118,10 @@ pub async fn list(
             );
         }
     };
-    let mut sessions: Vec<VoiceChatSession> = match q.user_id {
-        Some(id) => state.db.sessions_of_user(id).await?,
-        None => state.db.all_sessions().await?,
-    };
+    let sort =
+        super::sorting::resolve(q.sort.as_deref(), q.order.as_deref(), SessionSort::DEFAULT)?;
+    let mut sessions: Vec<VoiceChatSession> = state.db.list_sessions(q.user_id, sort).await?;
     sessions.retain(|s| status.is_none_or(|st| s.status == st));
-    sessions.sort_by(|a, b| {
-        a.started_at
-            .cmp(&b.started_at)
-            .then_with(|| a.task_id.cmp(&b.task_id))
-    });
     let total = sessions.len() as u64;
     let now = Utc::now();
     let items = sessions

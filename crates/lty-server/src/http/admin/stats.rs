@@ -5,7 +5,8 @@
 use std::collections::BTreeMap;
 
 use axum::extract::State;
-use chrono::{Duration, Utc};
+use chrono::{DateTime, Duration, DurationRound, Utc};
+use lty_store::achievements::HOUR_KEY;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
@@ -62,6 +63,19 @@ pub struct DayStats {
     pub voice_minutes: i64,
 }
 
+/// Activity of one UTC hour.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct HourStats {
+    /// The hour's start, `YYYY-MM-DDTHH:00:00Z`.
+    pub hour: DateTime<Utc>,
+    /// Messages children sent.
+    pub user_messages: u64,
+    /// Replies.
+    pub assistant_messages: u64,
+    /// Minutes of voice-chat sessions that ended that hour.
+    pub voice_minutes: i64,
+}
+
 /// Scans of one card batch.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct BatchScanStats {
@@ -108,6 +122,9 @@ pub struct StatsOut {
     pub devices: DeviceStats,
     /// Oldest day first, `days` entries.
     pub per_day: Vec<DayStats>,
+    /// The rolling last 24 hours: 24 clock hours (UTC), oldest first, the
+    /// last being the current hour so far.
+    pub per_hour: Vec<HourStats>,
     pub card_scans_per_batch: Vec<BatchScanStats>,
     pub voice: VoiceStats,
     /// Counters since this instance started.
@@ -285,6 +302,7 @@ pub async fn stats(
             }
         })
         .collect();
+    let per_hour = last_24_hours(&state, Utc::now()).await?;
     let scans = state.db.scans_per_batch().await?;
     let sessions = state.db.all_sessions().await?.len() as u64;
     let minutes_total = state
@@ -308,6 +326,7 @@ pub async fn stats(
             sockets_open_here: sockets,
         },
         per_day,
+        per_hour,
         card_scans_per_batch: scans
             .into_iter()
             .map(|b| BatchScanStats {
@@ -323,6 +342,30 @@ pub async fn stats(
         provider_errors: provider_errors(&samples),
         upstream_errors_by_route: route_errors(&samples),
     }))
+}
+
+/// Hourly activity of the 24 clock hours up to `now`'s (UTC).
+async fn last_24_hours(state: &AppState, now: DateTime<Utc>) -> ApiResult<Vec<HourStats>> {
+    let this_hour = now.duration_trunc(Duration::hours(1)).unwrap_or(now);
+    let first = this_hour - Duration::hours(23);
+    let user_msgs = state.db.messages_per_hour("user", first).await?;
+    let bot_msgs = state.db.messages_per_hour("assistant", first).await?;
+    let voice_minutes = state
+        .db
+        .event_hours(lty_core::achievement::VOICE_MINUTES, first)
+        .await?;
+    Ok((0..24)
+        .map(|i| {
+            let hour = first + Duration::hours(i);
+            let key = hour.format(HOUR_KEY).to_string();
+            HourStats {
+                hour,
+                user_messages: user_msgs.get(&key).copied().unwrap_or(0),
+                assistant_messages: bot_msgs.get(&key).copied().unwrap_or(0),
+                voice_minutes: voice_minutes.get(&key).copied().unwrap_or(0),
+            }
+        })
+        .collect())
 }
 
 #[cfg(test)]

@@ -9,6 +9,7 @@ use chrono::{DateTime, TimeZone, Utc};
 use lty_core::PhoneNumber;
 use lty_core::user::{DeviceBinding, User};
 use lty_store::admin_queries::UserSearch;
+use lty_store::sort::{SortKey, UserSort};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use utoipa::{IntoParams, ToSchema};
@@ -83,6 +84,17 @@ pub struct UserSearchQuery {
     /// Exact user id.
     pub id: Option<i64>,
     pub is_active: Option<bool>,
+    /// Sort key: `id`, `username`, `nickname`, `phone`, `joined`, `active` (default `id` ascending). Ties are broken by id.
+    #[param(schema_with = sort_keys)]
+    pub sort: Option<String>,
+    /// `asc` or `desc` (default `asc` with `sort`, else the listing's own
+    /// order).
+    #[param(schema_with = super::sorting::order_schema)]
+    pub order: Option<String>,
+}
+
+fn sort_keys() -> utoipa::openapi::schema::Object {
+    super::sorting::keys_schema::<UserSort>()
 }
 
 /// A page of users.
@@ -104,8 +116,8 @@ fn text_filter(field: &'static str, v: Option<String>) -> ApiResult<Option<Strin
     }
 }
 
-/// Searches users by id, phone number, username or free text, by id
-/// (audited as `user.search`).
+/// Searches users by id, phone number, username or free text, by id or
+/// in the order asked (audited as `user.search`).
 #[utoipa::path(get, path = "/api/v1/admin/users/", tag = "admin", operation_id = "admin_users_search",
     security(("admin_bearer" = [])),
     params(UserSearchQuery),
@@ -136,7 +148,8 @@ pub async fn search(
         id: q.id,
         is_active: q.is_active,
     };
-    let found = state.db.search_users(&search, offset, limit).await?;
+    let sort = super::sorting::resolve(q.sort.as_deref(), q.order.as_deref(), UserSort::DEFAULT)?;
+    let found = state.db.search_users(&search, sort, offset, limit).await?;
     ctx.actor
         .record(
             &state,
