@@ -17,6 +17,9 @@
 //!   underrun) and lty's CPU is read from /proc.
 //! - `idle`: `XZ_DEVICES` (1000) devices open a channel, say hello and stay
 //!   idle; lty's resident memory per channel.
+//!
+//! `XZ_WRAP` runs the server under a profiler: `XZ_WRAP="heaptrack -o
+//! FILE"` records its heap (the RSS figures then include the profiler's).
 
 #![allow(clippy::expect_used, clippy::unwrap_used)]
 #![forbid(unsafe_code)]
