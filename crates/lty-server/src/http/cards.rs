@@ -491,10 +491,7 @@ pub async fn list_batches(
         q.order.as_deref(),
         BatchSort::DEFAULT,
     )?;
-    let batches = state
-        .db
-        .batches(sort, limit, offset)
-        .await?;
+    let batches = state.db.batches(sort, limit, offset).await?;
     Ok(Json(BatchListOut {
         batches: batches.into_iter().map(BatchOut::from).collect(),
     }))
