@@ -27,8 +27,10 @@
 #   every CLUSTER_* setting of benches/cluster.rs (CLUSTER_FAMILIES,
 #   CLUSTER_GROUP, CLUSTER_RATE, CLUSTER_SECS, ...) passes through.
 #
-# HAProxy: health checks GET /readyz every 250 ms (a draining instance
-# stops listening at once, so the check fails and it is taken out);
+# HAProxy: health checks GET /readyz every 250 ms, 3 failures take an
+# instance out (a draining instance stops listening at once, so its checks
+# fail and it is out within 750 ms; one slow check on a loaded machine
+# must not take every instance out at once);
 # `retries 3`, `option redispatch 1` and `retry-on conn-failure
 # empty-response`: a request that reached a closing instance's listener
 # or an idle connection it was closing is sent to another instance. lty
@@ -106,10 +108,12 @@ start_instance() {
   pids[$1]=$!
 }
 
+# Two descriptors per proxied connection (client and server side).
+maxconn=$(( ($(ulimit -n) - 100) / 2 ))
 {
   cat <<EOF
 global
-  maxconn 40000
+  maxconn $maxconn
 defaults
   mode http
   timeout connect 2s
@@ -117,6 +121,7 @@ defaults
   timeout server 30s
   timeout tunnel 1h
   timeout http-keep-alive 30s
+  timeout check 2s
   retries 3
   option redispatch 1
   retry-on conn-failure empty-response
@@ -126,14 +131,14 @@ listen stats
   stats uri /stats
 frontend lty
   bind 127.0.0.1:$lb_port
-  maxconn 40000
+  maxconn $maxconn
   default_backend lty
 backend lty
   balance roundrobin
   option httpchk GET /readyz
   http-check expect status 200
   http-response set-header X-Lty-Backend %[srv_name]
-  default-server check inter 250ms fall 1 rise 2 maxconn 20000
+  default-server check inter 250ms fall 3 rise 2
 EOF
   for i in $(seq 1 "$instances"); do
     echo "  server lty$i 127.0.0.1:$(port_of "$i")"
@@ -155,6 +160,8 @@ fi
 for i in $(seq 1 "$instances"); do wait_ready "$i"; done
 haproxy -f "$work/haproxy.cfg" -db >"$work/haproxy.log" 2>&1 &
 haproxy_pid=$!
+sleep 0.5
+kill -0 "$haproxy_pid" 2>/dev/null || { cat "$work/haproxy.log" >&2; exit 1; }
 stats() { curl -sf "http://127.0.0.1:$stats_port/stats;csv"; }
 for _ in $(seq 1 100); do
   [ "$(stats | awk -F, '$1=="lty" && $2 ~ /^lty/ && $18=="UP"' | wc -l)" = "$instances" ] && break
@@ -225,4 +232,5 @@ PY
     ;;
 esac
 report_stats
+grep -E "is (DOWN|UP)" "$work/haproxy.log" | sed 's/^/haproxy: /' || true
 exit "$status"
