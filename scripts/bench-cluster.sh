@@ -24,6 +24,8 @@
 #   CLUSTER_PAUSE_SECS=5      between the start of the pushes and the first
 #                             restart, and between restarts
 #   BENCH_BIN=path/to/lty     that binary instead of building HEAD
+#   CLUSTER_GEN=path          a built benches/cluster.rs executable instead
+#                             of `cargo bench --bench cluster`
 #   every CLUSTER_* setting of benches/cluster.rs (CLUSTER_FAMILIES,
 #   CLUSTER_GROUP, CLUSTER_RATE, CLUSTER_SECS, ...) passes through.
 #
@@ -60,8 +62,11 @@ if [ "$what" = hot-paths ]; then
     python3 -m venv "$venv"
     "$venv/bin/pip" install -q 'websockets>=14' uvloop
   fi
+elif [ -n "${CLUSTER_GEN:-}" ]; then
+  gen_cmd=("$(realpath "$CLUSTER_GEN")" --bench)
 else
   cargo bench -p lty-server --bench cluster --no-run 2>&1 | tail -n 1
+  gen_cmd=(cargo bench -q -p lty-server --bench cluster)
 fi
 if [ -n "${BENCH_BIN:-}" ]; then
   bin="$(realpath "$BENCH_BIN")"
@@ -146,8 +151,10 @@ EOF
 } >"$work/haproxy.cfg"
 
 if [ "$what" = hot-paths ]; then
-  # One parent for all instances: run.py measures a process tree.
+  # One parent for all instances: run.py measures a process tree. It
+  # stops them when it is stopped.
   (
+    trap 'kill -TERM $(jobs -p) 2>/dev/null; wait' TERM
     for i in $(seq 1 "$instances"); do
       "$bin" serve --bind "127.0.0.1:$(port_of "$i")" >>"$work/lty$i.log" 2>&1 &
     done
@@ -186,7 +193,7 @@ status=0
 case "$what" in
   rolling|steady)
     CLUSTER_ADDR="127.0.0.1:$lb_port" CLUSTER_STARTED_FILE="$work/started" \
-      cargo bench -q -p lty-server --bench cluster &
+      "${gen_cmd[@]}" &
     gen=$!
     if [ "$what" = rolling ]; then
       until [ -e "$work/started" ]; do
@@ -225,7 +232,7 @@ s = r["summary"]
 print("contract", s.get("contract"))
 for k in ("mac_login", "profile", "rtc_token"):
     p = s.get(k) or {}
-    aux = (r.get("phases", {}).get(k) or {}).get("aux_cpu_ms_per_op", {})
+    aux = ((r.get("phases", {}).get(k) or {}).get("resources") or {}).get("aux_cpu_ms_per_op", {})
     print(k, {f: p.get(f) for f in ("ok_rps", "p50_ms", "p99_ms", "non_2xx", "server_cpu_ms_per_req")}, "aux ms/op", aux)
 PY
     echo "results: $out"

@@ -428,7 +428,8 @@ async fn run() -> bool {
             by_family[p.family as usize].push(k as u32);
         }
     }
-    let (mut lost, mut dups, mut unasked, mut cross, mut got_total) = (0u64, 0u64, 0u64, 0u64, 0u64);
+    let (mut lost, mut dups, mut unasked, mut cross, mut got_total) =
+        (0u64, 0u64, 0u64, 0u64, 0u64);
     let (mut out_of_order, mut resyncs, mut errors, mut connects, mut hs_fail) =
         (0u64, 0u64, 0u64, 0u64, 0u64);
     let mut closes: BTreeMap<u16, u64> = BTreeMap::new();
