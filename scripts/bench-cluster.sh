@@ -71,7 +71,11 @@ fi
 if [ -n "${BENCH_BIN:-}" ]; then
   bin="$(realpath "$BENCH_BIN")"
 else
-  cargo build --release -p lty-server 2>&1 | tail -n 1
+  # `cargo bench` above built the binary (with the features the bench
+  # build unifies); a plain release build would compile lty-server again.
+  if [ "$what" = hot-paths ] || [ -n "${CLUSTER_GEN:-}" ]; then
+    cargo build --release -p lty-server 2>&1 | tail -n 1
+  fi
   bin="$CARGO_TARGET_DIR/release/lty"
 fi
 
