@@ -33,6 +33,10 @@
 #![allow(clippy::expect_used, clippy::unwrap_used)]
 #![forbid(unsafe_code)]
 
+mod support;
+
+use support::env_u64;
+
 use std::collections::BTreeMap;
 use std::net::SocketAddrV4;
 use std::sync::Arc;
@@ -49,13 +53,6 @@ use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 const MAX_FAMILIES: u64 = 20_000;
 const MAX_GROUP: u64 = 50;
 const MAX_PUSHES: u64 = 1_000_000;
-
-fn env_u64(name: &str, default: u64) -> u64 {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
 
 fn percentile(sorted: &[f64], p: f64) -> f64 {
     if sorted.is_empty() {

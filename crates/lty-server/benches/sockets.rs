@@ -28,6 +28,10 @@
 #![allow(clippy::expect_used, clippy::unwrap_used)]
 #![forbid(unsafe_code)]
 
+mod support;
+
+use support::{env_u64, free_port, proc_stats};
+
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
@@ -45,13 +49,6 @@ use tokio_tungstenite::tungstenite::Message;
 const MAX_SOCKETS: u64 = 200_000;
 const MAX_SOURCES: u64 = 250;
 
-fn env_u64(name: &str, default: u64) -> u64 {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
 struct Server {
     child: Child,
     addr: SocketAddrV4,
@@ -63,14 +60,6 @@ impl Drop for Server {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 /// Seeds `users` bench users and starts `lty serve` on 127.0.0.1.
@@ -129,27 +118,6 @@ async fn start_server(data: &std::path::Path, users: u64) -> (Server, &'static s
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     panic!("lty did not become ready");
-}
-
-/// (utime + stime) ticks (1/100 s) and resident KiB of `pid`.
-fn proc_stats(pid: u32) -> (u64, u64) {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    let after = stat.rsplit(')').next().unwrap_or("");
-    let fields: Vec<&str> = after.split_whitespace().collect();
-    let field = |i: usize| {
-        fields
-            .get(i)
-            .and_then(|v| v.parse::<u64>().ok())
-            .unwrap_or(0)
-    };
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    let rss = status
-        .lines()
-        .find(|l| l.starts_with("VmRSS:"))
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0);
-    (field(11) + field(12), rss)
 }
 
 fn percentile(sorted: &[f64], p: f64) -> f64 {

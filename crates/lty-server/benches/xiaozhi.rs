@@ -24,6 +24,10 @@
 #![allow(clippy::expect_used, clippy::unwrap_used)]
 #![forbid(unsafe_code)]
 
+mod support;
+
+use support::{env_u64, free_port, proc_stats};
+
 use std::convert::Infallible;
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
@@ -43,13 +47,6 @@ use tokio::net::TcpListener;
 use tokio::sync::Mutex;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
-
-fn env_u64(name: &str, default: u64) -> u64 {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
 
 /// Fixed provider latencies.
 #[derive(Debug, Clone, Copy)]
@@ -152,14 +149,6 @@ impl Drop for Server {
     }
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 fn start_server(data: &std::path::Path, fakes: &str, devices: u32) -> Server {
     let bin = env!("CARGO_BIN_EXE_lty");
     let port = free_port();
@@ -208,29 +197,6 @@ fn start_server(data: &std::path::Path, fakes: &str, devices: u32) -> Server {
         .expect("lty serve");
     let pid = child.id();
     Server { child, port, pid }
-}
-
-/// (utime + stime) ticks and resident KiB of `pid`.
-fn proc_stats(pid: u32) -> (u64, u64) {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    let after = stat.rsplit(')').next().unwrap_or("");
-    let fields: Vec<&str> = after.split_whitespace().collect();
-    let ticks = fields
-        .get(11)
-        .and_then(|v| v.parse::<u64>().ok())
-        .unwrap_or(0)
-        + fields
-            .get(12)
-            .and_then(|v| v.parse::<u64>().ok())
-            .unwrap_or(0);
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    let rss = status
-        .lines()
-        .find(|l| l.starts_with("VmRSS:"))
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0);
-    (ticks, rss)
 }
 
 type Ws =

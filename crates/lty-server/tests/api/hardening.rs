@@ -183,6 +183,19 @@ impl Served {
         format!("http://{}{path}", self.addr)
     }
 
+    /// Logs in by MAC and returns the token.
+    pub async fn mac_login(&self, mac: &str) -> String {
+        let res = reqwest::Client::new()
+            .post(self.url("/api/user/mac-login/"))
+            .json(&serde_json::json!({ "mac_address": mac }))
+            .send()
+            .await
+            .expect("mac-login");
+        assert_eq!(res.status(), 200, "mac-login failed");
+        let body: serde_json::Value = res.json().await.expect("json");
+        body["token"].as_str().expect("token").to_owned()
+    }
+
     /// Everything logged so far.
     pub fn output(&self) -> String {
         self.lines.lock().expect("lines").join("\n")
@@ -232,16 +245,7 @@ async fn no_token_reaches_the_log_even_at_trace_level() {
     let served = Served::start(&[("LTY_DATA_DIR", data_dir), ("RUST_LOG", "trace")]);
     let client = reqwest::Client::new();
     let mac = lty_store::seed::bench_mac(1).to_string();
-    let login: serde_json::Value = client
-        .post(served.url("/api/user/mac-login/"))
-        .json(&serde_json::json!({ "mac_address": mac }))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let token = login["token"].as_str().expect("token").to_owned();
+    let token = served.mac_login(&mac).await;
     // The token in the path, then in the header, then a profile read.
     let url = format!("ws://{}/ws/device/token/{token}/?mac={mac}", served.addr);
     let (mut socket, _) = tokio_tungstenite::connect_async(url).await.unwrap();
@@ -794,16 +798,7 @@ async fn embedded_mode_keeps_sessions_across_a_restart() {
     let client = reqwest::Client::new();
     let mac = lty_store::seed::bench_mac(1).to_string();
     let served = Served::start(&[("LTY_DATA_DIR", data_dir)]);
-    let login: serde_json::Value = client
-        .post(served.url("/api/user/mac-login/"))
-        .json(&serde_json::json!({ "mac_address": mac }))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let token = login["token"].as_str().expect("token").to_owned();
+    let token = served.mac_login(&mac).await;
     let profile = |served: &Served| {
         client
             .get(served.url("/api/user/profile/"))
@@ -931,16 +926,7 @@ async fn backup_copies_a_live_embedded_database_that_restores_with_its_sessions(
     let served = Served::start(&[("LTY_DATA_DIR", data_dir)]);
     let client = reqwest::Client::new();
     let mac = lty_store::seed::bench_mac(2).to_string();
-    let login: serde_json::Value = client
-        .post(served.url("/api/user/mac-login/"))
-        .json(&serde_json::json!({ "mac_address": mac }))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let token = login["token"].as_str().expect("token").to_owned();
+    let token = served.mac_login(&mac).await;
 
     // Online: the server keeps running while the copy is made.
     let out_dir = tempfile::tempdir().unwrap();
