@@ -97,6 +97,21 @@ sort_keys!(
     }
 );
 
+impl DeviceSort {
+    /// The order of a device listing nobody asked an order of: xiaozhi
+    /// devices most recently seen first, any devices by MAC.
+    pub fn default_for(xiaozhi_only: bool) -> Sort<Self> {
+        if xiaozhi_only {
+            Sort {
+                key: Self::LastCheck,
+                dir: Direction::Desc,
+            }
+        } else {
+            Self::DEFAULT
+        }
+    }
+}
+
 sort_keys!(
     /// Card batches: newest first unless asked.
     BatchSort, default Id Desc, {

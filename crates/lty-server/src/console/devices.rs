@@ -15,7 +15,7 @@ use axum::response::{IntoResponse, Redirect};
 use axum::routing::{get, post};
 use futures_util::Stream;
 use lty_core::MacAddress;
-use lty_store::sort::{DeviceSort, Direction, Sort, SortKey};
+use lty_store::sort::DeviceSort;
 use maud::html;
 use serde::Deserialize;
 
@@ -58,14 +58,7 @@ async fn list(State(state): State<AppState>, op: Op, Query(q): Query<ListQuery>)
     let online_only = q.online.as_deref() == Some("1");
     let xiaozhi_only = q.kind.as_deref() == Some("xiaozhi");
     let firmware = q.firmware.clone().filter(|f| !f.trim().is_empty());
-    let default = if xiaozhi_only {
-        Sort {
-            key: DeviceSort::LastCheck,
-            dir: Direction::Desc,
-        }
-    } else {
-        DeviceSort::DEFAULT
-    };
+    let default = DeviceSort::default_for(xiaozhi_only);
     let sort = page::sort_of(q.sort.as_deref(), q.order.as_deref(), default);
     let [sort_pair, order_pair] = page::sort_pairs(sort);
     let versions = state.db.firmware_versions().await.or_fail(&op)?;

@@ -10,7 +10,7 @@ use lty_core::MacAddress;
 use lty_core::user::DeviceBinding;
 use lty_core::xiaozhi::XiaozhiDevice;
 use lty_store::admin_queries::DeviceSearch;
-use lty_store::sort::{DeviceSort, Direction, Sort, SortKey};
+use lty_store::sort::DeviceSort;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use utoipa::{IntoParams, ToSchema};
@@ -196,14 +196,7 @@ pub async fn search(
     }
     .window()?;
     let xiaozhi_only = q.kind == Some(DeviceKind::Xiaozhi);
-    let default = if xiaozhi_only {
-        Sort {
-            key: DeviceSort::LastCheck,
-            dir: Direction::Desc,
-        }
-    } else {
-        DeviceSort::DEFAULT
-    };
+    let default = DeviceSort::default_for(xiaozhi_only);
     let sort = super::sorting::resolve(q.sort.as_deref(), q.order.as_deref(), default)?;
     let firmware = match q.firmware.as_deref().map(str::trim) {
         None | Some("") => None,
