@@ -31,18 +31,7 @@ if [ ${#need[@]} -gt 0 ]; then
   "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}"
 fi
 
-# The official OpenAI Python SDK, in a virtualenv of its own, checks that
-# CustomLLM answers what OpenAI clients parse (tests/api/chat_turn.rs).
-venv="${LTY_TEST_VENV:-$HOME/.cache/lty-venv}"
-if ! "$venv/bin/python" -c 'import openai' >/dev/null 2>&1; then
-  python3 -m venv "$venv"
-  "$venv/bin/pip" install --quiet --disable-pip-version-check 'openai==2.*' || \
-    "$venv/bin/pip" install --quiet --disable-pip-version-check openai
-fi
-# Schemathesis fuzzes the API description (scripts/schemathesis.sh, which
-# pins the same version).
-schemathesis_version=4.32.5
-if [ "$("$venv/bin/schemathesis" --version 2>/dev/null || true)" != "schemathesis, version $schemathesis_version" ]; then
-  [ -x "$venv/bin/pip" ] || python3 -m venv "$venv"
-  "$venv/bin/pip" install --quiet --disable-pip-version-check "schemathesis==$schemathesis_version"
-fi
+# The Python virtualenv of the tests: the official OpenAI SDK (the
+# CustomLLM test) and Schemathesis (scripts/schemathesis.sh).
+scripts_dir="$(dirname "$0")"
+"$scripts_dir/test-venv.sh" >/dev/null

@@ -16,24 +16,16 @@
 # valid request refused, an invalid one accepted — makes the script exit
 # non-zero.
 #
-# Schemathesis is installed from PyPI into $LTY_TEST_VENV (default
-# ~/.cache/lty-venv) when it is not there yet, at the version pinned here
-# and in scripts/ci-deps.sh.
-# The report goes to $SCHEMATHESIS_REPORT (default target/schemathesis.txt).
+# Schemathesis comes from scripts/test-venv.sh (the virtualenv
+# $LTY_TEST_VENV, default ~/.cache/lty-venv, at the version pinned there).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root="$PWD"
 
-schemathesis_version=4.32.5
 bin="${1:-${CARGO_TARGET_DIR:-target}/debug/lty}"
 shift || true
 [ "${1:-}" = "--" ] && shift
-venv="${LTY_TEST_VENV:-$HOME/.cache/lty-venv}"
-st="$venv/bin/schemathesis"
-if [ "$("$st" --version 2>/dev/null || true)" != "schemathesis, version $schemathesis_version" ]; then
-  [ -x "$venv/bin/pip" ] || python3 -m venv "$venv"
-  "$venv/bin/pip" install --quiet --disable-pip-version-check "schemathesis==$schemathesis_version"
-fi
+st="$(scripts/test-venv.sh)/bin/schemathesis"
 [ -x "$bin" ] || { echo "schemathesis: no lty binary at $bin (cargo build first)" >&2; exit 1; }
 
 work="$(mktemp -d)"
@@ -95,6 +87,11 @@ status=0
 (cd "$work" && "$st" --config-file "$work/schemathesis.toml" run "$base/openapi.json" \
   --checks all --workers "${SCHEMATHESIS_WORKERS:-2}" --max-examples "${SCHEMATHESIS_MAX_EXAMPLES:-5}" \
   --exclude-path-regex 'logout' "$@") >"$report" 2>&1 || status=$?
+# On a failure, what failed (the ERRORS and FAILURES sections, with the
+# reproducing requests) comes first, so that a CI log shows it.
+if [ "$status" -ne 0 ]; then
+  sed -n '/^=* \(ERRORS\|FAILURES\) =*$/,/= SUMMARY =/{/= SUMMARY =/!p}' "$report"
+fi
 sed -n '/= SUMMARY =/,$p' "$report"
 if [ -s "$LTY_ST_503_REPORT" ]; then
   python3 - "$LTY_ST_503_REPORT" <<'PY' | tee -a "$report"

@@ -35,6 +35,13 @@ pub trait Cache: Send + Sync {
     async fn ttl(&self, key: &str) -> Result<Option<Duration>>;
     /// Checks that the backend answers.
     async fn ping(&self) -> Result<()>;
+    /// Records `member` in the presence index `index` until `ttl` from
+    /// now; a later mark replaces the earlier one. Networked backends keep
+    /// the index in one sorted set scored by expiry (unix milliseconds).
+    async fn mark_present(&self, index: &str, member: &str, ttl: Duration) -> Result<()>;
+    /// The members of `index` whose mark has not expired, in no particular
+    /// order; expired marks are dropped as a side effect.
+    async fn present(&self, index: &str) -> Result<Vec<String>>;
     /// The value of `key` and whether the key `{marker_prefix}{value}`
     /// exists, looked up together: one round trip on a networked backend.
     /// `None` when `key` does not exist.

@@ -26,9 +26,22 @@ pub enum CacheBackend {
     Redis,
 }
 
-/// Shared application state; cloning is cheap.
+/// Shared application state: one reference-counted [`Services`], so that
+/// the clone every request and socket makes is one counter, not one per
+/// field. Fields are read through `Deref`.
 #[derive(Clone)]
-pub struct AppState {
+pub struct AppState(Arc<Services>);
+
+impl std::ops::Deref for AppState {
+    type Target = Services;
+
+    fn deref(&self) -> &Services {
+        &self.0
+    }
+}
+
+/// What [`AppState`] holds.
+pub struct Services {
     pub config: Arc<Config>,
     pub db: Database,
     pub cache: Arc<dyn Cache>,
@@ -152,7 +165,7 @@ impl AppState {
         let speech = Arc::new(crate::app::speech::build(&config)?);
         let vision = crate::app::vision::vision(&config)?;
 
-        Ok(Self {
+        Ok(Self(Arc::new(Services {
             config: Arc::new(config),
             db,
             cache,
@@ -173,7 +186,7 @@ impl AppState {
             shutdown: CancellationToken::new(),
             socket_tasks: TaskTracker::new(),
             sockets: Arc::default(),
-        })
+        })))
     }
 }
 

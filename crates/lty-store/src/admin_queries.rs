@@ -70,6 +70,39 @@ pub struct DeviceSearch {
     pub user_id: Option<i64>,
     /// The firmware version a xiaozhi device last reported, exactly.
     pub firmware: Option<String>,
+    /// Only the MACs in (or only those outside) a set, such as the devices
+    /// online now.
+    pub macs: Option<MacSet>,
+}
+
+/// A set of MACs (stored form) a device search keeps or leaves out.
+#[derive(Debug, Clone)]
+pub enum MacSet {
+    /// Only these MACs.
+    Within(Vec<String>),
+    /// Every MAC but these.
+    Outside(Vec<String>),
+}
+
+impl MacSet {
+    /// `mac` is in the set (or not): the whole set goes as one JSON-array
+    /// parameter, so its size meets no limit on bound parameters.
+    pub(crate) fn condition(&self, kind: DatabaseKind, mac: Expr) -> Expr {
+        let (macs, op) = match self {
+            Self::Within(m) => (m, "IN"),
+            Self::Outside(m) => (m, "NOT IN"),
+        };
+        // sea-query's placeholders: `?` in order on SQLite, `$n` on
+        // PostgreSQL.
+        let sql = match kind {
+            DatabaseKind::Sqlite => format!("? {op} (SELECT value FROM json_each(?))"),
+            DatabaseKind::Postgres => {
+                format!("$1 {op} (SELECT jsonb_array_elements_text(CAST($2 AS jsonb)))")
+            }
+        };
+        let json = serde_json::Value::from(macs.clone()).to_string();
+        Expr::cust_with_exprs(sql, [mac, Expr::val(json)])
+    }
 }
 
 /// Which users to list; every set field must match.
@@ -292,6 +325,9 @@ impl Database {
         }
         if let Some(v) = &search.firmware {
             q = q.filter(xiaozhi_device::Column::FirmwareVersion.eq(v.as_str()));
+        }
+        if let Some(set) = &search.macs {
+            q = q.filter(set.condition(self.kind(), mac.clone()));
         }
         let total: Option<i64> = q
             .clone()

@@ -232,6 +232,10 @@ impl Database {
         if let Some(v) = &search.firmware {
             query = query.filter(xiaozhi_device::Column::FirmwareVersion.eq(v.as_str()));
         }
+        if let Some(set) = &search.macs {
+            let mac = Expr::col((xiaozhi_device::Entity, xiaozhi_device::Column::MacAddress));
+            query = query.filter(set.condition(self.kind(), mac));
+        }
         let total = query.clone().count(self.conn()).await.map_err(db_err)?;
         let by: Expr = match sort.key {
             DeviceSort::Mac => xiaozhi_device::Column::MacAddress.into_expr(),

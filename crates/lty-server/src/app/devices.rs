@@ -1,8 +1,11 @@
 //! Device bindings and pushes: binding a device to a family (the latest
 //! binding wins; the family that lost it has the device's sockets closed),
-//! unbinding, online state from `device:last_seen:{mac}`, and pushing a
+//! unbinding, online state from `device:last_seen:{mac}` and the online
+//! index beside it, and pushing a
 //! message to every socket of a family, on every instance. The app's
 //! routes, operators and device activation all bind through here.
+
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use chrono::{DateTime, TimeZone, Utc};
@@ -11,7 +14,7 @@ use lty_core::user::DeviceBinding;
 use lty_core::{MacAddress, Result};
 
 use crate::state::AppState;
-use crate::ws::protocol::{device_group, kick_message, last_seen_key};
+use crate::ws::protocol::{LAST_SEEN_TTL_SECS, device_group, kick_message, last_seen_key};
 
 /// Longest device name, in characters.
 const NAME_MAX: usize = 64;
@@ -32,6 +35,57 @@ pub fn validate_name(name: Option<String>) -> Result<Option<String>> {
         ),
         Some(n) => Ok(Some(n)),
     }
+}
+
+/// The cache's presence index of devices: every MAC whose
+/// `device:last_seen:{mac}` was written, with the same expiry, so that
+/// listings can filter and page by online state.
+pub const ONLINE_INDEX: &str = "device:online";
+
+/// Records that a connected device was seen: `device:last_seen:{mac}` and
+/// its mark in [`ONLINE_INDEX`], at most once a second per connection (the
+/// value has one-second resolution).
+#[derive(Debug)]
+pub struct SeenRecorder {
+    key: String,
+    mac: String,
+    written: Option<Instant>,
+}
+
+impl SeenRecorder {
+    pub fn new(mac: &MacAddress) -> Self {
+        Self {
+            key: last_seen_key(mac),
+            mac: mac.to_string(),
+            written: None,
+        }
+    }
+
+    /// Writes both unless they were written less than a second ago; a
+    /// cache error is logged and retried on the next call.
+    pub async fn touch(&mut self, state: &AppState) {
+        if self
+            .written
+            .is_some_and(|at| at.elapsed() < Duration::from_secs(1))
+        {
+            return;
+        }
+        let now = Utc::now().timestamp().to_string();
+        let ttl = Duration::from_secs(LAST_SEEN_TTL_SECS);
+        // Both go out together (one round trip on a pipelined connection).
+        match tokio::try_join!(
+            state.cache.set(&self.key, &now, Some(ttl)),
+            state.cache.mark_present(ONLINE_INDEX, &self.mac, ttl),
+        ) {
+            Ok(_) => self.written = Some(Instant::now()),
+            Err(err) => tracing::warn!(%err, key = %self.key, "cannot record last seen"),
+        }
+    }
+}
+
+/// The MACs seen within the last 5 minutes (the online index).
+pub async fn online_macs(state: &AppState) -> Result<Vec<String>> {
+    state.cache.present(ONLINE_INDEX).await
 }
 
 /// Online state of a device, from `device:last_seen:{mac}` (5-minute TTL).

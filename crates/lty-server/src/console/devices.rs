@@ -72,6 +72,7 @@ async fn list(State(state): State<AppState>, op: Op, Query(q): Query<ListQuery>)
             user_id: None,
             kind: xiaozhi_only.then_some(DeviceKind::Xiaozhi),
             firmware: firmware.clone(),
+            online: online_only.then_some(true),
             sort: sort_pair.1.clone(),
             order: order_pair.1.clone(),
         }),
@@ -79,11 +80,7 @@ async fn list(State(state): State<AppState>, op: Op, Query(q): Query<ListQuery>)
     .await
     .or_fail(&op)?
     .0;
-    let devices: Vec<_> = found
-        .devices
-        .iter()
-        .filter(|d| !online_only || d.online)
-        .collect();
+    let devices: Vec<_> = found.devices.iter().collect();
     let macs: Vec<&str> = devices.iter().map(|d| d.mac_address.as_str()).collect();
     let filters = [
         ("mac", q.mac.clone()),

@@ -15,9 +15,9 @@ use tracing::Instrument;
 use super::protocol::{
     CLOSE_ACCOUNT_DISABLED, CLOSE_INVALID_PAYLOAD, CLOSE_LOGGED_OUT, CLOSE_PING_TIMEOUT,
     CLOSE_SERVICE_RESTART, CLOSE_TOO_BIG, CLOSE_TOO_SLOW, CLOSE_UNBOUND, CONTROL, ErrorFrame,
-    LAST_SEEN_TTL_SECS, Since, cursor_frame, device_group, envelope, is_kick_all, last_seen_key,
-    parse_kick, parse_kick_token,
+    Since, cursor_frame, device_group, envelope, is_kick_all, parse_kick, parse_kick_token,
 };
+use crate::app::devices::SeenRecorder;
 use crate::state::AppState;
 
 /// Keeps the open-socket gauge right however the session ends.
@@ -33,30 +33,6 @@ impl OpenGauge {
 impl Drop for OpenGauge {
     fn drop(&mut self) {
         metrics::gauge!("lty_ws_open_connections").decrement(1.0);
-    }
-}
-
-/// Refreshes `device:last_seen:{mac}`, at most once a second per socket (the
-/// value has one-second resolution).
-struct LastSeen {
-    key: String,
-    written: Option<Instant>,
-}
-
-impl LastSeen {
-    async fn touch(&mut self, state: &AppState) {
-        if self
-            .written
-            .is_some_and(|at| at.elapsed() < Duration::from_secs(1))
-        {
-            return;
-        }
-        let now = chrono::Utc::now().timestamp().to_string();
-        let ttl = Some(Duration::from_secs(LAST_SEEN_TTL_SECS));
-        match state.cache.set(&self.key, &now, ttl).await {
-            Ok(()) => self.written = Some(Instant::now()),
-            Err(err) => tracing::warn!(%err, key = %self.key, "cannot record last seen"),
-        }
     }
 }
 
@@ -193,10 +169,7 @@ async fn session(
         Ok(None) => {}
         Err(err) => tracing::warn!(%err, "cannot check whether the account is disabled"),
     }
-    let mut last_seen = mac.map(|m| LastSeen {
-        key: last_seen_key(&m),
-        written: None,
-    });
+    let mut last_seen = mac.as_ref().map(SeenRecorder::new);
     if let Some(seen) = last_seen.as_mut() {
         seen.touch(&state).await;
     }

@@ -37,10 +37,9 @@ use super::speaker::{self, Downlink};
 use crate::app::audio::opus::OpusDecoder;
 use crate::app::audio::vad::{Vad, VadConfig, VadEvent};
 use crate::app::chat::turn::{self, Delivery, Outcome, Style, Thread, TurnEvent, TurnRequest};
+use crate::app::devices::SeenRecorder;
 use crate::state::AppState;
-use crate::ws::protocol::{
-    CLOSE_SERVICE_RESTART, CONTROL, device_group, is_kick_all, last_seen_key, parse_kick,
-};
+use crate::ws::protocol::{CLOSE_SERVICE_RESTART, CONTROL, device_group, is_kick_all, parse_kick};
 
 /// Uplink PCM rate (the firmware's constant).
 const UPLINK_RATE: u32 = 16_000;
@@ -220,7 +219,7 @@ struct Session {
     mcp: Arc<McpClient>,
     hello_done: bool,
     last_voice: Instant,
-    last_seen_written: Option<Instant>,
+    seen: SeenRecorder,
 }
 
 /// Runs a channel until it ends.
@@ -245,6 +244,7 @@ async fn serve(socket: WebSocket, state: AppState, device: Device) {
             .pubsub
             .subscribe(&device_group(id), state.config.ws.queue_capacity)
     });
+    let seen = SeenRecorder::new(&device.mac);
     let mut session = Session {
         mcp: Arc::new(McpClient::new(out.clone(), mcp_timeout)),
         state,
@@ -258,7 +258,7 @@ async fn serve(socket: WebSocket, state: AppState, device: Device) {
         responding: None,
         hello_done: false,
         last_voice: Instant::now(),
-        last_seen_written: None,
+        seen,
     };
     Box::pin(session.touch()).await;
     let mut tick = tokio::time::interval(Duration::from_secs(1));
@@ -366,25 +366,9 @@ impl Session {
         let _ = self.out.send(Outbound::Close(code, reason)).await;
     }
 
-    /// `device:last_seen:{mac}`, at most once a second.
+    /// `device:last_seen:{mac}` and the online index, at most once a second.
     async fn touch(&mut self) {
-        if self
-            .last_seen_written
-            .is_some_and(|at| at.elapsed() < Duration::from_secs(1))
-        {
-            return;
-        }
-        let now = Utc::now().timestamp().to_string();
-        let ttl = Some(Duration::from_secs(crate::ws::protocol::LAST_SEEN_TTL_SECS));
-        match self
-            .state
-            .cache
-            .set(&last_seen_key(&self.device.mac), &now, ttl)
-            .await
-        {
-            Ok(()) => self.last_seen_written = Some(Instant::now()),
-            Err(err) => tracing::warn!(%err, "cannot record last seen"),
-        }
+        self.seen.touch(&self.state).await;
     }
 
     /// A text frame; `false` ends the channel.

@@ -460,6 +460,86 @@ async fn resetting_a_quota_clears_todays_chat_count() {
 }
 
 #[tokio::test]
+async fn the_online_filter_pages_and_counts_only_the_devices_seen_now() {
+    let app = spawn_app().await;
+    let ops = admin_token(&app, AdminRole::Operator).await;
+    let macs: Vec<String> = (1..=5).map(|i| format!("02:00:00:00:0c:0{i}")).collect();
+    for (i, mac) in macs.iter().enumerate() {
+        app.user_with_device(&format!("family_{i}"), mac).await;
+    }
+    // The first three come online through their sockets.
+    let mut sockets = Vec::new();
+    for mac in &macs[..3] {
+        let token = app.mac_login(mac).await;
+        sockets.push(app.ws_connect(&token, Some(mac)).await);
+    }
+    wait_until("the sockets mark their devices online", async || {
+        app.state
+            .cache
+            .present("device:online")
+            .await
+            .unwrap()
+            .len()
+            == 3
+    })
+    .await;
+    let listed = |v: &Value| -> Vec<(String, bool)> {
+        v["devices"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|d| {
+                (
+                    d["mac_address"].as_str().unwrap().to_owned(),
+                    d["online"].as_bool().unwrap(),
+                )
+            })
+            .collect()
+    };
+    let page = |n: usize, online: bool| (macs[n].clone(), online);
+
+    // Full pages of online devices, and a total that counts only them.
+    let first = get_json(
+        &app,
+        "/api/v1/admin/devices/?online=true&sort=mac&page_size=2",
+        &ops,
+    )
+    .await;
+    assert_eq!(first["total"], 3, "{first}");
+    assert_eq!(listed(&first), [page(0, true), page(1, true)]);
+    let second = get_json(
+        &app,
+        "/api/v1/admin/devices/?online=true&sort=mac&page_size=2&page=2",
+        &ops,
+    )
+    .await;
+    assert_eq!(listed(&second), [page(2, true)]);
+    let offline = get_json(
+        &app,
+        "/api/v1/admin/devices/?online=false&sort=mac&order=desc",
+        &ops,
+    )
+    .await;
+    assert_eq!(offline["total"], 2, "{offline}");
+    assert_eq!(listed(&offline), [page(4, false), page(3, false)]);
+    // With the other filters.
+    let one = get_json(&app, "/api/v1/admin/devices/?online=true&mac=0c:02", &ops).await;
+    assert_eq!(listed(&one), [page(1, true)]);
+    let none = get_json(&app, "/api/v1/admin/devices/?online=true&mac=0c:05", &ops).await;
+    assert_eq!(none["total"], 0, "{none}");
+    let res = call(
+        &app,
+        "GET",
+        "/api/v1/admin/devices/?online=maybe",
+        Some(&ops),
+        None,
+    )
+    .await;
+    assert_error(res, 400, "invalid_query").await;
+    drop(sockets);
+}
+
+#[tokio::test]
 async fn operators_search_inspect_push_to_and_unbind_devices() {
     let app = spawn_app().await;
     let uid = app.user_with_device("family", MAC).await;

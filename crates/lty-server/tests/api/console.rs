@@ -14,6 +14,7 @@ use std::time::Duration;
 
 use lty_core::MacAddress;
 use lty_core::admin::AdminRole;
+use lty_server::app::devices::SeenRecorder;
 use lty_server::ws::protocol::last_seen_key;
 use lty_store::sort::{AuditSort, SortKey};
 use serde_json::{Value, json};
@@ -679,16 +680,9 @@ async fn every_list_sorts_by_its_column_headers_across_pages_and_filters() {
         app.user_with_device(&format!("family_{i}"), &mac).await;
         crate::admin_sorting::xiaozhi_device(&app, &mac, &format!("board-{i}"), fw).await;
     }
+    // Seen as a device's socket records it: last seen and the online index.
     let online = MacAddress::parse("02:00:00:00:0e:02").unwrap();
-    app.state
-        .cache
-        .set(
-            &last_seen_key(&online),
-            &chrono::Utc::now().timestamp().to_string(),
-            Some(Duration::from_secs(300)),
-        )
-        .await
-        .unwrap();
+    SeenRecorder::new(&online).touch(&app.state).await;
     // One row or more in every other list.
     create_plan(&app, &boss, "premium", 200).await;
     create_plan(&app, &boss, "basic", 20).await;
@@ -833,6 +827,8 @@ async fn every_list_sorts_by_its_column_headers_across_pages_and_filters() {
     b.click("#online").await;
     b.click("form.filters button[type=submit]").await;
     wait_eval(&b, rows, json!(["02:00:00:00:0e:02"])).await;
+    // The total counts online devices only.
+    b.wait_text("main .pager", "共 1").await;
     b.find("th[aria-sort='descending'] a[data-sort='mac']")
         .await;
     let url = b.url().await;

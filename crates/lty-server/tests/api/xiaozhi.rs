@@ -430,6 +430,13 @@ async fn operators_see_xiaozhi_devices_with_board_firmware_framing_and_online_st
     };
     assert_eq!(detail["online"], true, "{detail}");
     assert_eq!(detail["xiaozhi"]["protocol_version"], 3);
+    // Filtered by online state: the channel's device, then the other.
+    for (online, mac) in [("true", &talking.mac), ("false", &waiting.mac)] {
+        let path = format!("/api/v1/admin/devices/?kind=xiaozhi&online={online}");
+        let list: Value = admin_get(&app, &admin, &path).await.json().await.unwrap();
+        assert_eq!(list["total"], 1, "{path}: {list}");
+        assert_eq!(list["devices"][0]["mac_address"], mac.as_str(), "{path}");
+    }
 
     // Every bound device, xiaozhi or not; the unbound one by itself.
     let all: Value = admin_get(&app, &admin, "/api/v1/admin/devices/")

@@ -1,6 +1,7 @@
 //! The in-process cache: a sharded map with lazy expiry and a periodic sweep,
 //! so expired keys neither answer nor pile up.
 
+use std::collections::HashMap;
 use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
@@ -24,10 +25,14 @@ impl Entry {
     }
 }
 
-/// The embedded-mode cache. Cloning shares the same map.
+/// Presence indexes: member → expiry, per index.
+type Indexes = DashMap<String, HashMap<String, Instant>>;
+
+/// The embedded-mode cache. Cloning shares the same maps.
 #[derive(Debug, Clone, Default)]
 pub struct MemoryCache {
     map: Arc<DashMap<String, Entry>>,
+    indexes: Arc<Indexes>,
 }
 
 impl MemoryCache {
@@ -37,14 +42,22 @@ impl MemoryCache {
         let cache = Self::default();
         if let Ok(handle) = tokio::runtime::Handle::try_current() {
             let weak: Weak<DashMap<String, Entry>> = Arc::downgrade(&cache.map);
+            let weak_indexes: Weak<Indexes> = Arc::downgrade(&cache.indexes);
             handle.spawn(async move {
                 let mut tick = tokio::time::interval(SWEEP_EVERY);
                 tick.tick().await;
                 loop {
                     tick.tick().await;
-                    let Some(map) = weak.upgrade() else { break };
+                    let (Some(map), Some(indexes)) = (weak.upgrade(), weak_indexes.upgrade())
+                    else {
+                        break;
+                    };
                     let now = Instant::now();
                     map.retain(|_, e| e.live(now));
+                    indexes.retain(|_, members| {
+                        members.retain(|_, at| *at > now);
+                        !members.is_empty()
+                    });
                 }
             });
         }
@@ -140,5 +153,26 @@ impl Cache for MemoryCache {
 
     async fn ping(&self) -> Result<()> {
         Ok(())
+    }
+
+    async fn mark_present(&self, index: &str, member: &str, ttl: Duration) -> Result<()> {
+        let until = Instant::now() + ttl;
+        let mut members = self.indexes.entry(index.to_owned()).or_default();
+        match members.get_mut(member) {
+            Some(at) => *at = until,
+            None => {
+                members.insert(member.to_owned(), until);
+            }
+        }
+        Ok(())
+    }
+
+    async fn present(&self, index: &str) -> Result<Vec<String>> {
+        let now = Instant::now();
+        let Some(mut members) = self.indexes.get_mut(index) else {
+            return Ok(Vec::new());
+        };
+        members.retain(|_, at| *at > now);
+        Ok(members.keys().cloned().collect())
     }
 }

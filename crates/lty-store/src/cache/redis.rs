@@ -258,6 +258,15 @@ impl RedisCache {
     }
 }
 
+/// Unix time in milliseconds, the score of presence marks (instances
+/// share it, so their clocks are expected to agree, as NTP keeps them).
+fn unix_millis() -> u64 {
+    let since = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    u64::try_from(since.as_millis()).unwrap_or(u64::MAX)
+}
+
 fn millis(d: Duration) -> u64 {
     u64::try_from(d.as_millis()).unwrap_or(u64::MAX).max(1)
 }
@@ -345,6 +354,27 @@ impl Cache for RedisCache {
             .await
             .map_err(redis_err)?;
         Ok(reply.map(|(value, marked)| (value, marked > 0)))
+    }
+
+    async fn mark_present(&self, index: &str, member: &str, ttl: Duration) -> Result<()> {
+        let mut conn = self.conn.clone();
+        let until = unix_millis().saturating_add(millis(ttl));
+        conn.zadd::<_, _, _, ()>(self.key(index), member, until)
+            .await
+            .map_err(redis_err)
+    }
+
+    async fn present(&self, index: &str) -> Result<Vec<String>> {
+        let mut conn = self.conn.clone();
+        let key = self.key(index);
+        let now = unix_millis();
+        let _: i64 = conn
+            .zrembyscore(&key, "-inf", now)
+            .await
+            .map_err(redis_err)?;
+        conn.zrangebyscore(&key, format!("({now}"), "+inf")
+            .await
+            .map_err(redis_err)
     }
 
     async fn ping(&self) -> Result<()> {

@@ -1,5 +1,6 @@
-//! The cache port on each backend: values, expiry, `set_nx`, counters and
-//! `ttl`, with the same behaviour in process and on Redis.
+//! The cache port on each backend: values, expiry, `set_nx`, counters,
+//! `ttl` and presence indexes, with the same behaviour in process and on
+//! Redis.
 
 use std::time::Duration;
 
@@ -149,6 +150,59 @@ async fn ttl_is_none_for_a_missing_key_max_without_expiry_and_the_time_left_othe
         assert!(
             left <= minute && left >= minute - Duration::from_secs(2),
             "time left {left:?}"
+        );
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_presence_mark_lasts_its_ttl_and_a_later_mark_extends_it() {
+    each_cache(async |t| {
+        let c = &t.cache;
+        assert!(c.present("device:online").await.unwrap().is_empty());
+        c.mark_present("device:online", "02:00:00:00:00:01", SHORT_TTL)
+            .await
+            .unwrap();
+        c.mark_present(
+            "device:online",
+            "02:00:00:00:00:02",
+            Duration::from_secs(60),
+        )
+        .await
+        .unwrap();
+        c.mark_present("device:other", "02:00:00:00:00:03", Duration::from_secs(60))
+            .await
+            .unwrap();
+        let mut now = c.present("device:online").await.unwrap();
+        now.sort();
+        assert_eq!(now, ["02:00:00:00:00:01", "02:00:00:00:00:02"]);
+
+        tokio::time::sleep(PAST_SHORT_TTL).await;
+
+        assert_eq!(
+            c.present("device:online").await.unwrap(),
+            ["02:00:00:00:00:02"],
+            "the short mark expired; the other index is apart"
+        );
+        // Marked again, a member is back; a short mark replaces a long one.
+        c.mark_present(
+            "device:online",
+            "02:00:00:00:00:01",
+            Duration::from_secs(60),
+        )
+        .await
+        .unwrap();
+        c.mark_present("device:online", "02:00:00:00:00:02", SHORT_TTL)
+            .await
+            .unwrap();
+        tokio::time::sleep(PAST_SHORT_TTL).await;
+        assert_eq!(
+            c.present("device:online").await.unwrap(),
+            ["02:00:00:00:00:01"]
+        );
+        assert_eq!(
+            c.present("device:other").await.unwrap(),
+            ["02:00:00:00:00:03"]
         );
     })
     .await;

@@ -196,6 +196,14 @@ impl Cache for CountingCache {
         self.count();
         self.inner.ttl(key).await
     }
+    async fn mark_present(&self, index: &str, member: &str, ttl: Duration) -> Result<()> {
+        self.count();
+        self.inner.mark_present(index, member, ttl).await
+    }
+    async fn present(&self, index: &str) -> Result<Vec<String>> {
+        self.count();
+        self.inner.present(index).await
+    }
     async fn ping(&self) -> Result<()> {
         self.count();
         self.inner.ping().await

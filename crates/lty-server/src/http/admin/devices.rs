@@ -9,7 +9,7 @@ use chrono::{DateTime, Utc};
 use lty_core::MacAddress;
 use lty_core::user::DeviceBinding;
 use lty_core::xiaozhi::XiaozhiDevice;
-use lty_store::admin_queries::DeviceSearch;
+use lty_store::admin_queries::{DeviceSearch, MacSet};
 use lty_store::sort::DeviceSort;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -17,8 +17,9 @@ use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::users::{AdminBindingOut, online_state};
+use super::users::AdminBindingOut;
 use super::{AdminCtx, OptionalJson, PageInfo, PageQuery, not_found};
+use crate::app::devices;
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::extract::{Json, Path, Query};
 use crate::state::AppState;
@@ -87,6 +88,10 @@ pub struct DeviceSearchQuery {
     /// The firmware version a xiaozhi device last reported, exactly
     /// (`1.6.2`); only xiaozhi devices report one.
     pub firmware: Option<String>,
+    /// `true`: only devices seen within the last 5 minutes (online);
+    /// `false`: only the others. Paging and `total` count the filtered
+    /// devices.
+    pub online: Option<bool>,
     /// Sort key: `mac`, `board`, `firmware`, `last_check` (the last three as the xiaozhi device reported; devices without a report first when ascending) (default `mac` ascending; with `kind=xiaozhi`, `last_check` descending). Ties are broken by id.
     #[param(schema_with = sort_keys)]
     pub sort: Option<String>,
@@ -172,8 +177,8 @@ pub struct AdminDeviceListOut {
     pub page: PageInfo,
 }
 
-/// Devices ever bound, by MAC, filtered by MAC fragment, user or the
-/// firmware they reported; with `kind=xiaozhi`, xiaozhi-esp32 devices with
+/// Devices ever bound, by MAC, filtered by MAC fragment, user, the
+/// firmware they reported or online state; with `kind=xiaozhi`, xiaozhi-esp32 devices with
 /// what they last reported, most recently seen first. `sort` and `order`
 /// choose another order.
 #[utoipa::path(get, path = "/api/v1/admin/devices/", tag = "admin", operation_id = "admin_devices_search",
@@ -209,10 +214,22 @@ pub async fn search(
         }
         Some(v) => Some(v.to_owned()),
     };
+    let macs = match q.online {
+        None => None,
+        Some(online) => {
+            let seen = devices::online_macs(&state).await?;
+            Some(if online {
+                MacSet::Within(seen)
+            } else {
+                MacSet::Outside(seen)
+            })
+        }
+    };
     let filter = DeviceSearch {
         fragment: mac_fragment(q.mac)?,
         user_id: q.user_id,
         firmware,
+        macs,
     };
     let (macs, total) = if xiaozhi_only {
         let found = state
@@ -243,7 +260,7 @@ pub async fn search(
     let mut devices = Vec::with_capacity(macs.len());
     for mac in macs {
         let binding = state.db.latest_binding(&mac).await?;
-        let (online, last_seen) = online_state(&state, &mac).await?;
+        let (online, last_seen) = devices::online_state(&state, &mac).await?;
         devices.push(DeviceSummaryOut {
             mac_address: mac.to_string(),
             binding: binding.map(Into::into),
@@ -301,7 +318,7 @@ pub async fn view(
         return Err(device_not_found());
     }
     let binding = state.db.latest_binding(&mac).await?;
-    let (online, last_seen) = online_state(&state, &mac).await?;
+    let (online, last_seen) = devices::online_state(&state, &mac).await?;
     ctx.audit(&state, "device.view", "device", mac, json!({}))
         .await?;
     Ok(Json(DeviceDetailOut {

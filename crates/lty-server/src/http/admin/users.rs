@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 
 use axum::extract::State;
-use chrono::{DateTime, TimeZone, Utc};
+use chrono::{DateTime, Utc};
 use lty_core::PhoneNumber;
 use lty_core::user::{DeviceBinding, User};
 use lty_store::admin_queries::UserSearch;
@@ -17,12 +17,12 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::{AdminCtx, OptionalJson, PageInfo, PageQuery, not_found};
+use crate::app::devices;
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::extract::{Json, Path, Query};
 use crate::http::cards::HistoryItemOut;
 use crate::http::subscriptions::{SubscriptionOut, subscription_of};
 use crate::state::AppState;
-use crate::ws::protocol::last_seen_key;
 
 /// User routes.
 pub fn router() -> OpenApiRouter<AppState> {
@@ -236,18 +236,6 @@ pub struct UserDetailOut {
     pub usage: AdminUsageOut,
 }
 
-/// Online state from `device:last_seen:{mac}`.
-pub(super) async fn online_state(
-    state: &AppState,
-    mac: &lty_core::MacAddress,
-) -> ApiResult<(bool, Option<DateTime<Utc>>)> {
-    let seen = state.cache.get(&last_seen_key(mac)).await?;
-    let at = seen
-        .and_then(|s| s.trim().parse::<i64>().ok())
-        .and_then(|secs| Utc.timestamp_opt(secs, 0).single());
-    Ok((at.is_some(), at))
-}
-
 /// One user with devices, subscription, card history and usage (audited
 /// as `user.view`).
 #[utoipa::path(get, path = "/api/v1/admin/users/{id}/", tag = "admin", operation_id = "admin_user_view",
@@ -268,7 +256,7 @@ pub async fn view(
     let user = state.db.user(id).await?.ok_or_else(user_not_found)?;
     let mut devices = Vec::new();
     for b in state.db.bindings_of_user(id).await? {
-        let (online, last_seen) = online_state(&state, &b.mac_address).await?;
+        let (online, last_seen) = devices::online_state(&state, &b.mac_address).await?;
         devices.push(UserDeviceOut {
             binding: b.into(),
             online,
