@@ -65,6 +65,7 @@ pub async fn serve(state: AppState, listener: TcpListener) -> anyhow::Result<()>
     crate::app::voice_chat::spawn_sweeper(state.clone());
     // Deletes expired temporary media on the `fs` storage backend.
     crate::app::media::spawn_sweeper(state.clone());
+    crate::telemetry::spawn_metrics_upkeep(state.metrics.clone(), state.shutdown.clone());
 
     let http = &state.config.http;
     let open_files = connections::raise_open_file_limit();

@@ -3,7 +3,7 @@
 
 use std::io::IsTerminal;
 use std::sync::OnceLock;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use axum::extract::{MatchedPath, Request};
 use axum::http::HeaderValue;
@@ -11,6 +11,7 @@ use axum::middleware::Next;
 use axum::response::Response;
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use rand::RngCore;
+use tokio_util::sync::CancellationToken;
 use tower_http::request_id::{MakeRequestId, RequestId};
 use tracing_subscriber::EnvFilter;
 
@@ -137,6 +138,34 @@ pub fn metrics_handle() -> PrometheusHandle {
             handle
         })
         .clone()
+}
+
+/// How often recorded histogram samples are folded into their buckets.
+const METRICS_UPKEEP_EVERY: Duration = Duration::from_secs(5);
+
+/// Folds the histograms' recorded samples into their buckets every few
+/// seconds until `shutdown`. The recorder keeps every sample until then or
+/// until a scrape of `/metrics`: without this, memory grows with every
+/// request while nothing scrapes.
+pub fn spawn_metrics_upkeep(handle: PrometheusHandle, shutdown: CancellationToken) {
+    spawn_metrics_upkeep_every(handle, shutdown, METRICS_UPKEEP_EVERY);
+}
+
+fn spawn_metrics_upkeep_every(
+    handle: PrometheusHandle,
+    shutdown: CancellationToken,
+    every: Duration,
+) {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(every);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                () = shutdown.cancelled() => break,
+                _ = tick.tick() => handle.run_upkeep(),
+            }
+        }
+    });
 }
 
 /// Counts requests and records their latency by route and status. Routes
@@ -271,6 +300,53 @@ impl Default for PanicLogLimiter {
 #[cfg(test)]
 mod tests {
     use super::{PanicLogLimiter, redact_path};
+
+    /// Resident memory of this process, from `/proc/self/statm`.
+    #[cfg(target_os = "linux")]
+    fn rss_bytes() -> u64 {
+        let statm = std::fs::read_to_string("/proc/self/statm").unwrap();
+        let pages: u64 = statm.split_whitespace().nth(1).unwrap().parse().unwrap();
+        pages * 4096
+    }
+
+    #[cfg(target_os = "linux")]
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn histogram_samples_do_not_pile_up_while_nothing_scrapes() {
+        use std::time::Duration;
+        let recorder = metrics_exporter_prometheus::PrometheusBuilder::new()
+            .set_buckets(super::LATENCY_BUCKETS)
+            .unwrap()
+            .build_recorder();
+        let handle = recorder.handle();
+        let histogram = metrics::with_local_recorder(&recorder, || {
+            metrics::histogram!("lty_test_duration_seconds")
+        });
+        let stop = tokio_util::sync::CancellationToken::new();
+        super::spawn_metrics_upkeep_every(handle.clone(), stop.clone(), Duration::from_millis(5));
+        // 16 million samples: about 130 MB if they were all kept.
+        let before = rss_bytes();
+        for _ in 0..400 {
+            for _ in 0..40_000 {
+                histogram.record(0.001);
+            }
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        let grown = rss_bytes().saturating_sub(before);
+        stop.cancel();
+        assert!(
+            grown < 48 << 20,
+            "resident memory grew by {} MB over 16 million samples",
+            grown >> 20
+        );
+        // Nothing was lost: the buckets count every sample.
+        assert!(
+            handle
+                .render()
+                .contains("lty_test_duration_seconds_count 16000000"),
+            "{}",
+            handle.render()
+        );
+    }
 
     #[test]
     fn credentials_in_paths_are_redacted_and_other_paths_kept() {
