@@ -93,6 +93,7 @@ pub async fn connect_database(config: &Config) -> anyhow::Result<Database> {
     let opts = PoolOptions {
         max_connections: config.database.max_connections,
         acquire_timeout: Duration::from_secs(config.database.acquire_timeout_secs.max(1)),
+        ..PoolOptions::default()
     };
     let db = Database::connect(&config.database_url(), &opts)
         .await

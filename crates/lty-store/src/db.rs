@@ -9,6 +9,7 @@ use chrono::Utc;
 use lty_core::chat::Page;
 use lty_core::user::{DeviceBinding, NewUser, ProfilePatch, User};
 use lty_core::{BackendError, Error, MacAddress, Result};
+use sea_orm::sqlx::pool::PoolConnectionMetadata;
 use sea_orm::sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sea_orm::sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous,
@@ -38,6 +39,12 @@ pub struct PoolOptions {
     pub max_connections: u32,
     /// How long a request waits for a free connection before failing.
     pub acquire_timeout: Duration,
+    /// A pooled connection idle for longer than this is checked with a
+    /// round trip before it is handed out (a database or pooler restarted
+    /// meanwhile would have closed it); one used more recently is handed
+    /// out as it is. The pool already checks every connection when it comes
+    /// back, so a busy pool saves a round trip per query.
+    pub check_idle_after: Duration,
 }
 
 impl Default for PoolOptions {
@@ -45,6 +52,7 @@ impl Default for PoolOptions {
         Self {
             max_connections: 16,
             acquire_timeout: Duration::from_secs(5),
+            check_idle_after: Duration::from_secs(10),
         }
     }
 }
@@ -55,6 +63,17 @@ pub struct Database {
     conn: DatabaseConnection,
     kind: DatabaseKind,
     memos: Arc<Memos>,
+}
+
+/// The pool's check before handing out a connection: a round trip when it
+/// has been idle for longer than `after`; `false` (closed and replaced by
+/// the pool) when that fails.
+async fn check_if_idle<C: sea_orm::sqlx::Connection>(
+    conn: &mut C,
+    meta: PoolConnectionMetadata,
+    after: Duration,
+) -> std::result::Result<bool, sea_orm::sqlx::Error> {
+    Ok(meta.idle_for <= after || conn.ping().await.is_ok())
 }
 
 fn db_err(err: impl std::fmt::Display) -> Error {
@@ -78,9 +97,12 @@ impl Database {
             {
                 std::fs::create_dir_all(dir).map_err(db_err)?;
             }
+            let idle = opts.check_idle_after;
             let pool = SqlitePoolOptions::new()
                 .max_connections(opts.max_connections.clamp(1, 8))
                 .acquire_timeout(opts.acquire_timeout)
+                .test_before_acquire(false)
+                .before_acquire(move |conn, meta| Box::pin(check_if_idle(conn, meta, idle)))
                 .connect_with(options)
                 .await
                 .map_err(db_err)?;
@@ -91,9 +113,12 @@ impl Database {
             })
         } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
             let options = PgConnectOptions::from_str(url).map_err(db_err)?;
+            let idle = opts.check_idle_after;
             let pool = PgPoolOptions::new()
                 .max_connections(opts.max_connections.max(1))
                 .acquire_timeout(opts.acquire_timeout)
+                .test_before_acquire(false)
+                .before_acquire(move |conn, meta| Box::pin(check_if_idle(conn, meta, idle)))
                 .connect_with(options)
                 .await
                 .map_err(db_err)?;

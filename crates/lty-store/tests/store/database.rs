@@ -352,3 +352,66 @@ async fn concurrent_statements_of_one_shape_each_get_their_own_answer() {
     })
     .await;
 }
+
+/// A pooled connection idle past `check_idle_after` is checked before it
+/// is handed out, so one the server closed meanwhile is replaced unseen;
+/// one used more recently is handed out unchecked (a round trip saved per
+/// query), so its next query fails and the pool replaces it after that.
+#[tokio::test]
+#[ignore = "needs TEST_DATABASE_URL (PostgreSQL + Redis leg)"]
+async fn idle_connections_are_checked_and_replaced_when_the_server_closed_them() {
+    use sea_orm::ConnectionTrait;
+    use std::time::Duration;
+    let admin_url = std::env::var("TEST_DATABASE_URL").expect("TEST_DATABASE_URL is set");
+    let database = format!("lty_test_{}", crate::helpers::random_hex());
+    create_postgres_database(&admin_url, &database)
+        .await
+        .expect("create the database");
+    let url = with_database(&admin_url, &database).expect("a URL");
+    let pool = |check_idle_after| PoolOptions {
+        max_connections: 1,
+        acquire_timeout: Duration::from_secs(5),
+        check_idle_after,
+    };
+    let checked = Database::connect(&url, &pool(Duration::ZERO))
+        .await
+        .expect("connect");
+    let unchecked = Database::connect(&url, &pool(Duration::from_secs(3600)))
+        .await
+        .expect("connect");
+    let admin = Database::connect(&admin_url, &PoolOptions::default())
+        .await
+        .expect("connect as admin");
+    checked.ping().await.expect("a first query");
+    unchecked.ping().await.expect("a first query");
+
+    // The server closes every connection to the database (a restart).
+    admin
+        .conn()
+        .execute_unprepared(&format!(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{database}'"
+        ))
+        .await
+        .expect("terminate the backends");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    checked
+        .ping()
+        .await
+        .expect("the idle connection was checked and replaced");
+    assert!(
+        unchecked.ping().await.is_err(),
+        "a recently used connection is handed out unchecked"
+    );
+    unchecked
+        .ping()
+        .await
+        .expect("the broken connection was replaced after its failure");
+
+    checked.close().await;
+    unchecked.close().await;
+    drop_postgres_database(&admin_url, &database)
+        .await
+        .expect("drop the database");
+    admin.close().await;
+}

@@ -93,6 +93,7 @@ fn pool_options() -> PoolOptions {
     PoolOptions {
         max_connections: 4,
         acquire_timeout: Duration::from_secs(10),
+        ..PoolOptions::default()
     }
 }
 
