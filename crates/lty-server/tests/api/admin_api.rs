@@ -498,35 +498,32 @@ async fn the_online_filter_pages_and_counts_only_the_devices_seen_now() {
     };
     let page = |n: usize, online: bool| (macs[n].clone(), online);
 
-    // Full pages of online devices, and a total that counts only them.
-    let first = get_json(
-        &app,
-        "/api/v1/admin/devices/?online=true&sort=mac&page_size=2",
-        &ops,
-    )
-    .await;
-    assert_eq!(first["total"], 3, "{first}");
-    assert_eq!(listed(&first), [page(0, true), page(1, true)]);
-    let second = get_json(
-        &app,
-        "/api/v1/admin/devices/?online=true&sort=mac&page_size=2&page=2",
-        &ops,
-    )
-    .await;
-    assert_eq!(listed(&second), [page(2, true)]);
-    let offline = get_json(
-        &app,
-        "/api/v1/admin/devices/?online=false&sort=mac&order=desc",
-        &ops,
-    )
-    .await;
-    assert_eq!(offline["total"], 2, "{offline}");
-    assert_eq!(listed(&offline), [page(4, false), page(3, false)]);
-    // With the other filters.
-    let one = get_json(&app, "/api/v1/admin/devices/?online=true&mac=0c:02", &ops).await;
-    assert_eq!(listed(&one), [page(1, true)]);
-    let none = get_json(&app, "/api/v1/admin/devices/?online=true&mac=0c:05", &ops).await;
-    assert_eq!(none["total"], 0, "{none}");
+    // Full pages of online devices and a total that counts only them, the
+    // others, and either with the other filters.
+    let cases = [
+        (
+            "online=true&sort=mac&page_size=2",
+            3,
+            vec![page(0, true), page(1, true)],
+        ),
+        (
+            "online=true&sort=mac&page_size=2&page=2",
+            3,
+            vec![page(2, true)],
+        ),
+        (
+            "online=false&sort=mac&order=desc",
+            2,
+            vec![page(4, false), page(3, false)],
+        ),
+        ("online=true&mac=0c:02", 1, vec![page(1, true)]),
+        ("online=true&mac=0c:05", 0, vec![]),
+    ];
+    for (query, total, devices) in cases {
+        let found = get_json(&app, &format!("/api/v1/admin/devices/?{query}"), &ops).await;
+        assert_eq!(found["total"], total, "{query}: {found}");
+        assert_eq!(listed(&found), devices, "{query}");
+    }
     let res = call(
         &app,
         "GET",
