@@ -92,6 +92,7 @@ pub async fn show(
             (tile(t("dash.users"), s.users.total))
             (tile(t("dash.active_users"), s.users.active))
             (tile(t("dash.bound"), s.devices.bound))
+            (tile(t("dash.online"), s.devices.online))
             (tile(t("dash.sockets"), s.devices.sockets_open_here))
             (tile(t("dash.voice_running"), s.voice.sessions_running))
             (tile(t("dash.voice_total"), s.voice.minutes_total))

@@ -1167,7 +1167,18 @@ async fn stats_count_users_devices_messages_and_scans() {
         &json!({}),
     )
     .await;
+    wait_until("the socket marks its device online", async || {
+        app.state
+            .cache
+            .present("device:online")
+            .await
+            .unwrap()
+            .len()
+            == 1
+    })
+    .await;
     let stats = get_json(&app, "/api/v1/admin/stats/?days=3", &ops).await;
+    assert_eq!(stats["devices"]["online"], 1, "{stats}");
     assert_eq!(stats["users"]["total"], 2);
     assert_eq!(stats["users"]["active"], 1);
     assert_eq!(stats["users"]["disabled"], 1);

@@ -76,11 +76,8 @@ async fn an_operator_finds_a_family_by_mac_grants_a_plan_and_makes_cards() {
     let uid = app.user_with_device("family_wang", MAC).await;
     let mac = MacAddress::parse(MAC).unwrap();
     let now = chrono::Utc::now().timestamp().to_string();
-    app.state
-        .cache
-        .set(&last_seen_key(&mac), &now, Some(Duration::from_secs(300)))
-        .await
-        .unwrap();
+    // Seen as its socket records it: last seen and the online index.
+    SeenRecorder::new(&mac).touch(&app.state).await;
     let conv = app
         .state
         .db
@@ -139,6 +136,8 @@ async fn an_operator_finds_a_family_by_mac_grants_a_plan_and_makes_cards() {
     );
     log_in(&b, &app, "xiaoli").await;
     b.wait_text("main h1", "运营概览").await;
+    let online_tile = "return Array.prototype.filter.call(document.querySelectorAll('.tile'), function (t) { return t.querySelector('.label').textContent === '当前在线设备'; }).map(function (t) { return t.querySelector('.value').textContent; });";
+    assert_eq!(b.eval(online_tile, json!([])).await, json!(["1"]));
     b.check_page("dashboard").await;
 
     // The session cookie cannot be read by scripts and stays on this site.

@@ -44,6 +44,9 @@ pub struct UserStats {
 pub struct DeviceStats {
     /// Distinct MACs with a binding in force.
     pub bound: u64,
+    /// Devices seen within the last 5 minutes on any instance (the online
+    /// index, `device:online`).
+    pub online: u64,
     /// Device sockets open on the instance that answered
     /// (`lty_ws_open_connections`); sum `/metrics` of every instance for
     /// the fleet.
@@ -309,6 +312,7 @@ pub async fn stats(
         .db
         .event_total(lty_core::achievement::VOICE_MINUTES)
         .await?;
+    let online = crate::app::devices::online_macs(&state).await?.len() as u64;
     let samples = parse_samples(&state.metrics.render());
     let sockets = samples
         .iter()
@@ -323,6 +327,7 @@ pub async fn stats(
         },
         devices: DeviceStats {
             bound,
+            online,
             sockets_open_here: sockets,
         },
         per_day,
