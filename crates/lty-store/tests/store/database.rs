@@ -357,6 +357,8 @@ async fn concurrent_statements_of_one_shape_each_get_their_own_answer() {
 /// is handed out, so one the server closed meanwhile is replaced unseen;
 /// one used more recently is handed out unchecked (a round trip saved per
 /// query), so its next query fails and the pool replaces it after that.
+/// Run directly or through a session-pooling PgBouncer (the CI leg); one
+/// pooling by transaction would hide the closed connections.
 #[tokio::test]
 #[ignore = "needs TEST_DATABASE_URL (PostgreSQL + Redis leg)"]
 async fn idle_connections_are_checked_and_replaced_when_the_server_closed_them() {
@@ -384,6 +386,18 @@ async fn idle_connections_are_checked_and_replaced_when_the_server_closed_them()
         .expect("connect as admin");
     checked.ping().await.expect("a first query");
     unchecked.ping().await.expect("a first query");
+    // The pool checks a connection when it comes back, in a task of its
+    // own: both are back and idle before the server closes them.
+    for db in [&checked, &unchecked] {
+        let pool = db.conn().get_postgres_connection_pool();
+        for _ in 0..200 {
+            if pool.num_idle() == 1 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        assert_eq!(pool.num_idle(), 1, "the connection is back in its pool");
+    }
 
     // The server closes every connection to the database (a restart).
     admin
