@@ -3,6 +3,8 @@
 //! (`redis://`) or a Redis Cluster (`redis+cluster://` and its seed nodes),
 //! behind one [`RedisConnection`].
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -217,6 +219,10 @@ if not v then return false end
 return {v, redis.call('EXISTS', ARGV[1] .. v)}
 ";
 
+/// Every this many presence marks, the index's expired marks are dropped
+/// too, so that an index nobody lists stays the size of its live members.
+const PRUNE_EVERY_MARKS: u64 = 1024;
+
 /// The production cache.
 #[derive(Clone)]
 pub struct RedisCache {
@@ -224,6 +230,8 @@ pub struct RedisCache {
     prefix: String,
     incr: Script,
     get_marked: Script,
+    /// Presence marks made through this cache (all its clones).
+    marks: Arc<AtomicU64>,
 }
 
 impl std::fmt::Debug for RedisCache {
@@ -242,6 +250,7 @@ impl RedisCache {
             prefix: settings.key_prefix.clone(),
             incr: Script::new(INCR_SCRIPT),
             get_marked: Script::new(GET_MARKED_SCRIPT),
+            marks: Arc::default(),
         })
     }
 
@@ -358,10 +367,18 @@ impl Cache for RedisCache {
 
     async fn mark_present(&self, index: &str, member: &str, ttl: Duration) -> Result<()> {
         let mut conn = self.conn.clone();
-        let until = unix_millis().saturating_add(millis(ttl));
-        conn.zadd::<_, _, _, ()>(self.key(index), member, until)
+        let key = self.key(index);
+        let now = unix_millis();
+        conn.zadd::<_, _, _, ()>(&key, member, now.saturating_add(millis(ttl)))
             .await
-            .map_err(redis_err)
+            .map_err(redis_err)?;
+        if self.marks.fetch_add(1, Ordering::Relaxed) % PRUNE_EVERY_MARKS == PRUNE_EVERY_MARKS - 1 {
+            let _: i64 = conn
+                .zrembyscore(&key, "-inf", now)
+                .await
+                .map_err(redis_err)?;
+        }
+        Ok(())
     }
 
     async fn present(&self, index: &str) -> Result<Vec<String>> {

@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use crate::helpers::{PAST_SHORT_TTL, SHORT_TTL, each_cache};
+use crate::helpers::{PAST_SHORT_TTL, SHORT_TTL, each_cache, with_redis_cache};
 
 #[tokio::test]
 async fn a_value_can_be_set_read_replaced_and_deleted() {
@@ -204,6 +204,34 @@ async fn a_presence_mark_lasts_its_ttl_and_a_later_mark_extends_it() {
             c.present("device:other").await.unwrap(),
             ["02:00:00:00:00:03"]
         );
+    })
+    .await;
+}
+
+/// In Redis the index is one sorted set: expired marks are dropped as new
+/// marks come (every 1024th), so it stays the size of its live members
+/// even when nothing lists it.
+#[tokio::test]
+#[ignore = "needs TEST_REDIS_URL (PostgreSQL + Redis leg)"]
+async fn expired_presence_marks_are_dropped_while_nothing_lists_the_index() {
+    with_redis_cache(async |t| {
+        let c = &t.cache;
+        for i in 0..10 {
+            c.mark_present("device:online", &format!("gone-{i}"), SHORT_TTL)
+                .await
+                .unwrap();
+        }
+        tokio::time::sleep(PAST_SHORT_TTL).await;
+        for i in 0..1100 {
+            c.mark_present(
+                "device:online",
+                &format!("live-{i}"),
+                Duration::from_secs(60),
+            )
+            .await
+            .unwrap();
+        }
+        assert_eq!(t.stored_members("device:online").await, 1100);
     })
     .await;
 }

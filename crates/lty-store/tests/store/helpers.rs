@@ -266,6 +266,35 @@ impl TestCache {
     }
 }
 
+impl TestCache {
+    /// Members of the sorted set `key` held in Redis, expired marks
+    /// included: a plain `ZCARD` of the prefixed key.
+    pub async fn stored_members(&self, key: &str) -> usize {
+        let redis = self.redis.as_ref().expect("a Redis cache");
+        let mut conn = redis.conn.clone();
+        redis::cmd("ZCARD")
+            .arg(format!("{}{key}", redis.prefix))
+            .query_async(&mut conn)
+            .await
+            .expect("ZCARD")
+    }
+}
+
+/// Runs `test` on Redis under a fresh key prefix: a test using this is
+/// `#[ignore]`d (run by the PostgreSQL + Redis leg) and fails when
+/// `TEST_REDIS_URL` is unset.
+pub async fn with_redis_cache(test: impl AsyncFn(&TestCache)) {
+    let url = env_url("TEST_REDIS_URL")
+        .expect("this test needs Redis: set TEST_REDIS_URL (e.g. redis://127.0.0.1:6379)");
+    let (_, cache, keys) = RedisKeys::connect(&url).await;
+    let cache = TestCache {
+        name: "redis",
+        cache: Arc::new(cache),
+        redis: Some(keys),
+    };
+    run_each(vec![cache], test).await;
+}
+
 impl Backend for TestCache {
     fn name(&self) -> &'static str {
         self.name
