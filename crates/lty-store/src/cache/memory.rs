@@ -157,13 +157,20 @@ impl Cache for MemoryCache {
 
     async fn mark_present(&self, index: &str, member: &str, ttl: Duration) -> Result<()> {
         let until = Instant::now() + ttl;
-        let mut members = self.indexes.entry(index.to_owned()).or_default();
-        match members.get_mut(member) {
-            Some(at) => *at = until,
-            None => {
-                members.insert(member.to_owned(), until);
+        // A mark that moves allocates nothing.
+        if let Some(mut members) = self.indexes.get_mut(index) {
+            match members.get_mut(member) {
+                Some(at) => *at = until,
+                None => {
+                    members.insert(member.to_owned(), until);
+                }
             }
+            return Ok(());
         }
+        self.indexes
+            .entry(index.to_owned())
+            .or_default()
+            .insert(member.to_owned(), until);
         Ok(())
     }
 
