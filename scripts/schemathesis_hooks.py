@@ -1,7 +1,8 @@
 """Schemathesis hooks for lty, loaded by scripts/schemathesis.sh.
 
-Audio bodies are sent as bytes. Two exceptions to "every response is what the OpenAPI document promises",
-each narrow and named here:
+Audio bodies are sent as bytes, and header values as text. Three exceptions
+to "every response is what the OpenAPI document promises", each narrow and
+named here:
 
 * 503: no vendor (LLM, speech, RTC, WeChat, SMS, images) is configured in a
   fuzzing run, so the routes that need one answer 503
@@ -18,6 +19,10 @@ each narrow and named here:
   that let those 400s past `positive_data_acceptance`; the check
   `refusals_have_their_named_reason` then fails any 400 to a valid request
   with another code or field.
+
+* A catalogue row (achievement, persona, plan) is retired by DELETE, not
+  removed: `RETIRED_ON_DELETE` turns the `use_after_free` check off for
+  those paths alone.
 """
 
 import json
@@ -93,6 +98,16 @@ REFUSALS = {
 
 POSITIVE_STATUSES = ["2xx", "3xx", "400", "401", "403", "404", "409", "429", "5xx"]
 
+# Catalogue rows that DELETE retires rather than removes: the row stays,
+# readable and editable by operators, because unlocks, conversations and
+# subscription periods refer to it. A read or an edit after the DELETE is
+# therefore a 200, not the 404 the `use_after_free` check expects.
+RETIRED_ON_DELETE = (
+    "/api/v1/admin/achievements/{id}/",
+    "/api/v1/admin/personas/{id}/",
+    "/api/v1/admin/plans/{id}/",
+)
+
 
 def operations_toml():
     """The per-operation settings that let the named 400s through."""
@@ -106,6 +121,11 @@ def operations_toml():
             "checks.positive_data_acceptance.expected-statuses = "
             + json.dumps(POSITIVE_STATUSES)
         )
+    for path in RETIRED_ON_DELETE:
+        out.append("\n# DELETE retires this row; it stays readable and editable")
+        out.append("[[operations]]")
+        out.append(f'include-path = "{path}"')
+        out.append("checks.use_after_free.enabled = false")
     return "\n".join(out) + "\n"
 
 
@@ -118,6 +138,21 @@ import schemathesis  # noqa: E402  (not needed to print the settings)
 # `POST /api/ai/voice-chat/` takes a WAV file as the body: sent as bytes,
 # like `application/octet-stream`.
 schemathesis.serializer.alias("audio/wav", "application/octet-stream")
+
+
+@schemathesis.hook
+def before_call(ctx, case, **kwargs):
+    """Header values go out as text.
+
+    A stateful link may carry a number from a response (a device binding's
+    `id`) into a header (`Device-Id`); Schemathesis hands it to `requests`
+    as a number, which refuses to send it and ends the run with a network
+    error. A client sends its text, which lty then judges like any other.
+    """
+    if case.headers:
+        for name, value in list(case.headers.items()):
+            if isinstance(value, (int, float)) and not isinstance(value, bool):
+                case.headers[name] = str(value)
 
 
 def _error(response):

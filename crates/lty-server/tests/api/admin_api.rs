@@ -309,6 +309,18 @@ async fn disabling_a_user_stops_its_tokens_and_sockets_and_refuses_logins() {
     .await;
     assert_error(res, 400, "invalid_body").await;
 
+    // The body is optional, but one that is there must be JSON: white
+    // space alone is not.
+    let res = app
+        .client
+        .post(app.url(&format!("/api/v1/admin/users/{uid}/enable/")))
+        .bearer_auth(&ops)
+        .header("content-type", "application/json")
+        .body(" ")
+        .send()
+        .await
+        .unwrap();
+    assert_error(res, 400, "malformed_json").await;
     post_json(
         &app,
         &format!("/api/v1/admin/users/{uid}/enable/"),

@@ -256,9 +256,13 @@ where
     async fn from_request(req: axum::extract::Request, state: &S) -> Result<Self, ApiError> {
         use axum::http::StatusCode;
         let bytes = crate::extract::body_bytes(req, state).await?;
+        // No body at all is "no options"; white space alone is a body that
+        // is not JSON (`malformed_json` below).
+        if bytes.is_empty() {
+            return Ok(Self(None));
+        }
         match crate::extract::first_byte(&bytes) {
-            None => return Ok(Self(None)),
-            Some(b'{' | b'n') => {}
+            None | Some(b'{' | b'n') => {}
             Some(_) => {
                 return Err(
                     lty_core::Error::validation("body", "must be a JSON object, or null").into(),
