@@ -42,6 +42,11 @@ pub trait Cache: Send + Sync {
     /// The members of `index` whose mark has not expired, in no particular
     /// order; expired marks are dropped as a side effect.
     async fn present(&self, index: &str) -> Result<Vec<String>>;
+    /// How many members of `index` have a mark that has not expired,
+    /// without listing them.
+    async fn count_present(&self, index: &str) -> Result<u64> {
+        Ok(self.present(index).await?.len() as u64)
+    }
     /// The value of `key` and whether the key `{marker_prefix}{value}`
     /// exists, looked up together: one round trip on a networked backend.
     /// `None` when `key` does not exist.

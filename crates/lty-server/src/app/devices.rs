@@ -88,6 +88,11 @@ pub async fn online_macs(state: &AppState) -> Result<Vec<String>> {
     state.cache.present(ONLINE_INDEX).await
 }
 
+/// How many devices were seen within the last 5 minutes, on any instance.
+pub async fn online_count(state: &AppState) -> Result<u64> {
+    state.cache.count_present(ONLINE_INDEX).await
+}
+
 /// Online state of a device, from `device:last_seen:{mac}` (5-minute TTL).
 pub async fn online_state(
     state: &AppState,

@@ -182,4 +182,11 @@ impl Cache for MemoryCache {
         members.retain(|_, at| *at > now);
         Ok(members.keys().cloned().collect())
     }
+
+    async fn count_present(&self, index: &str) -> Result<u64> {
+        let now = Instant::now();
+        Ok(self.indexes.get(index).map_or(0, |members| {
+            members.values().filter(|at| **at > now).count() as u64
+        }))
+    }
 }

@@ -394,6 +394,14 @@ impl Cache for RedisCache {
             .map_err(redis_err)
     }
 
+    async fn count_present(&self, index: &str) -> Result<u64> {
+        let mut conn = self.conn.clone();
+        let now = unix_millis();
+        conn.zcount(self.key(index), format!("({now}"), "+inf")
+            .await
+            .map_err(redis_err)
+    }
+
     async fn ping(&self) -> Result<()> {
         let mut conn = self.conn.clone();
         let _: String = redis::cmd("PING")

@@ -176,6 +176,7 @@ async fn a_presence_mark_lasts_its_ttl_and_a_later_mark_extends_it() {
         let mut now = c.present("device:online").await.unwrap();
         now.sort();
         assert_eq!(now, ["02:00:00:00:00:01", "02:00:00:00:00:02"]);
+        assert_eq!(c.count_present("device:online").await.unwrap(), 2);
 
         tokio::time::sleep(PAST_SHORT_TTL).await;
 
@@ -184,6 +185,7 @@ async fn a_presence_mark_lasts_its_ttl_and_a_later_mark_extends_it() {
             ["02:00:00:00:00:02"],
             "the short mark expired; the other index is apart"
         );
+        assert_eq!(c.count_present("device:online").await.unwrap(), 1);
         // Marked again, a member is back; a short mark replaces a long one.
         c.mark_present(
             "device:online",

@@ -312,7 +312,7 @@ pub async fn stats(
         .db
         .event_total(lty_core::achievement::VOICE_MINUTES)
         .await?;
-    let online = crate::app::devices::online_macs(&state).await?.len() as u64;
+    let online = crate::app::devices::online_count(&state).await?;
     let samples = parse_samples(&state.metrics.render());
     let sockets = samples
         .iter()
