@@ -100,7 +100,8 @@ impl MacSet {
                 format!("$1 {op} (SELECT jsonb_array_elements_text(CAST($2 AS jsonb)))")
             }
         };
-        let json = serde_json::Value::from(macs.clone()).to_string();
+        // A list of strings always serializes.
+        let json = serde_json::to_string(macs).unwrap_or_default();
         Expr::cust_with_exprs(sql, [mac, Expr::val(json)])
     }
 }
