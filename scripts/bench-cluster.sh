@@ -23,6 +23,10 @@
 #   CLUSTER_USERS=5000        seeded bench users
 #   CLUSTER_PAUSE_SECS=5      between the start of the pushes and the first
 #                             restart, and between restarts
+#   CLUSTER_DIRECT=1          `steady` with one instance and no balancer: the
+#                             generator talks to the instance itself (one
+#                             instance's push capacity without HAProxy's
+#                             share of the cores)
 #   BENCH_BIN=path/to/lty     that binary instead of building HEAD
 #   CLUSTER_GEN=path          a built benches/cluster.rs executable instead
 #                             of `cargo bench --bench cluster`
@@ -46,7 +50,12 @@ cd "$root"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/lty-target}"
 what="${1:-rolling}"
 shift || true
-case "$what" in rolling|steady|hot-paths) ;; *) sed -n '2,28p' "$0" >&2; exit 2 ;; esac
+case "$what" in rolling|steady|hot-paths) ;; *) sed -n '2,32p' "$0" >&2; exit 2 ;; esac
+direct="${CLUSTER_DIRECT:-0}"
+if [ "$direct" = 1 ]; then
+  [ "$what" = steady ] || { echo "CLUSTER_DIRECT=1 applies to steady only" >&2; exit 2; }
+  export CLUSTER_INSTANCES=1
+fi
 instances="${CLUSTER_INSTANCES:-3}"
 lb_port="${CLUSTER_PORT:-18100}"
 stats_port=$((lb_port + 1))
@@ -169,16 +178,22 @@ else
   for i in $(seq 1 "$instances"); do start_instance "$i"; done
 fi
 for i in $(seq 1 "$instances"); do wait_ready "$i"; done
-haproxy -f "$work/haproxy.cfg" -db >"$work/haproxy.log" 2>&1 &
-haproxy_pid=$!
-sleep 0.5
-kill -0 "$haproxy_pid" 2>/dev/null || { cat "$work/haproxy.log" >&2; exit 1; }
 stats() { curl -sf "http://127.0.0.1:$stats_port/stats;csv"; }
-for _ in $(seq 1 100); do
-  [ "$(stats | awk -F, '$1=="lty" && $2 ~ /^lty/ && $18=="UP"' | wc -l)" = "$instances" ] && break
-  sleep 0.1
-done
-echo "$instances instances behind HAProxy on 127.0.0.1:$lb_port; commit $(git rev-parse --short HEAD); $(date -u +%FT%TZ)"
+if [ "$direct" = 1 ]; then
+  target="127.0.0.1:$(port_of 1)"
+  echo "1 instance on $target, no balancer; commit $(git rev-parse --short HEAD); $(date -u +%FT%TZ)"
+else
+  haproxy -f "$work/haproxy.cfg" -db >"$work/haproxy.log" 2>&1 &
+  haproxy_pid=$!
+  sleep 0.5
+  kill -0 "$haproxy_pid" 2>/dev/null || { cat "$work/haproxy.log" >&2; exit 1; }
+  for _ in $(seq 1 100); do
+    [ "$(stats | awk -F, '$1=="lty" && $2 ~ /^lty/ && $18=="UP"' | wc -l)" = "$instances" ] && break
+    sleep 0.1
+  done
+  target="127.0.0.1:$lb_port"
+  echo "$instances instances behind HAProxy on $target; commit $(git rev-parse --short HEAD); $(date -u +%FT%TZ)"
+fi
 
 # The balancer's own count, from its CSV statistics (fields by name).
 report_stats() {
@@ -196,7 +211,7 @@ for r in rows:
 status=0
 case "$what" in
   rolling|steady)
-    CLUSTER_ADDR="127.0.0.1:$lb_port" CLUSTER_STARTED_FILE="$work/started" \
+    CLUSTER_ADDR="$target" CLUSTER_STARTED_FILE="$work/started" \
       "${gen_cmd[@]}" &
     gen=$!
     if [ "$what" = rolling ]; then
@@ -242,6 +257,8 @@ PY
     echo "results: $out"
     ;;
 esac
-report_stats
-grep -E "is (DOWN|UP)" "$work/haproxy.log" | sed 's/^/haproxy: /' || true
+if [ "$direct" != 1 ]; then
+  report_stats
+  grep -E "is (DOWN|UP)" "$work/haproxy.log" | sed 's/^/haproxy: /' || true
+fi
 exit "$status"

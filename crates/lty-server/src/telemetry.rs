@@ -309,8 +309,13 @@ mod tests {
         pages * 4096
     }
 
+    // One thread: the upkeep runs between the batches of samples, never
+    // during one. The library's bucket can drop a sample written while
+    // another thread drains it (a few in 100 000 when a drain runs every
+    // 5 ms under a tight loop of writes), which would make the exact count
+    // below fail now and then for a reason that is not this test's.
     #[cfg(target_os = "linux")]
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    #[tokio::test]
     async fn histogram_samples_do_not_pile_up_while_nothing_scrapes() {
         use std::time::Duration;
         let recorder = metrics_exporter_prometheus::PrometheusBuilder::new()

@@ -9,8 +9,8 @@ use lty_core::{BackendError, Error, PhoneNumber, Result};
 use sea_orm::sea_query::{Expr, ExprTrait, Query};
 use sea_orm::{
     ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, DbBackend, DbErr,
-    EntityTrait, FromQueryResult, QueryFilter, QuerySelect, SqlErr, SqliteTransactionMode,
-    Statement, TransactionOptions, TransactionTrait,
+    EntityTrait, FromQueryResult, QueryFilter, QuerySelect, QueryTrait, SqlErr,
+    SqliteTransactionMode, Statement, TransactionOptions, TransactionTrait,
 };
 
 use crate::Database;
@@ -325,7 +325,7 @@ impl Database {
                 )
                 .to_owned(),
         );
-        let row = user::Entity::find_by_id(id)
+        let stmt = user::Entity::find_by_id(id)
             .select_only()
             .columns([
                 user::Column::Id,
@@ -337,10 +337,9 @@ impl Database {
                 user::Column::DateJoined,
             ])
             .column_as(linked, "wechat_linked")
-            .into_model::<UserWithLinks>()
-            .one(self.conn())
-            .await
-            .map_err(db_err)?;
+            .build(self.conn().get_database_backend());
+        // Every profile read: a hot path.
+        let row = self.hot_one::<UserWithLinks>(stmt).await?;
         Ok(row.map(|r| {
             (
                 User {

@@ -1,6 +1,8 @@
 //! [`DeviceCredentialRepo`] on the database: one secret per MAC, replaced
 //! by an upsert.
 
+use std::sync::LazyLock;
+
 use chrono::{DateTime, Utc};
 use lty_core::credential::{DeviceAuthFacts, DeviceCredential};
 use lty_core::user::DeviceBinding;
@@ -44,22 +46,30 @@ LEFT JOIN (SELECT ud.id, ud.user_id, ud.name, ud.bound_at, ud.unbound_at, u.is_a
            ORDER BY ud.bound_at DESC, ud.id DESC LIMIT 1) AS b ON 1 = 1 \
 LEFT JOIN device_credentials AS c ON c.mac_address = {mac2}";
 
+/// [`AUTH_FACTS_SQL`] with PostgreSQL's placeholders.
+static AUTH_FACTS_PG: LazyLock<String> = LazyLock::new(|| {
+    AUTH_FACTS_SQL
+        .replace("{mac1}", "$1")
+        .replace("{mac2}", "$2")
+});
+
+/// [`AUTH_FACTS_SQL`] with SQLite's placeholders.
+static AUTH_FACTS_SQLITE: LazyLock<String> =
+    LazyLock::new(|| AUTH_FACTS_SQL.replace("{mac1}", "?").replace("{mac2}", "?"));
+
 impl Database {
     /// The secret of `mac`, its binding in force and whether the bound
     /// account is active, read together (one query on the database).
     pub async fn auth_facts(&self, mac: &MacAddress) -> Result<DeviceAuthFacts> {
+        // Every device login and RTC token reads these: a hot path.
         let backend = self.conn().get_database_backend();
-        let (p1, p2) = match backend {
-            DbBackend::Postgres => ("$1", "$2"),
-            _ => ("?", "?"),
+        let sql = match backend {
+            DbBackend::Postgres => AUTH_FACTS_PG.as_str(),
+            _ => AUTH_FACTS_SQLITE.as_str(),
         };
-        let sql = AUTH_FACTS_SQL.replace("{mac1}", p1).replace("{mac2}", p2);
         let text = mac.to_string();
         let stmt = Statement::from_sql_and_values(backend, sql, [text.clone().into(), text.into()]);
-        let row = AuthFactsRow::find_by_statement(stmt)
-            .one(self.conn())
-            .await
-            .map_err(db_err)?;
+        let row = self.hot_one::<AuthFactsRow>(stmt).await?;
         let Some(row) = row else {
             return Ok(DeviceAuthFacts {
                 secret: None,

@@ -16,12 +16,13 @@ use sea_orm::sqlx::sqlite::{
 };
 use sea_orm::{
     ActiveModelTrait, ActiveValue::Set, ColumnTrait, DatabaseConnection, DbErr, EntityTrait,
-    PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, Select, SqlErr, SqlxPostgresConnector,
-    SqlxSqliteConnector,
+    FromQueryResult, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, QueryTrait, Select,
+    SqlErr, SqlxPostgresConnector, SqlxSqliteConnector, Statement,
 };
 use sea_orm_migration::MigratorTrait;
 
 use crate::entity::{user, user_device};
+use crate::hot::HotReads;
 use crate::memo::{MEMO_TTL, Memos};
 use crate::migration::Migrator;
 
@@ -36,6 +37,8 @@ pub enum DatabaseKind {
 #[derive(Debug, Clone)]
 pub struct PoolOptions {
     /// Most connections held open (PostgreSQL; SQLite uses a small fixed pool).
+    /// On PostgreSQL half of them (when there are two or more) serve the
+    /// device hot-path reads (`hot.rs`), the rest everything else.
     pub max_connections: u32,
     /// How long a request waits for a free connection before failing.
     pub acquire_timeout: Duration,
@@ -63,6 +66,9 @@ pub struct Database {
     conn: DatabaseConnection,
     kind: DatabaseKind,
     memos: Arc<Memos>,
+    /// PostgreSQL's hot-path connections; `None` on SQLite, and with one
+    /// connection in all.
+    hot: Option<HotReads>,
 }
 
 /// The pool's check before handing out a connection: a round trip when it
@@ -110,12 +116,25 @@ impl Database {
                 conn: SqlxSqliteConnector::from_sqlx_sqlite_pool(pool),
                 kind: DatabaseKind::Sqlite,
                 memos: Arc::new(Memos::new(MEMO_TTL)),
+                hot: None,
             })
         } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
             let options = PgConnectOptions::from_str(url).map_err(db_err)?;
             let idle = opts.check_idle_after;
+            let total = opts.max_connections.max(1);
+            let hot_size = total / 2;
+            let hot = (hot_size > 0)
+                .then(|| {
+                    HotReads::new(
+                        options.clone(),
+                        hot_size as usize,
+                        opts.acquire_timeout,
+                        idle,
+                    )
+                })
+                .transpose()?;
             let pool = PgPoolOptions::new()
-                .max_connections(opts.max_connections.max(1))
+                .max_connections(total - hot_size)
                 .acquire_timeout(opts.acquire_timeout)
                 .test_before_acquire(false)
                 .before_acquire(move |conn, meta| Box::pin(check_if_idle(conn, meta, idle)))
@@ -126,6 +145,7 @@ impl Database {
                 conn: SqlxPostgresConnector::from_sqlx_postgres_pool(pool),
                 kind: DatabaseKind::Postgres,
                 memos: Arc::new(Memos::new(MEMO_TTL)),
+                hot,
             })
         } else {
             Err(Error::validation(
@@ -239,8 +259,23 @@ impl Database {
         Ok(Page { items, total })
     }
 
+    /// The first row of `stmt` as a `T`, if any: a read on a device hot
+    /// path, so on PostgreSQL on the hot-path connections (`hot.rs`).
+    pub(crate) async fn hot_one<T: FromQueryResult>(&self, stmt: Statement) -> Result<Option<T>> {
+        match &self.hot {
+            Some(hot) => hot.one(&stmt).await,
+            None => T::find_by_statement(stmt)
+                .one(&self.conn)
+                .await
+                .map_err(db_err),
+        }
+    }
+
     /// Closes every pooled connection.
     pub async fn close(self) {
+        if let Some(hot) = &self.hot {
+            hot.close();
+        }
         let _ = self.conn.close().await;
     }
 }
@@ -260,10 +295,9 @@ pub(crate) fn map_unique(err: DbErr, code: &'static str, message: &str) -> Error
 impl Database {
     /// The user with `id`.
     pub async fn user(&self, id: i64) -> Result<Option<User>> {
-        let model = user::Entity::find_by_id(id)
-            .one(&self.conn)
-            .await
-            .map_err(db_err)?;
+        // Every request of a login token reads its user: a hot path.
+        let stmt = user::Entity::find_by_id(id).build(self.conn.get_database_backend());
+        let model = self.hot_one::<user::Model>(stmt).await?;
         Ok(model.map(User::from))
     }
 

@@ -15,6 +15,7 @@ mod chat;
 mod credentials;
 pub mod db;
 pub mod entity;
+mod hot;
 mod memo;
 pub mod migration;
 pub mod provision;

@@ -429,3 +429,117 @@ async fn idle_connections_are_checked_and_replaced_when_the_server_closed_them()
         .expect("drop the database");
     admin.close().await;
 }
+
+/// The hot-path reads (a token's user, a device's facts) run on
+/// connections of their own that come back without a round trip. The
+/// same promises hold there: an idle connection the server closed is
+/// checked and replaced unseen, a recently used one fails once and is
+/// replaced, and a read abandoned mid-query (a client that hung up)
+/// leaves nothing behind for the next one.
+#[tokio::test]
+#[ignore = "needs TEST_DATABASE_URL (PostgreSQL + Redis leg)"]
+async fn hot_path_reads_recover_from_closed_and_abandoned_connections() {
+    use sea_orm::ConnectionTrait;
+    use std::time::Duration;
+    let admin_url = std::env::var("TEST_DATABASE_URL").expect("TEST_DATABASE_URL is set");
+    let database = format!("lty_test_{}", crate::helpers::random_hex());
+    create_postgres_database(&admin_url, &database)
+        .await
+        .expect("create the database");
+    let url = with_database(&admin_url, &database).expect("a URL");
+    // Two connections in all: one for the hot path, one for the rest.
+    let pool = |check_idle_after| PoolOptions {
+        max_connections: 2,
+        acquire_timeout: Duration::from_secs(5),
+        check_idle_after,
+    };
+    let checked = Database::connect(&url, &pool(Duration::ZERO))
+        .await
+        .expect("connect");
+    checked.migrate().await.expect("migrate");
+    let unchecked = Database::connect(&url, &pool(Duration::from_secs(3600)))
+        .await
+        .expect("connect");
+    let admin = Database::connect(&admin_url, &PoolOptions::default())
+        .await
+        .expect("connect as admin");
+    let ann = checked.create_user(user_named("ann")).await.expect("ann");
+    let bob = checked.create_user(user_named("bob")).await.expect("bob");
+    let speaker = mac("02:00:00:00:0a:01");
+    checked.bind(bob.id, &speaker, None).await.expect("bind");
+
+    // Abandoned reads: each is dropped at some point between sending its
+    // query and reading the answer; the next read on the same (only)
+    // connection gets its own answer.
+    for micros in [0_u64, 5, 20, 50, 100, 200, 400, 800] {
+        let _ = tokio::time::timeout(Duration::from_micros(micros), unchecked.user(ann.id)).await;
+        let user = unchecked
+            .user(bob.id)
+            .await
+            .expect("a read after an abandoned one");
+        assert_eq!(
+            user.map(|u| u.username).as_deref(),
+            Some("bob"),
+            "after {micros} µs"
+        );
+        let _ = tokio::time::timeout(Duration::from_micros(micros), unchecked.user(bob.id)).await;
+        let facts = unchecked
+            .auth_facts(&speaker)
+            .await
+            .expect("facts after an abandoned read");
+        assert_eq!(
+            facts.binding.map(|b| b.user_id),
+            Some(bob.id),
+            "after {micros} µs"
+        );
+        let _ = tokio::time::timeout(
+            Duration::from_micros(micros),
+            unchecked.auth_facts(&speaker),
+        )
+        .await;
+        let profile = unchecked
+            .user_with_links(ann.id)
+            .await
+            .expect("a profile read");
+        assert_eq!(
+            profile.map(|(u, linked)| (u.id, linked)),
+            Some((ann.id, false))
+        );
+    }
+    assert_eq!(
+        checked.user(ann.id).await.expect("a read").map(|u| u.id),
+        Some(ann.id)
+    );
+
+    // The server closes every connection to the database (a restart).
+    admin
+        .conn()
+        .execute_unprepared(&format!(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{database}'"
+        ))
+        .await
+        .expect("terminate the backends");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    let user = checked
+        .user(ann.id)
+        .await
+        .expect("the idle connection was checked and replaced");
+    assert_eq!(user.map(|u| u.id), Some(ann.id));
+    assert!(
+        unchecked.user(ann.id).await.is_err(),
+        "a recently used connection is handed out unchecked"
+    );
+    let user = unchecked
+        .user(ann.id)
+        .await
+        .expect("the broken connection was replaced");
+    assert_eq!(user.map(|u| u.id), Some(ann.id));
+
+    checked.close().await;
+    unchecked.close().await;
+    drop_postgres_database(&admin_url, &database)
+        .await
+        .expect("drop the database");
+    admin.close().await;
+}
