@@ -173,21 +173,78 @@ fn spawn_metrics_upkeep_every(
 /// the label set stays bounded.
 pub async fn track_metrics(req: Request, next: Next) -> Response {
     let start = Instant::now();
-    let route = req
-        .extensions()
-        .get::<MatchedPath>()
-        .map(|p| p.as_str().to_owned())
-        .unwrap_or_else(|| "unmatched".to_owned());
+    let route = req.extensions().get::<MatchedPath>().cloned();
+    let route = route.as_ref().map_or("unmatched", MatchedPath::as_str);
     // The request span was opened before routing; the route is known now.
-    tracing::Span::current().record("route", route.as_str());
-    let method = req.method().as_str().to_owned();
+    tracing::Span::current().record("route", route);
+    let method = req.method().clone();
     let res = next.run(req).await;
-    let status = res.status().as_u16().to_string();
-    let labels = [("method", method), ("route", route), ("status", status)];
-    metrics::counter!("lty_http_requests_total", &labels).increment(1);
-    metrics::histogram!("lty_http_request_duration_seconds", &labels)
-        .record(start.elapsed().as_secs_f64());
+    let (count, duration) = HTTP_METRICS.of(route, &method, res.status().as_u16());
+    count.increment(1);
+    duration.record(start.elapsed().as_secs_f64());
     res
+}
+
+/// The request counter and latency histogram of every (route, method,
+/// status) seen so far, registered once: a request looks its pair up
+/// instead of building three label strings and finding both in the
+/// recorder's registry again. The set is bounded like the labels are
+/// (matched route templates, not raw paths).
+static HTTP_METRICS: std::sync::LazyLock<HttpMetrics> =
+    std::sync::LazyLock::new(HttpMetrics::default);
+
+type RouteMetrics = Vec<(
+    axum::http::Method,
+    u16,
+    metrics::Counter,
+    metrics::Histogram,
+)>;
+
+#[derive(Default)]
+struct HttpMetrics {
+    by_route: std::sync::RwLock<std::collections::HashMap<String, RouteMetrics>>,
+}
+
+impl HttpMetrics {
+    fn of(
+        &self,
+        route: &str,
+        method: &axum::http::Method,
+        status: u16,
+    ) -> (metrics::Counter, metrics::Histogram) {
+        let find = |known: &RouteMetrics| {
+            known
+                .iter()
+                .find(|(m, s, _, _)| m == method && *s == status)
+                .map(|(_, _, c, h)| (c.clone(), h.clone()))
+        };
+        if let Some(found) = self
+            .by_route
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(route)
+            .and_then(find)
+        {
+            return found;
+        }
+        let mut by_route = self
+            .by_route
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let known = by_route.entry(route.to_owned()).or_default();
+        if let Some(found) = find(known) {
+            return found;
+        }
+        let labels = [
+            ("method", method.as_str().to_owned()),
+            ("route", route.to_owned()),
+            ("status", status.to_string()),
+        ];
+        let count = metrics::counter!("lty_http_requests_total", &labels);
+        let duration = metrics::histogram!("lty_http_request_duration_seconds", &labels);
+        known.push((method.clone(), status, count.clone(), duration.clone()));
+        (count, duration)
+    }
 }
 
 /// Path prefixes whose next segment is a credential: a login token, a card
@@ -218,18 +275,10 @@ impl MakeRequestId for RandomRequestId {
     fn make_request_id<B>(&mut self, _req: &axum::http::Request<B>) -> Option<RequestId> {
         let mut raw = [0u8; 16];
         rand::rng().fill_bytes(&mut raw);
-        HeaderValue::from_str(&hex_encode(&raw))
+        HeaderValue::from_str(&hex::encode(raw))
             .ok()
             .map(RequestId::new)
     }
-}
-
-fn hex_encode(bytes: &[u8]) -> String {
-    use std::fmt::Write;
-    bytes.iter().fold(String::with_capacity(32), |mut s, b| {
-        let _ = write!(s, "{b:02x}");
-        s
-    })
 }
 
 /// Replaces the default panic report (message plus, with
