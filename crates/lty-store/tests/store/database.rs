@@ -353,6 +353,76 @@ async fn concurrent_statements_of_one_shape_each_get_their_own_answer() {
     .await;
 }
 
+/// A database of its own on the server at `TEST_DATABASE_URL`, with an
+/// admin connection to that server.
+struct ScratchPostgres {
+    admin: Database,
+    admin_url: String,
+    database: String,
+    url: String,
+}
+
+impl ScratchPostgres {
+    async fn create() -> Self {
+        let admin_url = std::env::var("TEST_DATABASE_URL").expect("TEST_DATABASE_URL is set");
+        let database = format!("lty_test_{}", crate::helpers::random_hex());
+        create_postgres_database(&admin_url, &database)
+            .await
+            .expect("create the database");
+        let url = with_database(&admin_url, &database).expect("a URL");
+        let admin = Database::connect(&admin_url, &PoolOptions::default())
+            .await
+            .expect("connect as admin");
+        Self {
+            admin,
+            admin_url,
+            database,
+            url,
+        }
+    }
+
+    /// Two pools of `max_connections` on the database: one that checks
+    /// every connection before use, one that checks none (idle for less
+    /// than an hour).
+    async fn checked_and_unchecked(&self, max_connections: u32) -> (Database, Database) {
+        use std::time::Duration;
+        let pool = |check_idle_after| PoolOptions {
+            max_connections,
+            acquire_timeout: Duration::from_secs(5),
+            check_idle_after,
+        };
+        let checked = Database::connect(&self.url, &pool(Duration::ZERO))
+            .await
+            .expect("connect");
+        let unchecked = Database::connect(&self.url, &pool(Duration::from_secs(3600)))
+            .await
+            .expect("connect");
+        (checked, unchecked)
+    }
+
+    /// The server closes every connection to the database, as a restart
+    /// would.
+    async fn close_every_connection(&self) {
+        use sea_orm::ConnectionTrait;
+        let database = &self.database;
+        self.admin
+            .conn()
+            .execute_unprepared(&format!(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{database}'"
+            ))
+            .await
+            .expect("terminate the backends");
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    }
+
+    async fn drop(self) {
+        drop_postgres_database(&self.admin_url, &self.database)
+            .await
+            .expect("drop the database");
+        self.admin.close().await;
+    }
+}
+
 /// A pooled connection idle past `check_idle_after` is checked before it
 /// is handed out, so one the server closed meanwhile is replaced unseen;
 /// one used more recently is handed out unchecked (a round trip saved per
@@ -362,28 +432,8 @@ async fn concurrent_statements_of_one_shape_each_get_their_own_answer() {
 #[tokio::test]
 #[ignore = "needs TEST_DATABASE_URL (PostgreSQL + Redis leg)"]
 async fn idle_connections_are_checked_and_replaced_when_the_server_closed_them() {
-    use sea_orm::ConnectionTrait;
-    use std::time::Duration;
-    let admin_url = std::env::var("TEST_DATABASE_URL").expect("TEST_DATABASE_URL is set");
-    let database = format!("lty_test_{}", crate::helpers::random_hex());
-    create_postgres_database(&admin_url, &database)
-        .await
-        .expect("create the database");
-    let url = with_database(&admin_url, &database).expect("a URL");
-    let pool = |check_idle_after| PoolOptions {
-        max_connections: 1,
-        acquire_timeout: Duration::from_secs(5),
-        check_idle_after,
-    };
-    let checked = Database::connect(&url, &pool(Duration::ZERO))
-        .await
-        .expect("connect");
-    let unchecked = Database::connect(&url, &pool(Duration::from_secs(3600)))
-        .await
-        .expect("connect");
-    let admin = Database::connect(&admin_url, &PoolOptions::default())
-        .await
-        .expect("connect as admin");
+    let scratch = ScratchPostgres::create().await;
+    let (checked, unchecked) = scratch.checked_and_unchecked(1).await;
     checked.ping().await.expect("a first query");
     unchecked.ping().await.expect("a first query");
     // The pool checks a connection when it comes back, in a task of its
@@ -394,20 +444,13 @@ async fn idle_connections_are_checked_and_replaced_when_the_server_closed_them()
             if pool.num_idle() == 1 {
                 break;
             }
-            tokio::time::sleep(Duration::from_millis(10)).await;
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
         }
         assert_eq!(pool.num_idle(), 1, "the connection is back in its pool");
     }
 
     // The server closes every connection to the database (a restart).
-    admin
-        .conn()
-        .execute_unprepared(&format!(
-            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{database}'"
-        ))
-        .await
-        .expect("terminate the backends");
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    scratch.close_every_connection().await;
 
     checked
         .ping()
@@ -424,10 +467,7 @@ async fn idle_connections_are_checked_and_replaced_when_the_server_closed_them()
 
     checked.close().await;
     unchecked.close().await;
-    drop_postgres_database(&admin_url, &database)
-        .await
-        .expect("drop the database");
-    admin.close().await;
+    scratch.drop().await;
 }
 
 /// The hot-path reads (a token's user, a device's facts) run on
@@ -439,30 +479,11 @@ async fn idle_connections_are_checked_and_replaced_when_the_server_closed_them()
 #[tokio::test]
 #[ignore = "needs TEST_DATABASE_URL (PostgreSQL + Redis leg)"]
 async fn hot_path_reads_recover_from_closed_and_abandoned_connections() {
-    use sea_orm::ConnectionTrait;
     use std::time::Duration;
-    let admin_url = std::env::var("TEST_DATABASE_URL").expect("TEST_DATABASE_URL is set");
-    let database = format!("lty_test_{}", crate::helpers::random_hex());
-    create_postgres_database(&admin_url, &database)
-        .await
-        .expect("create the database");
-    let url = with_database(&admin_url, &database).expect("a URL");
+    let scratch = ScratchPostgres::create().await;
     // Two connections in all: one for the hot path, one for the rest.
-    let pool = |check_idle_after| PoolOptions {
-        max_connections: 2,
-        acquire_timeout: Duration::from_secs(5),
-        check_idle_after,
-    };
-    let checked = Database::connect(&url, &pool(Duration::ZERO))
-        .await
-        .expect("connect");
+    let (checked, unchecked) = scratch.checked_and_unchecked(2).await;
     checked.migrate().await.expect("migrate");
-    let unchecked = Database::connect(&url, &pool(Duration::from_secs(3600)))
-        .await
-        .expect("connect");
-    let admin = Database::connect(&admin_url, &PoolOptions::default())
-        .await
-        .expect("connect as admin");
     let ann = checked.create_user(user_named("ann")).await.expect("ann");
     let bob = checked.create_user(user_named("bob")).await.expect("bob");
     let speaker = mac("02:00:00:00:0a:01");
@@ -512,14 +533,7 @@ async fn hot_path_reads_recover_from_closed_and_abandoned_connections() {
     );
 
     // The server closes every connection to the database (a restart).
-    admin
-        .conn()
-        .execute_unprepared(&format!(
-            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{database}'"
-        ))
-        .await
-        .expect("terminate the backends");
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    scratch.close_every_connection().await;
 
     let user = checked
         .user(ann.id)
@@ -538,8 +552,5 @@ async fn hot_path_reads_recover_from_closed_and_abandoned_connections() {
 
     checked.close().await;
     unchecked.close().await;
-    drop_postgres_database(&admin_url, &database)
-        .await
-        .expect("drop the database");
-    admin.close().await;
+    scratch.drop().await;
 }
