@@ -14,8 +14,8 @@ pub fn resolve<K: SortKey>(
     order: Option<&str>,
     default: Sort<K>,
 ) -> Result<Sort<K>, lty_core::Error> {
-    let sort = sort.map(str::trim).filter(|s| !s.is_empty());
-    let order = order.map(str::trim).filter(|s| !s.is_empty());
+    // A parameter given is a parameter: `?sort=` (empty) or ` id` is not
+    // a key, as the OpenAPI enum says, rather than no key.
     let key = match sort {
         None => default.key,
         Some(name) => K::parse(name).ok_or_else(|| {
@@ -81,5 +81,8 @@ mod tests {
         let d = UserSort::DEFAULT;
         assert!(resolve::<UserSort>(Some("password"), None, d).is_err());
         assert!(resolve::<UserSort>(Some("id"), Some("sideways"), d).is_err());
+        assert!(resolve::<UserSort>(Some(""), None, d).is_err());
+        assert!(resolve::<UserSort>(Some(" id"), None, d).is_err());
+        assert!(resolve::<UserSort>(Some("id"), Some(""), d).is_err());
     }
 }
