@@ -263,7 +263,7 @@ impl Database {
     /// path, so on PostgreSQL on the hot-path connections (`hot.rs`).
     pub(crate) async fn hot_one<T: FromQueryResult>(&self, stmt: Statement) -> Result<Option<T>> {
         match &self.hot {
-            Some(hot) => hot.one(&stmt).await,
+            Some(hot) => hot.one(stmt).await,
             None => T::find_by_statement(stmt)
                 .one(&self.conn)
                 .await

@@ -104,9 +104,9 @@ impl HotReads {
     }
 
     /// The first row of `stmt` (a PostgreSQL statement) as a `T`, if any.
-    pub(crate) async fn one<T: FromQueryResult>(&self, stmt: &Statement) -> Result<Option<T>> {
-        let values = stmt.values.clone().unwrap_or(Values(Vec::new()));
-        let query = sqlx::query_with(AssertSqlSafe(stmt.sql.as_str()), SqlxValues(values));
+    pub(crate) async fn one<T: FromQueryResult>(&self, stmt: Statement) -> Result<Option<T>> {
+        let values = stmt.values.unwrap_or(Values(Vec::new()));
+        let query = sqlx::query_with(AssertSqlSafe(stmt.sql), SqlxValues(values));
         let mut conn = self.pool.get().await.map_err(db_err)?;
         let row = match query.fetch_optional(&mut *conn).await {
             Ok(row) => row,

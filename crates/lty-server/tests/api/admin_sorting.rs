@@ -153,15 +153,7 @@ async fn unknown_sort_keys_and_orders_are_400_with_the_allowed_keys() {
         "/api/v1/admin/plans/?order=asc&sort=",
         "/api/v1/admin/users/?sort=%20id",
     ] {
-        let res = app
-            .client
-            .get(app.url(path))
-            .bearer_auth(&admin)
-            .send()
-            .await
-            .unwrap();
-        let body = assert_error(res, 400, "validation_error").await;
-        assert_eq!(body["details"]["field"], "sort", "{path}: {body}");
+        let body = refused_field(&app, &admin, path, "sort").await;
         assert!(
             body["message"].as_str().unwrap().contains("must be one of"),
             "{path}: {body}"
@@ -172,16 +164,22 @@ async fn unknown_sort_keys_and_orders_are_400_with_the_allowed_keys() {
         "/api/v1/admin/users/?sort=id&order=",
         "/api/v1/admin/devices/?order=DESC",
     ] {
-        let res = app
-            .client
-            .get(app.url(path))
-            .bearer_auth(&admin)
-            .send()
-            .await
-            .unwrap();
-        let body = assert_error(res, 400, "validation_error").await;
-        assert_eq!(body["details"]["field"], "order", "{path}: {body}");
+        refused_field(&app, &admin, path, "order").await;
     }
+}
+
+/// `GET path` as `admin`: a `400 validation_error` naming `field`; its body.
+async fn refused_field(app: &TestApp, admin: &str, path: &str, field: &str) -> Value {
+    let res = app
+        .client
+        .get(app.url(path))
+        .bearer_auth(admin)
+        .send()
+        .await
+        .unwrap();
+    let body = assert_error(res, 400, "validation_error").await;
+    assert_eq!(body["details"]["field"], field, "{path}: {body}");
+    body
 }
 
 #[tokio::test]
