@@ -10,7 +10,8 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use bytes::Bytes;
-use tokio::sync::mpsc;
+use futures_channel::mpsc;
+use futures_util::StreamExt;
 
 use crate::Result;
 
@@ -204,13 +205,13 @@ impl Subscription {
 
     /// The next message's payload; `None` when the member was removed.
     pub async fn recv(&mut self) -> Option<Bytes> {
-        self.rx.recv().await.map(|m| m.payload)
+        self.rx.next().await.map(|m| m.payload)
     }
 
     /// The next message with its replay-log id; `None` when the member was
     /// removed.
     pub async fn recv_message(&mut self) -> Option<GroupMessage> {
-        self.rx.recv().await
+        self.rx.next().await
     }
 
     /// Whether the member was removed for falling behind.

@@ -9,6 +9,9 @@
 //! - `SOCKETS_N` (10000, at most 200 000): sockets to open;
 //! - `SOCKETS_SOURCES` (N / 10 000 + 1, at most 250): source addresses;
 //! - `SOCKETS_CONCURRENCY` (256): handshakes (and logins) in flight;
+//! - `SOCKETS_PROBE_CONCURRENCY` (64, the connections of the harness's
+//!   `wrk`) and `SOCKETS_PROBE_REQUESTS` (10 000): the profile requests in
+//!   flight, and in all, while every socket is open;
 //! - `SOCKETS_HOLD_SECS` (20): how long all sockets stay open and idle
 //!   (client pings every `SOCKETS_PING_SECS`, 10) while server CPU is read;
 //! - `SOCKETS_PUSH_RATE` (0 = off) and `SOCKETS_PUSH_SECS` (10): a push
@@ -421,13 +424,16 @@ async fn run() {
     );
 
     // The profile hot path while every socket is open.
+    let probe_concurrency = env_u64("SOCKETS_PROBE_CONCURRENCY", 64).max(1) as usize;
+    let probe_requests = env_u64("SOCKETS_PROBE_REQUESTS", 10_000).max(1) as usize;
+    let probe_limit = Arc::new(Semaphore::new(probe_concurrency));
     let mut profile_ms = Vec::new();
     let started = Instant::now();
     let mut calls = Vec::new();
-    for k in 0..2000usize {
+    for k in 0..probe_requests {
         let http = http.clone();
         let token = users[order[k % users.len()]].1.clone();
-        let permit = limit.clone().acquire_owned().await.unwrap();
+        let permit = probe_limit.clone().acquire_owned().await.unwrap();
         calls.push(tokio::spawn(async move {
             let _permit = permit;
             let t = Instant::now();
@@ -447,8 +453,8 @@ async fn run() {
         profile_ms.push(ms);
     }
     println!(
-        "GET /api/user/profile/ with all sockets open ({concurrency} in flight): {:.0} req/s, {errors} errors; {}",
-        2000.0 / started.elapsed().as_secs_f64(),
+        "GET /api/user/profile/ with all sockets open ({probe_concurrency} in flight): {:.0} req/s, {errors} errors; {}",
+        probe_requests as f64 / started.elapsed().as_secs_f64(),
         summary("latency", profile_ms)
     );
 

@@ -5,8 +5,8 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
 
 use dashmap::DashMap;
+use futures_channel::mpsc;
 use lty_core::ports::{GroupMessage, Subscription};
-use tokio::sync::mpsc::{self, error::TrySendError};
 
 #[derive(Debug)]
 struct Member {
@@ -46,7 +46,10 @@ impl Hub {
 
     /// Adds a member with a queue of `capacity` messages to `group`.
     pub fn join(self: &Arc<Self>, group: &str, capacity: usize) -> Subscription {
-        let (tx, rx) = mpsc::channel(capacity.max(1));
+        // A bounded queue of futures-channel takes one message more than its
+        // buffer for each sender, and a member has one sender: a buffer of
+        // `capacity - 1` holds `capacity` messages.
+        let (tx, rx) = mpsc::channel(capacity.max(1) - 1);
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let overflowed = Arc::new(AtomicBool::new(false));
         self.groups
@@ -73,18 +76,19 @@ impl Hub {
             return 0;
         };
         let mut delivered = 0;
-        members.retain(|m| match m.tx.try_send(message.clone()) {
+        members.retain_mut(|m| match m.tx.try_send(message.clone()) {
             Ok(()) => {
                 delivered += 1;
                 true
             }
-            Err(TrySendError::Full(_)) => {
+            Err(err) if err.is_full() => {
                 m.overflowed.store(true, Ordering::Release);
                 self.overflows.fetch_add(1, Ordering::Relaxed);
                 tracing::warn!(group, member = m.id, "member queue full; removing it");
                 false
             }
-            Err(TrySendError::Closed(_)) => false,
+            // The subscription was dropped.
+            Err(_) => false,
         });
         let empty = members.is_empty();
         drop(members);

@@ -91,6 +91,36 @@ async fn dropping_a_subscription_removes_the_member() {
 }
 
 #[tokio::test]
+async fn a_member_that_reads_keeps_its_place_in_a_queue_of_one() {
+    each_pubsub(async |t| {
+        let ps = &t.pubsub;
+        let mut member = ps.subscribe("device_1", 1);
+        let mut witness = ps.subscribe("device_1", 16);
+
+        // Each message fills the queue of one; reading it makes room for
+        // the next, however many times.
+        for i in 0..3 {
+            ps.publish("device_1", msg(&i.to_string())).await.unwrap();
+            assert_eq!(recv(&mut witness).await, Some(msg(&i.to_string())));
+            assert!(!member.overflowed());
+            assert_eq!(recv(&mut member).await, Some(msg(&i.to_string())));
+        }
+        assert_eq!(ps.local_members("device_1"), 2);
+
+        // Two without a read: the second overflows it.
+        for text in ["a", "b"] {
+            ps.publish("device_1", msg(text)).await.unwrap();
+            assert_eq!(recv(&mut witness).await, Some(msg(text)));
+        }
+        assert!(member.overflowed());
+        assert_eq!(ps.local_members("device_1"), 1);
+        assert_eq!(recv(&mut member).await, Some(msg("a")));
+        assert_eq!(recv(&mut member).await, None);
+    })
+    .await;
+}
+
+#[tokio::test]
 async fn a_member_that_never_reads_is_removed_once_its_queue_is_full() {
     each_pubsub(async |t| {
         let ps = &t.pubsub;
