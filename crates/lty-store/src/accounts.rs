@@ -5,7 +5,7 @@
 use chrono::Utc;
 use lty_core::account::{WECHAT_PROVIDER, WechatIdentity, WechatLink};
 use lty_core::user::{NewUser, User};
-use lty_core::{BackendError, Error, PhoneNumber, Result};
+use lty_core::{Error, PhoneNumber, Result};
 use sea_orm::sea_query::{Expr, ExprTrait, Query};
 use sea_orm::{
     ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, DbBackend, DbErr,
@@ -14,11 +14,8 @@ use sea_orm::{
 };
 
 use crate::Database;
+use crate::db::db_err;
 use crate::entity::{social_account, user};
-
-fn db_err(err: impl std::fmt::Display) -> Error {
-    Error::Backend(BackendError::new("database", err))
-}
 
 fn is_unique_violation(err: &DbErr) -> bool {
     matches!(err.sql_err(), Some(SqlErr::UniqueConstraintViolation(_)))

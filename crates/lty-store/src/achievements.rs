@@ -6,15 +6,15 @@
 use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
+use lty_core::Result;
 use lty_core::achievement::{Achievement, AchievementRule, Unlock, next_streak};
-use lty_core::{BackendError, Error, Result};
 use sea_orm::sea_query::{Expr, OnConflict};
 use sea_orm::{
     ActiveModelTrait, ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter, QueryOrder,
 };
 
 use crate::Database;
-use crate::db::map_unique;
+use crate::db::{db_err, map_unique};
 use crate::entity::{
     achievement_definition as def, achievement_progress as progress, event_day, event_hour,
     user_achievement as unlock,
@@ -23,10 +23,6 @@ use crate::entity::{
 /// The `strftime` form of an hour's key in `event_hours` and the hourly
 /// statistics: `YYYY-MM-DD HH` (UTC).
 pub const HOUR_KEY: &str = "%Y-%m-%d %H";
-
-fn db_err(err: impl std::fmt::Display) -> Error {
-    Error::Backend(BackendError::new("database", err))
-}
 
 pub(crate) fn achievement_from(m: def::Model) -> Achievement {
     Achievement {

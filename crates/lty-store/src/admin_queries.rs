@@ -11,7 +11,7 @@ use lty_core::achievement::Achievement;
 use lty_core::chat::Page;
 use lty_core::subscription::Plan;
 use lty_core::user::{DeviceBinding, User};
-use lty_core::{BackendError, Error, MacAddress, Result};
+use lty_core::{MacAddress, Result};
 use sea_orm::sea_query::{Expr, ExprTrait, Func, LikeExpr};
 use sea_orm::{
     ActiveModelTrait, ActiveValue::Set, ColumnTrait, Condition, EntityTrait, JoinType,
@@ -19,7 +19,7 @@ use sea_orm::{
 };
 
 use crate::achievements::achievement_from;
-use crate::db::{binding_from, map_unique};
+use crate::db::{binding_from, db_err, map_unique};
 use crate::entity::{
     achievement_definition as def, achievement_progress as progress, ai_message, ai_persona, card,
     card_scan as scan, device_credential, plan, user, user_device, xiaozhi_device,
@@ -33,10 +33,6 @@ fn set_some<T: Into<sea_orm::Value>>(field: &mut sea_orm::ActiveValue<T>, value:
     if let Some(v) = value {
         *field = Set(v);
     }
-}
-
-fn db_err(err: impl std::fmt::Display) -> Error {
-    Error::Backend(BackendError::new("database", err))
 }
 
 fn count(n: i64) -> u64 {

@@ -2,8 +2,8 @@
 //! `UPDATE`, so concurrent password guesses cannot slip past the limit.
 
 use chrono::{DateTime, Utc};
+use lty_core::Result;
 use lty_core::admin::{Admin, AdminRole};
-use lty_core::{BackendError, Error, Result};
 use sea_orm::sea_query::{Expr, ExprTrait};
 use sea_orm::{
     ActiveModelTrait, ActiveValue::Set, ColumnTrait, Condition, EntityTrait, PaginatorTrait,
@@ -11,12 +11,8 @@ use sea_orm::{
 };
 
 use crate::Database;
-use crate::db::map_unique;
+use crate::db::{db_err, map_unique};
 use crate::entity::admin;
-
-fn db_err(err: impl std::fmt::Display) -> Error {
-    Error::Backend(BackendError::new("database", err))
-}
 
 fn admin_from(m: admin::Model) -> Result<(Admin, String)> {
     let role: AdminRole = m

@@ -4,8 +4,8 @@
 //! Nothing else is updated, and nothing is ever deleted by lty.
 
 use chrono::{DateTime, Utc};
+use lty_core::Result;
 use lty_core::chat::Page;
-use lty_core::{BackendError, Error, Result};
 use sea_orm::sea_query::Expr;
 use sea_orm::{
     ActiveModelTrait, ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter, QueryOrder,
@@ -13,12 +13,9 @@ use sea_orm::{
 use serde_json::Value;
 
 use crate::Database;
+use crate::db::db_err;
 use crate::entity::admin_audit_log as log;
 use crate::sort::{AuditSort, Sort, ordered};
-
-fn db_err(err: impl std::fmt::Display) -> Error {
-    Error::Backend(BackendError::new("database", err))
-}
 
 /// An audit entry to record.
 #[derive(Debug, Clone)]

@@ -6,8 +6,8 @@
 use std::collections::HashSet;
 
 use chrono::{DateTime, Utc};
+use lty_core::Result;
 use lty_core::card::{Card, CardBatch, CardCode, CardUsage, NewBatch, ScanRecord};
-use lty_core::{BackendError, Error, Result};
 use sea_orm::sea_query::{Expr, Func, Query};
 use sea_orm::{
     ActiveModelTrait, ActiveValue::Set, ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter,
@@ -15,12 +15,9 @@ use sea_orm::{
 };
 
 use crate::Database;
+use crate::db::db_err;
 use crate::entity::{card, card_batch as batch, card_scan as scan, user_subscription as sub};
 use crate::sort::{BatchSort, Sort, ordered};
-
-fn db_err(err: impl std::fmt::Display) -> Error {
-    Error::Backend(BackendError::new("database", err))
-}
 
 // Three parameters per row: 5 000 rows stay well under SQLite's 32 766.
 const CHUNK: usize = 5_000;

@@ -1,8 +1,8 @@
 //! [`ChatRepo`] on the database: personas, conversations, messages.
 
 use chrono::Utc;
+use lty_core::Result;
 use lty_core::chat::{Conversation, NewMessage, Page, Persona, Role, StoredMessage};
-use lty_core::{BackendError, Error, Result};
 use sea_orm::sea_query::Expr;
 use sea_orm::{
     ActiveModelTrait, ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter, QueryOrder,
@@ -10,11 +10,8 @@ use sea_orm::{
 };
 
 use crate::Database;
+use crate::db::db_err;
 use crate::entity::{ai_conversation, ai_message, ai_persona};
-
-fn db_err(err: impl std::fmt::Display) -> Error {
-    Error::Backend(BackendError::new("database", err))
-}
 
 impl From<ai_persona::Model> for Persona {
     fn from(m: ai_persona::Model) -> Self {

@@ -6,7 +6,7 @@ use std::sync::LazyLock;
 use chrono::{DateTime, Utc};
 use lty_core::credential::{DeviceAuthFacts, DeviceCredential};
 use lty_core::user::DeviceBinding;
-use lty_core::{BackendError, Error, MacAddress, Result};
+use lty_core::{MacAddress, Result};
 use sea_orm::sea_query::OnConflict;
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, DbBackend, EntityTrait, FromQueryResult, QueryFilter,
@@ -14,11 +14,8 @@ use sea_orm::{
 };
 
 use crate::Database;
+use crate::db::db_err;
 use crate::entity::device_credential;
-
-fn db_err(err: impl std::fmt::Display) -> Error {
-    Error::Backend(BackendError::new("database", err))
-}
 
 /// One row of [`AUTH_FACTS_SQL`]: the secret, and the binding columns
 /// (all NULL without a binding).

@@ -82,7 +82,8 @@ async fn check_if_idle<C: sea_orm::sqlx::Connection>(
     Ok(meta.idle_for <= after || conn.ping().await.is_ok())
 }
 
-fn db_err(err: impl std::fmt::Display) -> Error {
+/// A database failure as the store's error (`backend_error`, "database").
+pub(crate) fn db_err(err: impl std::fmt::Display) -> Error {
     Error::Backend(BackendError::new("database", err))
 }
 

@@ -15,21 +15,19 @@
 use std::time::Duration;
 
 use deadpool::managed::{self, Metrics, Object, RecycleError, RecycleResult};
-use lty_core::{BackendError, Error, Result};
+use lty_core::Result;
 use sea_orm::sea_query::Values;
 use sea_orm::sqlx::postgres::{PgConnectOptions, PgConnection};
 use sea_orm::sqlx::{self, AssertSqlSafe, Connection};
 use sea_orm::{FromQueryResult, QueryResult, Statement};
 use sea_query_sqlx::SqlxValues;
 
+use crate::db::db_err;
+
 /// A connection this old is closed and replaced when it comes up for use
 /// (sqlx's pool uses the same figure), so that connections spread again
 /// over the servers behind a pooler or a failover address.
 pub const MAX_LIFETIME: Duration = Duration::from_secs(30 * 60);
-
-fn db_err(err: impl std::fmt::Display) -> Error {
-    Error::Backend(BackendError::new("database", err))
-}
 
 /// Opens and checks the hot-path connections.
 #[derive(Debug)]

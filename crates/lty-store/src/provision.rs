@@ -1,14 +1,11 @@
 //! Creating and dropping PostgreSQL databases, for `lty migrate` on a fresh
 //! server and for test runs that each get a database of their own.
 
-use lty_core::{BackendError, Error, Result};
+use lty_core::{Error, Result};
 use sea_orm::ConnectionTrait;
 
+use crate::db::db_err;
 use crate::{Database, PoolOptions};
-
-fn db_err(err: impl std::fmt::Display) -> Error {
-    Error::Backend(BackendError::new("database", err))
-}
 
 fn check_name(name: &str) -> Result<()> {
     let ok = !name.is_empty()

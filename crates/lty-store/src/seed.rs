@@ -12,6 +12,7 @@ use sea_orm::{
 };
 
 use crate::Database;
+use crate::db::db_err;
 use crate::entity::{user, user_device};
 
 // Rows per INSERT: well under both engines' bind-parameter limits.
@@ -35,10 +36,6 @@ pub struct SeedReport {
     pub users_created: u64,
     /// Bindings created by this run.
     pub bindings_created: u64,
-}
-
-fn db_err(err: impl std::fmt::Display) -> lty_core::Error {
-    lty_core::Error::Backend(lty_core::BackendError::new("database", err))
 }
 
 /// Ensures bench users `0..n` exist, each with its device binding.

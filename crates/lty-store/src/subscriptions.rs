@@ -5,19 +5,15 @@
 //! and is reported as `card_already_redeemed`.
 
 use chrono::{DateTime, Duration, Utc};
+use lty_core::Result;
 use lty_core::subscription::{Plan, PlanLimits, Subscription};
-use lty_core::{BackendError, Error, Result};
 use sea_orm::{
     ActiveModelTrait, ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter, QueryOrder,
 };
 
 use crate::Database;
-use crate::db::map_unique;
+use crate::db::{db_err, map_unique};
 use crate::entity::{plan, user_subscription as sub};
-
-fn db_err(err: impl std::fmt::Display) -> Error {
-    Error::Backend(BackendError::new("database", err))
-}
 
 pub(crate) fn plan_from(m: plan::Model) -> Plan {
     let personas = serde_json::from_str(&m.personas).unwrap_or_default();

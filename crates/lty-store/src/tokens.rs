@@ -12,21 +12,18 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::Utc;
+use lty_core::Result;
 use lty_core::ports::Cache;
 use lty_core::token::{TokenKind, TokenStore, generate_token, is_plausible_token};
-use lty_core::{BackendError, Error, Result};
 use sea_orm::{ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter};
 use sha2::{Digest, Sha256};
 
 use crate::Database;
+use crate::db::db_err;
 use crate::entity::login_token;
 
 /// How often expired rows are deleted, at most.
 const SWEEP_EVERY_SECS: i64 = 3600;
-
-fn db_err(err: impl std::fmt::Display) -> Error {
-    Error::Backend(BackendError::new("database", err))
-}
 
 fn hash(token: &str) -> String {
     hex::encode(Sha256::digest(token.as_bytes()))

@@ -2,17 +2,14 @@
 
 use chrono::{DateTime, Utc};
 use lty_core::voice_chat::{SessionStatus, VoiceChatSession};
-use lty_core::{BackendError, Error, Result};
+use lty_core::{Error, Result};
 use sea_orm::sea_query::Expr;
 use sea_orm::{ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter, QueryOrder};
 
 use crate::Database;
+use crate::db::db_err;
 use crate::entity::voice_chat_session as row;
 use crate::sort::{SessionSort, Sort, ordered};
-
-fn db_err(err: impl std::fmt::Display) -> Error {
-    Error::Backend(BackendError::new("database", err))
-}
 
 impl From<row::Model> for VoiceChatSession {
     fn from(m: row::Model) -> Self {

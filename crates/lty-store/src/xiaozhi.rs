@@ -6,7 +6,7 @@ use lty_core::chat::Page;
 use lty_core::xiaozhi::{
     FirmwareRelease, FirmwareVersion, NewFirmwareRelease, XiaozhiDevice, XiaozhiSighting,
 };
-use lty_core::{BackendError, Error, MacAddress, Result};
+use lty_core::{MacAddress, Result};
 use sea_orm::sea_query::{Expr, OnConflict};
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter, QuerySelect,
@@ -15,13 +15,9 @@ use sea_orm::{
 
 use crate::Database;
 use crate::admin_queries::{DeviceSearch, contains};
-use crate::db::map_unique;
+use crate::db::{db_err, map_unique};
 use crate::entity::{firmware_release, user_device, xiaozhi_device, xiaozhi_device_key};
 use crate::sort::{DeviceSort, FirmwareSort, Sort, ordered};
-
-fn db_err(err: impl std::fmt::Display) -> Error {
-    Error::Backend(BackendError::new("database", err))
-}
 
 fn device_from(m: xiaozhi_device::Model) -> Result<XiaozhiDevice> {
     Ok(XiaozhiDevice {
